@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11 + pip):
+#   make report   create .venv, install, run every notebook → figures/, reports/
+#   make test     create .venv, install, run the test suite
+# Real data: FER_DATA_DIR=/path/to/ferplus make report   (else the built-in demo data)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CONFIG ?= $(if $(FER_DATA_DIR),configs/ferplus.yaml,configs/demo.yaml)
+ARGS   ?=
+
+.PHONY: report test lab install clean-runs reference-report
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+report: $(STAMP)
+	$(PY) -m fer_helpers run --config $(CONFIG) $(ARGS)
+
+# Regenerate the whole report with the committed reference model (no training).
+reference-report: $(STAMP)
+	$(PY) -m fer_helpers run --config $(CONFIG) -p pretrained_model=$(CURDIR)/models/reference.keras $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+lab: $(STAMP)
+	$(PY) -m jupyter lab notebooks/
+
+clean-runs:
+	rm -rf runs/

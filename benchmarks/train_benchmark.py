@@ -1,0 +1,62 @@
+"""Train models on real FER data under the held-out protocol and record speed and accuracy.
+
+Protocol: validation is a stratified 20% of FER2013Train (as in the starting
+study); FER2013Valid and FER2013Test are never seen in training or selection.
+
+    python benchmarks/train_benchmark.py --data ../shared/data/ferplus \
+        --model baseline --epochs 15 --patience 0 --out runs/baseline_e15
+
+Writes the run folder (model, history, training.json) and appends a row to
+``results/benchmarks/train_benchmark.csv``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from fer_helpers import load_dataset
+from fer_helpers.training import TrainConfig, train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.environ.get("FER_DATA_DIR", "demo"))
+    ap.add_argument("--out", required=True, help="run folder")
+    ap.add_argument("--label-mode", default="plurality")
+    ap.add_argument("--val-fraction", type=float, default=0.2)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("max_train_images", "augmentation"):
+            ap.add_argument("--" + f.name.replace("_", "-"), default=None,
+                            type=int if f.name == "max_train_images" else str)
+        elif f.type in ("int", "float", "str"):
+            ap.add_argument("--" + f.name.replace("_", "-"), default=f.default,
+                            type={"int": int, "float": float, "str": str}[f.type])
+    ap.add_argument("--model", dest="model_name", default="baseline")
+    args = vars(ap.parse_args(argv))
+    data = load_dataset(args.pop("data"), label_mode=args.pop("label_mode"),
+                        val_fraction=args.pop("val_fraction"), seed=args["seed"])
+    out = Path(args.pop("out"))
+    config = TrainConfig(**{k: v for k, v in args.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+    result = train_model(data, config, out)
+    meta = result.metadata
+    row = {"run": str(out), "data": meta["data"]["source"], "model": config.model_name,
+           "n_params": meta["model"]["n_params"], "epochs_run": meta["epochs_run"],
+           "wall_time_s": round(meta["wall_time_s"], 1),
+           "mean_epoch_s": round(meta["mean_epoch_seconds"], 2),
+           "train_images_per_s": round(meta["images_per_second"], 1),
+           "best_epoch": meta["best_epoch"], "best_val_accuracy": round(meta["best_val_accuracy"], 4),
+           "cpu_count": meta["machine"]["cpu_count"], "end_time": meta["end_time"]}
+    table = ROOT / "results" / "benchmarks" / "train_benchmark.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([row]).to_csv(table, mode="a", header=not table.exists(), index=False)
+    print(row)
+
+
+if __name__ == "__main__":
+    main()

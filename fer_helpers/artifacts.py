@@ -1,0 +1,145 @@
+"""Files in a run folder: atomic JSON/CSV writes, clear errors on reads, run metadata.
+
+Stages talk only through a run folder::
+
+    runs/<name>/
+        results/   JSON/CSV metrics, histories, metadata, predictions (.npz)
+        model/     best.keras (+ a resume backup while training)
+        figures/   PNG/SVG figures of this run
+        reports/   the report, slides and executed notebooks of this run
+
+This module sits at the bottom of the package (it imports nothing from it).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class ArtifactError(FileNotFoundError):
+    """Raised when a stage's input artifact is missing or unreadable."""
+
+
+def run_paths(run_dir) -> dict[str, Path]:
+    """The standard sub-folders of a run folder (created if missing)."""
+    root = Path(run_dir)
+    paths = {"root": root, "results": root / "results", "model": root / "model",
+             "figures": root / "figures", "reports": root / "reports"}
+    for p in paths.values():
+        p.mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def _json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON")
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write to a temporary file beside ``path`` and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path, obj) -> Path:
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default)
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path, what: str = "artifact") -> dict:
+    """Read a JSON artifact; a missing or damaged file raises ArtifactError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: {what} not found — run the notebook that writes it first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: {what} is not valid JSON ({exc})") from exc
+
+
+def save_arrays(path, **arrays) -> Path:
+    """Save arrays as .npz atomically (plain dtypes only, so loading needs no pickle)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_arrays(path, what: str = "arrays") -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: {what} not found — run the notebook that writes it first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: {what} cannot be read ({exc})") from exc
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def git_commit(cwd=None) -> str | None:
+    """The current git commit of the project, or None outside a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on."""
+    import importlib.metadata as md
+
+    names = ["numpy", "pandas", "scikit-learn", "matplotlib", "seaborn", "keras",
+             "tensorflow-cpu", "tensorflow", "papermill", "weasyprint"]
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = md.version(n)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def machine_info() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count()}
+
+
+def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> dict:
+    """SHA-256 over the exact pixels and labels used, plus the image count."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(images).tobytes())
+    h.update(np.ascontiguousarray(labels).astype(np.int64).tobytes())
+    return {"sha256": h.hexdigest(), "n_images": int(len(labels))}

@@ -1,0 +1,596 @@
+"""Loading FER data from any of its usual layouts into one small dataclass.
+
+``load_dataset(path, label_mode=...)`` is the one public entry point. It
+detects the layout, decodes the images once (then reuses a cached ``.npz``),
+turns FER+ votes into labels, and assigns train/val/test splits. Images that
+a label rule excludes are counted in ``Dataset.excluded``, never dropped
+silently.
+
+Layouts:
+
+* ``ferplus``  - the official FER+ folders ``FER2013Train/``, ``FER2013Valid/``,
+  ``FER2013Test/`` with PNGs and a ``label.csv`` each.
+* ``fer2013csv`` - the original ``fer2013.csv`` (emotion, pixels, Usage), joined
+  row by row with ``fer2013new.csv`` for FER+ votes when that file is beside it.
+* ``folders`` - class-per-folder trees (``train/``, ``test/``, optional
+  ``validation/`` or ``val/``), as in the Kaggle mirrors.
+* ``demo`` - the built-in synthetic faces (``path="demo"``).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from . import demo
+from .labels import (
+    CLASSES, CLASSES_7, FER2013_EMOTIONS, FOLDER_ALIASES, LABEL_MODES, VOTE_COLUMNS,
+    labels_from_votes, vote_distribution,
+)
+
+IMAGE_SIZE = 48
+FERPLUS_SPLITS = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"}
+CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "val", "val": "val",
+                 "valid": "val", "test": "test", "testing": "test"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+_CACHE_VERSION = 1
+DEMO_PATH = "demo"
+
+
+class DataError(ValueError):
+    """Raised when a data source is missing, malformed or in no known layout."""
+
+
+@dataclass
+class RawData:
+    """What a layout reader decodes, before label rules and splits (this is cached)."""
+
+    images: np.ndarray            # N×48×48 uint8
+    names: np.ndarray             # N identifiers (file name or csv row)
+    source_split: np.ndarray      # N names of the original split (folder or Usage)
+    split: np.ndarray             # N of "train"/"val"/"test" (the layout's own split)
+    classes: tuple[str, ...]
+    votes: np.ndarray | None = None       # N×10 FER+ votes, or None
+    labels: np.ndarray | None = None      # N hard labels where the layout has no votes
+    pre_excluded: dict[str, int] = field(default_factory=dict)  # dropped while reading
+    n_converted: int = 0
+    regions: np.ndarray | None = None     # demo only: N×48×48 expression-region masks
+    label_file: str = ""                  # file the votes/labels came from (for messages)
+
+
+@dataclass
+class Dataset:
+    """Images with labels, ready for preprocessing.
+
+    ``labels`` index ``classes``; ``votes`` are the raw FER+ counts (columns in
+    ``fer_helpers.labels.VOTE_COLUMNS`` order) or None; ``soft_labels`` is the
+    vote distribution (``distribution`` mode only); ``split`` says where each
+    image serves (train/val/test) and ``source_split`` where it came from.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    classes: tuple[str, ...]
+    votes: np.ndarray | None
+    soft_labels: np.ndarray | None
+    names: np.ndarray
+    source_split: np.ndarray
+    label_mode: str
+    layout: str
+    source: str
+    excluded: dict[str, int]
+    n_converted: int = 0
+    regions: np.ndarray | None = None
+    validation: str = "official"   # "official" or "from_train(<fraction>)"
+
+    @property
+    def is_demo(self) -> bool:
+        return self.layout == "demo"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask) -> "Dataset":
+        """A new Dataset with only the rows selected by a boolean mask or index array."""
+        take = lambda a: None if a is None else a[mask]  # noqa: E731
+        return replace(
+            self, images=self.images[mask], labels=self.labels[mask], split=self.split[mask],
+            votes=take(self.votes), soft_labels=take(self.soft_labels), names=self.names[mask],
+            source_split=self.source_split[mask], regions=take(self.regions),
+        )
+
+    def get_split(self, name: str) -> "Dataset":
+        """Rows whose ``split`` equals ``name`` ("train", "val" or "test")."""
+        return self.subset(self.split == name)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per split and class: ``{split: {class: count}}``."""
+        out = {}
+        for s in ("train", "val", "test"):
+            lab = self.labels[self.split == s]
+            out[s] = {c: int((lab == i).sum()) for i, c in enumerate(self.classes)}
+        return out
+
+    def summary(self) -> dict:
+        """A JSON-ready description for run metadata and the report."""
+        return {
+            "layout": self.layout, "source": self.source, "is_demo": self.is_demo,
+            "label_mode": self.label_mode, "classes": list(self.classes),
+            "validation": self.validation, "n_images": int(len(self)),
+            "split_sizes": {s: int((self.split == s).sum()) for s in ("train", "val", "test")},
+            "source_split_sizes": {s: int((self.source_split == s).sum())
+                                   for s in sorted(set(self.source_split.tolist()))},
+            "counts": self.counts(), "excluded": dict(self.excluded),
+            "n_converted": int(self.n_converted), "has_votes": self.votes is not None,
+        }
+
+
+# --------------------------------------------------------------------------- layout detection
+
+def _child(path: Path, name: str) -> Path | None:
+    """Case-insensitive lookup of a direct child called ``name``."""
+    if not path.is_dir():
+        return None
+    for entry in path.iterdir():
+        if entry.name.lower() == name.lower():
+            return entry
+    return None
+
+
+def detect_layout(path: str | os.PathLike) -> str:
+    """Name of the layout found at ``path``; raises DataError naming what was looked for."""
+    p = Path(path)
+    if str(path) == DEMO_PATH:
+        return "demo"
+    if not p.exists():
+        raise DataError(f"{p}: data path does not exist")
+    if p.is_file():
+        if p.suffix.lower() == ".csv" and _csv_header(p)[:3] == ["emotion", "pixels", "Usage"]:
+            return "fer2013csv"
+        raise DataError(f"{p}: a file, but not an original fer2013.csv "
+                        "(expected the header 'emotion,pixels,Usage')")
+    if _child(p, "FER2013Train") is not None:
+        return "ferplus"
+    if _child(p, "fer2013.csv") is not None:
+        return "fer2013csv"
+    if _child(p, "train") is not None and _child(p, "test") is not None:
+        return "folders"
+    raise DataError(
+        f"{p}: no known FER layout. Expected one of: FER2013Train/ FER2013Valid/ FER2013Test/ "
+        "(FER+ official), fer2013.csv (original, optionally with fer2013new.csv), or "
+        "train/ test/ [validation/] with one folder per class.")
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return next(csv.reader(f), [])
+
+
+# --------------------------------------------------------------------------- image decoding
+
+def decode_image(path: Path) -> tuple[np.ndarray, bool]:
+    """48×48 uint8 grayscale array from an image file, and whether it was converted."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            converted = im.mode != "L" or im.size != (IMAGE_SIZE, IMAGE_SIZE)
+            if im.mode != "L":
+                im = im.convert("L")
+            if im.size != (IMAGE_SIZE, IMAGE_SIZE):
+                im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+            return np.asarray(im, dtype=np.uint8), converted
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot decode image ({exc})") from exc
+
+
+def _decode_many(paths: list[Path]) -> tuple[np.ndarray, int]:
+    """Decode images in parallel threads (PIL's decoder releases the GIL)."""
+    out = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    n_converted = 0
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for i, (arr, conv) in enumerate(pool.map(decode_image, paths, chunksize=256)):
+            out[i] = arr
+            n_converted += conv
+    return out, n_converted
+
+
+# --------------------------------------------------------------------------- FER+ official layout
+
+def _read_label_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    """Image names and N×10 vote counts from a FER+ ``label.csv`` (no header)."""
+    names, votes = [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row_no, row in enumerate(csv.reader(f), start=1):
+            if not row:
+                continue
+            if len(row) != 2 + len(VOTE_COLUMNS):
+                raise DataError(f"{path}, row {row_no}: expected {2 + len(VOTE_COLUMNS)} fields "
+                                f"(name, face box, {len(VOTE_COLUMNS)} votes), got {len(row)}")
+            try:
+                counts = [int(v) for v in row[2:]]
+            except ValueError as exc:
+                raise DataError(f"{path}, row {row_no}: vote counts must be integers ({exc})") from exc
+            if min(counts) < 0:
+                raise DataError(f"{path}, row {row_no}: negative vote count")
+            names.append(row[0])
+            votes.append(counts)
+    return names, np.array(votes, dtype=np.int16).reshape(-1, len(VOTE_COLUMNS))
+
+
+def _read_ferplus(root: Path) -> RawData:
+    images, names, src, splits, votes, n_conv = [], [], [], [], [], 0
+    for folder_name, split in FERPLUS_SPLITS.items():
+        folder = _child(root, folder_name)
+        if folder is None:
+            if split == "val":
+                continue  # validation then comes from train
+            raise DataError(f"{root}: FER+ layout without {folder_name}/")
+        label_csv = folder / "label.csv"
+        if not label_csv.is_file():
+            raise DataError(f"{folder}: missing label.csv")
+        row_names, row_votes = _read_label_csv(label_csv)
+        if not row_names:
+            raise DataError(f"{label_csv}: empty split (no rows)")
+        paths = [folder / n for n in row_names]
+        for row_no, p in enumerate(paths, start=1):
+            if not p.is_file():
+                raise DataError(f"{label_csv}, row {row_no}: image {p.name} not found in {folder}")
+        imgs, conv = _decode_many(paths)
+        images.append(imgs)
+        names += row_names
+        src += [folder_name] * len(row_names)
+        splits += [split] * len(row_names)
+        votes.append(row_votes)
+        n_conv += conv
+    return RawData(
+        images=np.concatenate(images), names=np.array(names), source_split=np.array(src),
+        split=np.array(splits), classes=CLASSES, votes=np.concatenate(votes), n_converted=n_conv,
+        label_file=str(root / "*/label.csv"),
+    )
+
+
+# --------------------------------------------------------------------------- original fer2013.csv
+
+def parse_pixels(text: str, where: str = "pixels") -> np.ndarray:
+    """48×48 uint8 image from fer2013.csv's space-separated pixel string.
+
+    Raises DataError naming ``where`` unless the string holds exactly 2,304
+    integers in 0-255.
+    """
+    parts = str(text).split()
+    n = IMAGE_SIZE * IMAGE_SIZE
+    if len(parts) != n:
+        raise DataError(f"{where}: pixel string has {len(parts)} values, expected {n}")
+    try:
+        values = np.array([int(v) for v in parts], dtype=np.int64)
+    except ValueError as exc:
+        raise DataError(f"{where}: pixel string contains a non-integer value ({exc})") from exc
+    if values.min() < 0 or values.max() > 255:
+        raise DataError(f"{where}: pixel values must lie in 0-255, "
+                        f"found {values.min()}..{values.max()}")
+    return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _read_fer2013_csv(path: Path) -> RawData:
+    csv_path = path if path.is_file() else _child(path, "fer2013.csv")
+    new_path = _child(csv_path.parent, "fer2013new.csv")
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise DataError(f"{csv_path}: empty file (no data rows)")
+    missing = {"emotion", "pixels", "Usage"} - set(rows[0])
+    if missing:
+        raise DataError(f"{csv_path}: missing column(s) {sorted(missing)}")
+    images = np.empty((len(rows), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    usage = []
+    for i, row in enumerate(rows):
+        where = f"{csv_path}, data row {i + 1}"
+        images[i] = parse_pixels(row["pixels"], where)
+        if row["Usage"] not in CSV_USAGE:
+            raise DataError(f"{where}: unknown Usage {row['Usage']!r}, expected {sorted(CSV_USAGE)}")
+        usage.append(row["Usage"])
+    names = np.array([f"fer2013.csv:{i + 1}" for i in range(len(rows))])
+    usage = np.array(usage)
+    if new_path is None:
+        try:
+            emo = np.array([int(r["emotion"]) for r in rows])
+        except ValueError as exc:
+            raise DataError(f"{csv_path}: emotion column must hold integers 0-6 ({exc})") from exc
+        if emo.min() < 0 or emo.max() > 6:
+            bad = int(np.flatnonzero((emo < 0) | (emo > 6))[0])
+            raise DataError(f"{csv_path}, data row {bad + 1}: emotion {emo[bad]} outside 0-6")
+        labels = np.array([CLASSES_7.index(FER2013_EMOTIONS[e]) for e in emo])
+        return RawData(images=images, names=names, source_split=usage,
+                       split=np.array([CSV_USAGE[u] for u in usage]), classes=CLASSES_7,
+                       labels=labels, label_file=str(csv_path))
+    # FER+ votes: fer2013new.csv has one row per fer2013.csv row, same order.
+    with open(new_path, newline="", encoding="utf-8") as f:
+        new_rows = list(csv.DictReader(f))
+    if len(new_rows) != len(rows):
+        raise DataError(f"{new_path}: has {len(new_rows)} rows but {csv_path.name} has "
+                        f"{len(rows)}; the files must match row by row")
+    missing = set(VOTE_COLUMNS) - set(new_rows[0]) if new_rows else set(VOTE_COLUMNS)
+    if missing:
+        raise DataError(f"{new_path}: missing vote column(s) {sorted(missing)}")
+    has_label = np.array([bool((r.get("Image name") or "").strip()) for r in new_rows])
+    votes = np.zeros((len(rows), len(VOTE_COLUMNS)), dtype=np.int16)
+    for i, r in enumerate(new_rows):
+        if has_label[i]:
+            try:
+                votes[i] = [int(r[c]) for c in VOTE_COLUMNS]
+            except ValueError as exc:
+                raise DataError(f"{new_path}, data row {i + 1}: vote counts must be integers") from exc
+    pre = {u: int(((usage == u) & ~has_label).sum()) for u in CSV_USAGE if ((usage == u) & ~has_label).any()}
+    keep = has_label
+    return RawData(images=images[keep], names=names[keep], source_split=usage[keep],
+                   split=np.array([CSV_USAGE[u] for u in usage[keep]]), classes=CLASSES,
+                   votes=votes[keep], pre_excluded=pre, label_file=str(new_path))
+
+
+# --------------------------------------------------------------------------- class-per-folder trees
+
+def _read_folders(root: Path) -> RawData:
+    entries = []  # (path, class name, split, source split)
+    for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        split = FOLDER_SPLITS.get(split_dir.name.lower())
+        if split is None:
+            continue
+        class_dirs = [p for p in sorted(split_dir.iterdir()) if p.is_dir()]
+        if not class_dirs:
+            raise DataError(f"{split_dir}: empty split (no class folders)")
+        n_before = len(entries)
+        for class_dir in class_dirs:
+            cls = FOLDER_ALIASES.get(class_dir.name.lower())
+            if cls is None:
+                raise DataError(f"{class_dir}: unknown class folder {class_dir.name!r}; "
+                                f"expected one of {sorted(FOLDER_ALIASES)}")
+            for f in sorted(class_dir.iterdir()):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    entries.append((f, cls, split, split_dir.name))
+        if len(entries) == n_before:
+            raise DataError(f"{split_dir}: empty split (no images in its class folders)")
+    present = {e[1] for e in entries}
+    classes = tuple(c for c in CLASSES if c in present)
+    images, n_conv = _decode_many([e[0] for e in entries])
+    return RawData(
+        images=images, names=np.array([str(e[0].relative_to(root)) for e in entries]),
+        source_split=np.array([e[3] for e in entries]), split=np.array([e[2] for e in entries]),
+        classes=classes, labels=np.array([classes.index(e[1]) for e in entries]),
+        n_converted=n_conv, label_file=str(root),
+    )
+
+
+def _demo_raw(n: int = 2400, seed: int = 0) -> RawData:
+    faces = demo.make_demo_faces(n=n, seed=seed)
+    src = np.char.add("Demo", np.char.capitalize(faces["split"]))
+    return RawData(images=faces["images"], names=np.array([f"demo:{i}" for i in range(n)]),
+                   source_split=src, split=faces["split"], classes=CLASSES, votes=faces["votes"],
+                   regions=faces["regions"], label_file="demo")
+
+
+READERS = {"ferplus": _read_ferplus, "fer2013csv": _read_fer2013_csv, "folders": _read_folders}
+
+
+# --------------------------------------------------------------------------- cache
+
+def default_cache_dir() -> Path:
+    """``$FER_CACHE_DIR`` if set, else ``~/.cache/fer_helpers``."""
+    return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_helpers")
+
+
+def _signature(path: Path, layout: str) -> dict:
+    """Sizes/mtimes of what a layout reads, so any edit invalidates the cache."""
+    def stat(p: Path) -> list:
+        s = p.stat()
+        return [p.name, s.st_size, s.st_mtime_ns]
+    sig = {"path": str(path.resolve()), "layout": layout, "version": _CACHE_VERSION}
+    if path.is_file():
+        sig["files"] = [stat(path)] + ([stat(n)] if (n := _child(path.parent, "fer2013new.csv")) else [])
+        return sig
+    items = []
+    for sub in sorted(path.iterdir()):
+        if sub.is_file() and sub.suffix.lower() == ".csv":
+            items.append(stat(sub))
+        elif sub.is_dir():
+            for inner in sorted([sub, *[q for q in sub.iterdir() if q.is_dir()]]):
+                files = list(os.scandir(inner))
+                items.append([str(inner.relative_to(path)), len(files), inner.stat().st_mtime_ns])
+            if (sub / "label.csv").is_file():
+                items.append(stat(sub / "label.csv"))
+    sig["files"] = items
+    return sig
+
+
+def _cache_paths(path: Path, layout: str, cache_dir: Path) -> tuple[Path, str]:
+    sig = _signature(path, layout)
+    prefix = hashlib.sha1(sig["path"].encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps(sig, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / f"{prefix}-{key}.npz", prefix
+
+
+def _save_raw(raw: RawData, target: Path, prefix: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: getattr(raw, k) for k in ("images", "names", "source_split", "split",
+                                           "votes", "labels") if getattr(raw, k) is not None}
+    meta = {"classes": list(raw.classes), "pre_excluded": raw.pre_excluded,
+            "n_converted": raw.n_converted, "label_file": raw.label_file}
+    arrays["meta"] = np.array(json.dumps(meta))
+    # Write to a temporary file, then rename: a killed process never leaves half a cache.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npz.tmp")
+    os.close(fd)
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, target)
+    for old in target.parent.glob(f"{prefix}-*.npz"):
+        if old != target:
+            old.unlink(missing_ok=True)
+
+
+def _load_raw(path: Path) -> RawData:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        get = lambda k: z[k] if k in z.files else None  # noqa: E731
+        return RawData(images=z["images"], names=z["names"], source_split=z["source_split"],
+                       split=z["split"], votes=get("votes"), labels=get("labels"),
+                       classes=tuple(meta["classes"]), pre_excluded=meta["pre_excluded"],
+                       n_converted=meta["n_converted"], label_file=meta["label_file"])
+
+
+def read_raw(path, cache_dir=None, use_cache: bool = True) -> tuple[RawData, str]:
+    """Decoded images and votes/labels of ``path`` and its layout name, via the cache."""
+    layout = detect_layout(path)
+    if layout == "demo":
+        return _demo_raw(), layout
+    p = Path(path)
+    if not use_cache:
+        return READERS[layout](p), layout
+    cache_file, prefix = _cache_paths(p, layout, Path(cache_dir) if cache_dir else default_cache_dir())
+    if cache_file.is_file():
+        try:
+            return _load_raw(cache_file), layout
+        except (OSError, ValueError, KeyError):
+            cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, not trusted
+    raw = READERS[layout](p)
+    _save_raw(raw, cache_file, prefix)
+    return raw, layout
+
+
+# --------------------------------------------------------------------------- splits and labels
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask choosing a stratified, seeded ``fraction`` of rows (sklearn)."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must lie in (0, 1), got {fraction}")
+    idx = np.arange(len(labels))
+    # Classes with a single example cannot be stratified; they stay in train.
+    uniq, cnt = np.unique(labels, return_counts=True)
+    strat_ok = np.isin(labels, uniq[cnt >= 2])
+    n_val = int(np.ceil(fraction * strat_ok.sum()))
+    if n_val >= len(uniq[cnt >= 2]) and strat_ok.sum() - n_val >= len(uniq[cnt >= 2]):
+        _, val_idx = train_test_split(idx[strat_ok], test_size=fraction, random_state=seed,
+                                      stratify=labels[strat_ok])
+    else:
+        # Too few images for sklearn's stratifier: take round(fraction·count), at least one,
+        # of every class with two or more images.
+        rng = np.random.default_rng(seed)
+        val_idx = np.concatenate([
+            rng.choice(np.flatnonzero(labels == c), size=max(1, round(fraction * n)), replace=False)
+            for c, n in zip(uniq, cnt) if n >= 2])
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[val_idx] = True
+    return mask
+
+
+def resolve_data_dir(value: str | None = None) -> str:
+    """An explicit path, else ``$FER_DATA_DIR``, else ``"demo"`` (the built-in demo data)."""
+    value = (str(value) if value else "").strip() or os.environ.get("FER_DATA_DIR", "").strip()
+    if not value or value == DEMO_PATH:
+        return DEMO_PATH
+    path = Path(value).expanduser().resolve()
+    if not path.exists():
+        raise DataError(f"{path}: data path does not exist (from data_dir / FER_DATA_DIR)")
+    return str(path)
+
+
+def pixel_statistics(data: Dataset) -> dict:
+    """Mean and standard deviation of pixel intensities per split (0-255 scale)."""
+    out = {}
+    for s in ("train", "val", "test"):
+        imgs = data.images[data.split == s]
+        if len(imgs):
+            out[s] = {"mean": float(imgs.mean()), "std": float(imgs.std()),
+                      "min": int(imgs.min()), "max": int(imgs.max())}
+    return out
+
+
+def load_dataset(path=DEMO_PATH, label_mode: str = "plurality", val_fraction: float | None = None,
+                 seed: int = 42, cache_dir=None, use_cache: bool = True) -> Dataset:
+    """Load FER images and labels from ``path`` (or the demo set with ``path="demo"``).
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder or file in one of the supported layouts, or ``"demo"``.
+    label_mode : {"plurality", "majority", "distribution"}
+        How FER+ votes become labels (ignored by layouts without votes, which
+        carry their own single label).
+    val_fraction : float or None
+        If given, a stratified, seeded fraction of train becomes the
+        validation split, and the layout's own validation images join the
+        test split (so that both stay held out). Layouts without a validation
+        split use 0.2 when this is None.
+    seed : int
+        Seed of that split.
+    """
+    if label_mode not in LABEL_MODES:
+        raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
+    raw, layout = read_raw(path, cache_dir=cache_dir, use_cache=use_cache)
+    excluded = dict(raw.pre_excluded)
+    soft = None
+    if raw.votes is not None:
+        zero = raw.votes.sum(axis=1) == 0
+        if zero.any():
+            i = int(np.flatnonzero(zero)[0])
+            raise DataError(f"{raw.label_file}: vote row for {raw.names[i]} is all zeros "
+                            f"({int(zero.sum())} such row(s)); every image needs at least one vote")
+        labels = labels_from_votes(raw.votes, label_mode)
+        if label_mode == "distribution":
+            soft = vote_distribution(raw.votes)
+    else:
+        labels = raw.labels
+    keep = labels >= 0
+    for s in np.unique(raw.source_split[~keep]):
+        excluded[str(s)] = excluded.get(str(s), 0) + int((raw.source_split[~keep] == s).sum())
+    ds = Dataset(
+        images=raw.images, labels=labels.astype(np.int64), split=raw.split.astype("<U5"),
+        classes=tuple(raw.classes), votes=raw.votes, soft_labels=soft, names=raw.names,
+        source_split=raw.source_split, label_mode=label_mode, layout=layout, source=str(path),
+        excluded=excluded, n_converted=raw.n_converted, regions=raw.regions,
+    ).subset(keep)
+    if val_fraction is None and not (ds.split == "val").any():
+        val_fraction = 0.2
+    if val_fraction:
+        split = ds.split.copy()
+        split[split == "val"] = "test"       # the official validation images stay held out
+        train = np.flatnonzero(split == "train")
+        split[train[stratified_split(ds.labels[train], val_fraction, seed)]] = "val"
+        ds.split = split
+        ds.validation = f"from_train({val_fraction:g})"
+    for s in ("train", "val", "test"):
+        if not (ds.split == s).any():
+            raise DataError(f"{path}: empty split {s!r} after applying label mode {label_mode!r}")
+    return ds
+
+
+# --------------------------------------------------------------------------- run-folder hand-off
+
+def save_data_settings(run_dir, data_dir: str, label_mode: str, val_fraction: float | None,
+                       seed: int) -> dict:
+    """Record how notebook 03 loaded its data, so later stages load exactly the same split."""
+    from .artifacts import write_json
+
+    settings = {"data_dir": str(data_dir), "label_mode": label_mode,
+                "val_fraction": val_fraction or None, "seed": int(seed)}
+    write_json(Path(run_dir) / "results" / "data.json", settings)
+    return settings
+
+
+def load_run_data(run_dir, label_mode: str | None = None) -> Dataset:
+    """The dataset a run trained on (``results/data.json``), optionally with another label mode."""
+    from .artifacts import read_json
+
+    s = read_json(Path(run_dir) / "results" / "data.json", "data settings (written by notebook 03)")
+    return load_dataset(s["data_dir"], label_mode=label_mode or s["label_mode"],
+                        val_fraction=s["val_fraction"], seed=s["seed"])

@@ -1,0 +1,211 @@
+"""Test-set metrics: per-class report, confusion matrix, bootstrap CIs, McNemar, calibration.
+
+All functions take integer labels and an N×K probability matrix and return
+plain dicts ready for JSON, so notebook 04 and the report share one source of
+numbers. Metric definitions are sklearn's.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
+                             log_loss)
+
+from .data import Dataset
+
+#: The two named evaluation protocols for FER+ data.
+PROTOCOLS = {
+    "P-seed": "plurality labels on FER2013Valid + FER2013Test (the starting study's protocol)",
+    "P-FER+": "majority labels on FER2013Test (the FER+ paper's protocol)",
+}
+
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes) -> dict:
+    """Accuracy, loss, macro/weighted averages and the per-class table (sklearn)."""
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=np.float64)
+    k = len(classes)
+    if probs.ndim != 2 or probs.shape[1] != k:
+        raise ValueError(f"probabilities have shape {probs.shape}, expected N×{k} for {k} classes")
+    if len(y_true) != len(probs):
+        raise ValueError(f"{len(y_true)} labels but {len(probs)} predictions")
+    y_pred = probs.argmax(axis=1)
+    labels = list(range(k))
+    report = classification_report(y_true, y_pred, labels=labels, target_names=list(classes),
+                                   output_dict=True, zero_division=0)
+    per_class = [{"class": c, "precision": report[c]["precision"], "recall": report[c]["recall"],
+                  "f1": report[c]["f1-score"], "support": int(report[c]["support"])}
+                 for c in classes]
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "loss": float(log_loss(y_true, np.clip(probs, 1e-7, 1), labels=labels)),
+        "macro_f1": float(report["macro avg"]["f1-score"]),
+        "weighted_f1": float(report["weighted avg"]["f1-score"]),
+        "macro_precision": float(report["macro avg"]["precision"]),
+        "macro_recall": float(report["macro avg"]["recall"]),
+        "weighted_precision": float(report["weighted avg"]["precision"]),
+        "weighted_recall": float(report["weighted avg"]["recall"]),
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "text_report": classification_report(y_true, y_pred, labels=labels,
+                                              target_names=list(classes), digits=4, zero_division=0),
+    }
+
+
+def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict:
+    """Percentile bootstrap CIs of accuracy and macro-F1 (images resampled with replacement)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    labels = np.unique(np.concatenate([y_true, y_pred]))
+    acc, f1 = np.empty(n_boot), np.empty(n_boot)
+    for b in range(n_boot):
+        i = rng.integers(0, n, n)
+        acc[b] = np.mean(y_true[i] == y_pred[i])
+        f1[b] = f1_score(y_true[i], y_pred[i], labels=labels, average="macro", zero_division=0)
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {"level": level, "n_boot": n_boot,
+            "accuracy": [float(np.percentile(acc, lo)), float(np.percentile(acc, hi))],
+            "macro_f1": [float(np.percentile(f1, lo)), float(np.percentile(f1, hi))]}
+
+
+def mcnemar_test(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """Exact McNemar test of two classifiers on the same images.
+
+    ``b`` counts images only A gets right, ``c`` those only B gets right; under
+    the null both are equally likely, so min(b, c) is Binomial(b + c, 1/2).
+    """
+    y_true = np.asarray(y_true)
+    a_ok, b_ok = np.asarray(pred_a) == y_true, np.asarray(pred_b) == y_true
+    b, c = int((a_ok & ~b_ok).sum()), int((~a_ok & b_ok).sum())
+    p = 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    return {"table": [[int((a_ok & b_ok).sum()), b], [c, int((~a_ok & ~b_ok).sum())]],
+            "only_a_correct": b, "only_b_correct": c, "p_value": p}
+
+
+def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict:
+    """ECE over equal-width confidence bins, with the bins for a reliability diagram."""
+    probs = np.asarray(probs)
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(y_true)
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for k in range(n_bins):
+        m = which == k
+        if m.any():
+            gap = abs(correct[m].mean() - conf[m].mean())
+            ece += m.mean() * gap
+            bins.append({"lo": float(edges[k]), "hi": float(edges[k + 1]), "count": int(m.sum()),
+                         "accuracy": float(correct[m].mean()), "confidence": float(conf[m].mean())})
+    return {"ece": float(ece), "n_bins": n_bins, "bins": bins}
+
+
+def protocol_masks(data_plurality: Dataset, data_majority: Dataset | None = None) -> dict:
+    """Which images each named protocol evaluates, as ``{name: (Dataset, description)}``.
+
+    On the FER+ layout (and fer2013.csv with FER+ votes): P-seed and P-FER+.
+    On other layouts: the layout's own test split, named "test".
+    """
+    src = data_plurality.source_split
+    out = {}
+    if data_plurality.layout == "ferplus" or set(src.tolist()) & {"PublicTest", "PrivateTest"}:
+        val_name = "FER2013Valid" if data_plurality.layout == "ferplus" else "PublicTest"
+        test_name = "FER2013Test" if data_plurality.layout == "ferplus" else "PrivateTest"
+        out["P-seed"] = (data_plurality.subset(np.isin(src, [val_name, test_name])), PROTOCOLS["P-seed"])
+        if data_majority is not None and data_majority.votes is not None:
+            out["P-FER+"] = (data_majority.subset(data_majority.source_split == test_name),
+                             PROTOCOLS["P-FER+"])
+    else:
+        out["test"] = (data_plurality.get_split("test"), "the layout's own test split")
+    return out
+
+
+def contamination_note(data: Dataset, protocol: str) -> str | None:
+    """Say when a protocol's images were used for validation (then it is no test number)."""
+    if protocol == "P-seed" and data.validation == "official":
+        return ("FER2013Valid served as the validation split (selection/early stopping), so "
+                "P-seed includes validation images and is not a clean test number.")
+    return None
+
+
+# --------------------------------------------------------------------------- the whole stage
+
+def _protocol_sets(run_dir) -> tuple[dict, Dataset]:
+    from .data import load_run_data
+
+    data = load_run_data(run_dir)
+    plurality = data if data.label_mode != "majority" else load_run_data(run_dir, "plurality")
+    majority = load_run_data(run_dir, "majority") if data.votes is not None else None
+    return protocol_masks(plurality, majority), data
+
+
+def evaluate_model(model, images, labels, classes, tta: bool = False, n_boot: int = 1000,
+                   seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Metrics, bootstrap CI and calibration of one model on one image set."""
+    from .models import predict_proba
+
+    probs = predict_proba(model, images, flip_tta=tta)
+    m = classification_metrics(labels, probs, classes)
+    m["ci"] = bootstrap_ci(labels, probs.argmax(axis=1), n_boot=n_boot, seed=seed)
+    m["calibration"] = expected_calibration_error(labels, probs)
+    return m, probs
+
+
+def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Evaluate ``model/best.keras`` of a run on every protocol; write JSON and predictions.
+
+    Also evaluates ``compare/model/best.keras`` when present (e.g. the baseline)
+    on the same images and runs McNemar's test against it. Writes
+    ``results/evaluation.json`` and ``results/predictions.npz``.
+    """
+    from pathlib import Path
+
+    from .artifacts import run_paths, save_arrays, write_json
+    from .models import load_model
+
+    paths = run_paths(run_dir)
+    sets, data = _protocol_sets(run_dir)
+    k = len(data.classes)
+    model = load_model(paths["model"] / "best.keras", n_classes=k)
+    compare_path = Path(run_dir) / "compare" / "model" / "best.keras"
+    compare = load_model(compare_path, n_classes=k) if compare_path.is_file() else None
+    out = {"classes": list(data.classes), "is_demo": data.is_demo, "validation": data.validation,
+           "train_label_mode": data.label_mode, "protocols": {}}
+    arrays = {}
+    for name, (subset, description) in sets.items():
+        entry = {"description": description, "n": int(len(subset)),
+                 "contamination": contamination_note(data, name)}
+        entry["plain"], probs = evaluate_model(model, subset.images, subset.labels, data.classes,
+                                               n_boot=n_boot, seed=seed)
+        if tta:
+            entry["tta_flip"], _ = evaluate_model(model, subset.images, subset.labels, data.classes,
+                                                  tta=True, n_boot=n_boot, seed=seed)
+        arrays.update({f"{name}__probs": probs, f"{name}__labels": subset.labels,
+                       f"{name}__names": subset.names})
+        if compare is not None:
+            entry["compare"], cprobs = evaluate_model(compare, subset.images, subset.labels,
+                                                      data.classes, n_boot=n_boot, seed=seed)
+            entry["mcnemar"] = mcnemar_test(subset.labels, probs.argmax(1), cprobs.argmax(1))
+            arrays[f"{name}__compare_probs"] = cprobs
+        out["protocols"][name] = entry
+    out["primary"] = "P-seed" if "P-seed" in sets else next(iter(sets))
+    write_json(paths["results"] / "evaluation.json", out)
+    save_arrays(paths["results"] / "predictions.npz", **arrays)
+    return out
+
+
+def load_predictions(run_dir, protocol: str) -> dict[str, np.ndarray]:
+    """Probabilities, labels and image names that notebook 04 stored for ``protocol``."""
+    from pathlib import Path
+
+    from .artifacts import ArtifactError, load_arrays
+
+    arrays = load_arrays(Path(run_dir) / "results" / "predictions.npz",
+                         "predictions (written by notebook 04)")
+    keys = {k.split("__", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{protocol}__")}
+    if "probs" not in keys:
+        raise ArtifactError(f"{run_dir}/results/predictions.npz: no predictions for protocol {protocol!r}")
+    return keys

@@ -1,0 +1,244 @@
+"""Figures with Turkish titles and labels, saved at 200 dpi (plus SVG for charts).
+
+Each function takes plain arrays/dicts and returns a matplotlib Figure;
+``save_figure`` writes it and stamps "DEMO — sentetik veri" on demo runs, so
+no demo figure can pass for a real result.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .demo import DEMO_LABEL  # noqa: E402
+from .labels import display_names  # noqa: E402
+
+DPI = 200
+sns.set_theme(style="whitegrid", context="paper")
+plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "font.family": "DejaVu Sans"})
+
+
+def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = True) -> Path:
+    """Save ``fig`` as ``<name>.png`` (200 dpi) and, for charts, ``<name>.svg``; close it."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if demo:
+        fig.text(0.5, 0.995, DEMO_LABEL, ha="center", va="top", fontsize=11, color="white",
+                 fontweight="bold", bbox={"facecolor": "#c0392b", "edgecolor": "none", "pad": 3})
+    png = out / f"{name}.png"
+    fig.savefig(png, dpi=DPI)
+    if vector:
+        fig.savefig(out / f"{name}.svg")
+    plt.close(fig)
+    return png
+
+
+def _names(classes, language):
+    return display_names(classes, language)
+
+
+def class_counts_bar(counts: dict[str, dict[str, int]], classes, language: str = "tr"):
+    """Grouped bars: images per class in each split (the class imbalance)."""
+    names = _names(classes, language)
+    splits = [s for s in counts if sum(counts[s].values())]
+    split_tr = {"train": "Eğitim", "val": "Doğrulama", "test": "Test"}
+    fig, ax = plt.subplots(figsize=(8, 4))
+    w = 0.8 / max(1, len(splits))
+    for i, s in enumerate(splits):
+        vals = [counts[s][c] for c in classes]
+        ax.bar(np.arange(len(classes)) + i * w - 0.4 + w / 2, vals, w, label=split_tr.get(s, s))
+    ax.set_xticks(range(len(classes)), names, rotation=30, ha="right")
+    ax.set_ylabel("Görüntü sayısı")
+    ax.set_title("Sınıf dağılımı (bölüm başına)")
+    ax.legend(title="Bölüm")
+    return fig
+
+
+def image_grid(images: np.ndarray, titles: list[str] | None = None, ncols: int = 8,
+               title: str = "", overlays: np.ndarray | None = None, title_colors=None):
+    """A grid of 48×48 images (optionally with heatmap overlays)."""
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.45 * ncols, 1.65 * nrows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
+        if overlays is not None:
+            ax.imshow(overlays[k], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        if titles:
+            ax.set_title(titles[k], fontsize=6.5,
+                         color=(title_colors[k] if title_colors is not None else "black"))
+    if title:
+        fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def samples_per_class(images, labels, classes, per_class: int = 8, seed: int = 0,
+                      language: str = "tr"):
+    """``per_class`` random images of each class, one row per class."""
+    rng = np.random.default_rng(seed)
+    names = _names(classes, language)
+    picks, titles = [], []
+    for c in range(len(classes)):
+        idx = np.flatnonzero(labels == c)
+        chosen = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        for j in range(per_class):
+            picks.append(images[chosen[j]] if j < len(chosen) else np.zeros((48, 48), np.uint8))
+            titles.append(names[c] if j < len(chosen) else "")
+    return image_grid(np.stack(picks), titles, ncols=per_class, title="Sınıf başına örnek görüntüler")
+
+
+def pixel_intensity_plot(images: np.ndarray, labels: np.ndarray, classes, language: str = "tr"):
+    """Histogram of pixel intensities and per-class mean brightness."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    sample = images[:: max(1, len(images) // 3000)].ravel()
+    a.hist(sample, bins=64, color="#34495e")
+    a.set_xlabel("Piksel yoğunluğu (0–255)")
+    a.set_ylabel("Frekans")
+    a.set_title("Piksel yoğunluğu dağılımı")
+    means = [images[labels == c].mean() if (labels == c).any() else np.nan for c in range(len(classes))]
+    b.bar(_names(classes, language), means, color="#2980b9")
+    b.set_ylabel("Ortalama parlaklık")
+    b.set_title("Sınıf başına ortalama parlaklık")
+    b.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def entropy_histogram(entropy: np.ndarray):
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.hist(entropy, bins=30, color="#8e44ad")
+    ax.set_xlabel("Oy entropisi (bit) — 0: tüm işaretleyiciler hemfikir")
+    ax.set_ylabel("Görüntü sayısı")
+    ax.set_title("FER+ işaretleyici uyuşmazlığı")
+    return fig
+
+
+def training_curves(history: dict):
+    """Accuracy and loss, train vs validation, per epoch."""
+    ep = np.asarray(history["epoch"]) + 1
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot(ep, history["accuracy"], label="Eğitim")
+    a.plot(ep, history["val_accuracy"], label="Doğrulama")
+    a.set_title("Doğruluk")
+    a.set_xlabel("Epok")
+    a.set_ylabel("Doğruluk")
+    b.plot(ep, history["loss"], label="Eğitim")
+    b.plot(ep, history["val_loss"], label="Doğrulama")
+    b.set_title("Kayıp")
+    b.set_xlabel("Epok")
+    b.set_ylabel("Kayıp")
+    for ax in (a, b):
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_plot(cm, classes, normalize: bool = False, language: str = "tr", title: str = ""):
+    cm = np.asarray(cm, dtype=np.float64)
+    if normalize:
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    names = _names(classes, language)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    sns.heatmap(cm, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", xticklabels=names,
+                yticklabels=names, cbar=True, ax=ax, annot_kws={"fontsize": 8})
+    ax.set_xlabel("Tahmin edilen sınıf")
+    ax.set_ylabel("Gerçek sınıf")
+    ax.set_title(title or ("Karışıklık matrisi (satır normalize)" if normalize else "Karışıklık matrisi (sayılar)"))
+    ax.tick_params(axis="x", rotation=35)
+    ax.tick_params(axis="y", rotation=0)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(calibration: dict):
+    bins = calibration["bins"]
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    mids = [(b["lo"] + b["hi"]) / 2 for b in bins]
+    ax.bar(mids, [b["accuracy"] for b in bins], width=1 / calibration["n_bins"], edgecolor="k",
+           alpha=0.8, label="Doğruluk")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="Mükemmel kalibrasyon")
+    ax.set_xlabel("Güven (en yüksek olasılık)")
+    ax.set_ylabel("Doğruluk")
+    ax.set_title(f"Güvenilirlik diyagramı (ECE = {calibration['ece']:.3f})")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def per_class_bars(per_class: list[dict], language: str = "tr"):
+    names = _names([r["class"] for r in per_class], language)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    x = np.arange(len(names))
+    for i, (key, label) in enumerate([("precision", "Kesinlik"), ("recall", "Duyarlılık"), ("f1", "F1")]):
+        ax.bar(x + (i - 1) * 0.27, [r[key] for r in per_class], 0.27, label=label)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title("Sınıf başına kesinlik, duyarlılık ve F1")
+    ax.legend()
+    return fig
+
+
+def prediction_titles(true, pred, probs, classes, language: str = "tr") -> tuple[list[str], list[str]]:
+    names = _names(classes, language)
+    titles = [f"G: {names[t]}\nT: {names[p]} ({probs[i, p]:.0%})" for i, (t, p) in enumerate(zip(true, pred))]
+    colors = ["#1e8449" if t == p else "#c0392b" for t, p in zip(true, pred)]
+    return titles, colors
+
+
+def confused_pairs_bar(pairs: list[dict], language: str = "tr"):
+    from .labels import DISPLAY_NAMES
+
+    names = DISPLAY_NAMES[language]
+    labels = [f"{names[p['true']]} → {names[p['predicted']]}" for p in pairs][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(pairs) + 1))
+    ax.barh(labels, [p["count"] for p in pairs][::-1], color="#d35400")
+    ax.set_xlabel("Hata sayısı")
+    ax.set_title("En sık karıştırılan sınıf çiftleri (gerçek → tahmin)")
+    return fig
+
+
+def entropy_error_plot(result: dict):
+    bins = result["bins"]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.bar([f"{b['lo']:.2f}–{b['hi']:.2f}" for b in bins], [b["error_rate"] for b in bins], color="#7d3c98")
+    ax.set_xlabel("Oy entropisi aralığı (bit)")
+    ax.set_ylabel("Hata oranı")
+    auc = result.get("auc_entropy_predicts_error")
+    ax.set_title("Hata oranı ve işaretleyici uyuşmazlığı" + (f" (AUC = {auc:.2f})" if auc is not None else ""))
+    ax.tick_params(axis="x", rotation=20)
+    return fig
+
+
+def support_recall_plot(result: dict, language: str = "tr"):
+    names = _names(result["classes"], language)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(result["train_support"], result["recall"], s=40, color="#16a085")
+    for n, x, y in zip(names, result["train_support"], result["recall"]):
+        ax.annotate(n, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("Eğitim örnek sayısı (log)")
+    ax.set_ylabel("Test duyarlılığı (recall)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"Sınıf desteği ve duyarlılık (Spearman ρ = {result['spearman_rho']:.2f})")
+    return fig
+
+
+def class_maps_grid(maps: np.ndarray, classes, language: str = "tr"):
+    names = _names(classes, language)
+    fig, axes = plt.subplots(1, len(classes), figsize=(1.6 * len(classes), 2))
+    for ax, m, n in zip(np.atleast_1d(axes), maps, names):
+        ax.axis("off")
+        if not np.isnan(m).all():
+            ax.imshow(m, cmap="jet", vmin=0, vmax=max(float(np.nanmax(m)), 1e-6))
+        ax.set_title(n, fontsize=8)
+    fig.suptitle("Sınıf başına ortalama Grad-CAM haritası (doğru sınıflananlar)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,168 @@
+"""CNN architectures by name, safe loading, and prediction on raw uint8 faces.
+
+Every model starts with ``Rescaling(1/255)`` and its augmentation layers, so a
+saved ``.keras`` file takes 48×48 uint8 pixels as ``load_dataset`` returns them
+and augmentation can never leak into evaluation (Keras runs those layers only
+with ``training=True``).
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .labels import CLASSES
+from .preprocessing import augmentation_layers
+
+INPUT_SHAPE = (48, 48, 1)
+MODEL_NAMES = ("baseline", "vgg", "vgg_wide")
+
+
+class ModelError(ValueError):
+    """Raised for a model file that is missing, unreadable, unsafe or of the wrong shape."""
+
+
+def _stem(n_classes: int, augmentation: str, seed: int):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for layer in augmentation_layers(augmentation, seed):
+        x = layer(x)
+    return inputs, x
+
+
+def _conv_bn_relu(x, filters: int, name: str, bn_momentum: float = 0.99):
+    from keras import layers
+
+    # The conv's bias is kept, as in the starting study; BatchNorm follows.
+    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_baseline(n_classes: int = len(CLASSES), augmentation: str = "study", seed: int = 42):
+    """The starting study's CNN, layer for layer (684,552 parameters for 8 classes).
+
+    Three blocks Conv2D(32/64/128, 3×3, same) → BatchNorm → ReLU → MaxPool(2×2),
+    then Flatten → Dense(128, ReLU) → Dropout(0.3) → Dense(n_classes, softmax).
+    """
+    import keras
+    from keras import layers
+
+    inputs, x = _stem(n_classes, augmentation, seed)
+    for i, filters in enumerate((32, 64, 128), start=1):
+        x = _conv_bn_relu(x, filters, f"block{i}")
+        x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="dense")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="baseline")
+
+
+def build_vgg(n_classes: int = len(CLASSES), augmentation: str = "strong", seed: int = 42,
+              width: int = 32, dropout: float = 0.4, name: str = "vgg"):
+    """A VGG-style net for 48×48 faces: 4 stages of two 3×3 convs, global average pooling.
+
+    Widths width·(1, 2, 4, 8); dropout after every stage; global pooling keeps the
+    head small (about 1.2 M parameters at width 32) and the network cheap on a CPU.
+    """
+    import keras
+    from keras import layers
+
+    inputs, x = _stem(n_classes, augmentation, seed)
+    for stage, mult in enumerate((1, 2, 4, 8), start=1):
+        for j in (1, 2):
+            # Momentum 0.9 (not Keras' 0.99): the moving statistics that inference uses
+            # settle within a few hundred steps, which matters on small data sets.
+            x = _conv_bn_relu(x, width * mult, f"stage{stage}_{j}", bn_momentum=0.9)
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+        x = layers.Dropout(min(0.1 * stage, dropout), name=f"stage{stage}_drop")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="head_drop")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentation: str | None = None,
+                seed: int = 42):
+    """Build a model by name: ``"baseline"`` (the study's CNN), ``"vgg"``, ``"vgg_wide"``.
+
+    ``augmentation`` defaults to "study" for the baseline and "strong" otherwise.
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model name {name!r}; choose one of {MODEL_NAMES}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    if name == "baseline":
+        return build_baseline(n_classes, augmentation or "study", seed)
+    width = 48 if name == "vgg_wide" else 32
+    return build_vgg(n_classes, augmentation or "strong", seed, width=width, name=name)
+
+
+def count_params(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.weights))
+
+
+def model_table(model) -> list[dict]:
+    """One row per layer: name, type, output shape, parameter count (a ``summary()`` as data)."""
+    rows = []
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = tuple(shape.shape) if shape is not None and hasattr(shape, "shape") else None
+        rows.append({"layer": layer.name, "type": type(layer).__name__,
+                     "output_shape": str(shape).replace("None", "N") if shape else "",
+                     "params": int(layer.count_params()) if layer.built else 0})
+    return rows
+
+
+def load_model(path, n_classes: int | None = None):
+    """Load a ``.keras`` model in Keras safe mode (no code from the file is executed).
+
+    Raises ModelError naming the file when it is missing, truncated, contains
+    unsafe layers (e.g. ``Lambda``), or does not take 48×48×1 inputs or give
+    ``n_classes`` outputs (when given).
+    """
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a valid .keras archive (truncated or wrong format)")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise ModelError(f"{path}: refused in safe mode — the file contains code "
+                             f"(e.g. a Lambda layer) that would run on load: {exc}") from exc
+        raise ModelError(f"{path}: cannot load model ({exc})") from exc
+    except Exception as exc:  # zip/HDF5 errors of a damaged file come in many types
+        raise ModelError(f"{path}: cannot load model, the file looks damaged ({exc})") from exc
+    if tuple(model.input_shape[1:]) != INPUT_SHAPE:
+        raise ModelError(f"{path}: model expects input {model.input_shape[1:]}, not 48×48×1")
+    if n_classes is not None and model.output_shape[-1] != n_classes:
+        raise ModelError(f"{path}: model has {model.output_shape[-1]} outputs but the data has "
+                         f"{n_classes} classes")
+    return model
+
+
+def predict_proba(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
+    """Class probabilities (N×n_classes, ``CLASSES`` order) for N×48×48 uint8 images.
+
+    ``flip_tta`` averages with the horizontally flipped image (test-time
+    augmentation); it is reported separately from the plain number.
+    """
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
+        raise ValueError(f"images must be N×48×48 (or N×48×48×1), got shape {np.shape(images)}")
+    x = x.astype(np.float32)
+    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    if flip_tta:
+        probs = 0.5 * (probs + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0))
+    return np.asarray(probs, dtype=np.float32)

@@ -1,0 +1,217 @@
+"""The run command: every numbered notebook, in order, through papermill.
+
+``python -m fer_helpers run [--config configs/demo.yaml] [-p name=value ...]``
+
+* Parameters come from a YAML config and ``-p`` overrides; a name that no
+  notebook declares, or a value whose type does not match the notebook's
+  default, is refused before anything runs (papermill itself only warns).
+* Notebooks run in the project's own interpreter through a kernelspec the
+  runner writes into the run folder, so no kernel has to be installed by hand
+  (papermill's classic ``NoSuchKernel`` trap) and ``fer_helpers`` imports.
+* Everything is written into ``runs/<run_name>/``; only when all notebooks
+  succeeded are its figures and reports copied, file by file and atomically,
+  to the top-level ``figures/`` and ``reports/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .artifacts import atomic_write_bytes, run_paths
+from .data import DEMO_PATH, DataError, resolve_data_dir
+from .demo import DEMO_BANNER
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+KERNEL_NAME = "fer-helpers-python"
+
+
+class RunError(RuntimeError):
+    """A notebook failed or the run was configured wrongly."""
+
+
+@dataclass
+class RunSpec:
+    params: dict = field(default_factory=dict)
+    run_name: str = "demo"
+    notebooks: list[str] | None = None      # e.g. ["01", "02"]; None = all
+    runs_dir: Path = PROJECT_ROOT / "runs"
+    notebooks_dir: Path = PROJECT_ROOT / "notebooks"
+    figures_dir: Path = PROJECT_ROOT / "figures"
+    reports_dir: Path = PROJECT_ROOT / "reports"
+    publish: bool = True
+
+
+def load_config(path) -> dict:
+    """Read a YAML run config: ``run_name``, optional ``notebooks``, and ``params``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: config file not found")
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RunError(f"{path}: not valid YAML ({exc})") from exc
+    unknown = set(cfg) - {"run_name", "notebooks", "params"}
+    if unknown:
+        raise RunError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
+                       "expected run_name, notebooks, params")
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["epochs=3", "data_dir=/x"]`` → typed dict (values parsed as YAML scalars)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise RunError(f"parameter override {item!r} must look like name=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+    return out
+
+
+def discover_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
+    books = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        books = [b for b in books if b.name[:2] in {str(o).zfill(2) for o in only}]
+    if not books:
+        raise RunError(f"{notebooks_dir}: no numbered notebooks found (selection: {only})")
+    return books
+
+
+def notebook_parameters(path: Path) -> dict[str, object]:
+    """Names and default values declared in a notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(path))
+    defaults = {}
+    for name, info in declared.items():
+        try:
+            defaults[name] = yaml.safe_load(info["default"])
+        except yaml.YAMLError:
+            defaults[name] = info["default"]
+    return defaults
+
+
+def _type_ok(value, default) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check_parameters(params: dict, declared: dict[Path, dict]) -> None:
+    """Refuse unknown names and values of the wrong type, naming the notebooks involved."""
+    known: dict[str, tuple[Path, object]] = {}
+    for nb, names in declared.items():
+        for name, default in names.items():
+            known.setdefault(name, (nb, default))
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise RunError(f"unknown parameter(s) {unknown}; the notebooks declare: {sorted(known)}")
+    for name, value in params.items():
+        nb, default = known[name]
+        if not _type_ok(value, default):
+            raise RunError(f"parameter {name!r} must be {type(default).__name__} "
+                           f"(as in {nb.name}: {default!r}), got {type(value).__name__} {value!r}")
+
+
+def ensure_kernelspec(run_dir: Path) -> Path:
+    """Write a kernelspec for *this* interpreter into the run folder and expose it."""
+    kdir = run_dir / ".jupyter" / "kernels" / KERNEL_NAME
+    kdir.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python (fer_helpers)", "language": "python",
+            "env": {"PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
+                    "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2"}}
+    (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    jp = str(run_dir / ".jupyter")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([jp, *filter(None, [os.environ.get("JUPYTER_PATH")])])
+    return kdir
+
+
+def _publish(src: Path, dst: Path) -> int:
+    """Copy every file of ``src`` into ``dst`` (each replaced atomically); drop stale ones."""
+    dst.mkdir(parents=True, exist_ok=True)
+    new = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
+    for rel in sorted(new):
+        atomic_write_bytes(dst / rel, (src / rel).read_bytes())
+    for old in dst.rglob("*"):
+        if old.is_file() and old.name != ".gitkeep" and old.relative_to(dst) not in new:
+            old.unlink()
+    return len(new)
+
+
+def export_html(executed: list[Path], out_dir: Path) -> None:
+    """Each executed notebook as standalone HTML (nbconvert), for the committee."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for nb in executed:
+        body, _ = exporter.from_filename(str(nb))
+        atomic_write_bytes(out_dir / f"{nb.stem}.html", body.encode("utf-8"))
+
+
+def run(spec: RunSpec, log=print) -> Path:
+    """Execute the notebooks of ``spec``; return the run folder. Raises RunError on failure."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    books = discover_notebooks(spec.notebooks_dir, spec.notebooks)
+    declared = {nb: notebook_parameters(nb) for nb in books}
+    params = dict(spec.params)
+    check_parameters(params, declared)
+    try:
+        params["data_dir"] = resolve_data_dir(params.get("data_dir"))
+    except DataError as exc:
+        raise RunError(str(exc)) from exc
+    run_dir = (spec.runs_dir / spec.run_name).resolve()
+    paths = run_paths(run_dir)
+    params["run_dir"] = str(run_dir)
+    ensure_kernelspec(run_dir)
+    is_demo = params["data_dir"] == DEMO_PATH
+    if is_demo:
+        log("=" * 72 + f"\n  {DEMO_BANNER}\n  (FER verisi yapılandırılmadı: FER_DATA_DIR veya -p data_dir=...)\n" + "=" * 72)
+    log(f"Çalışma klasörü / run folder: {run_dir}")
+    executed_dir = paths["reports"] / "executed"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    executed = []
+    for i, nb in enumerate(books, start=1):
+        nb_params = {k: v for k, v in params.items() if k in declared[nb]}
+        out = executed_dir / nb.name
+        log(f"[{i}/{len(books)}] {nb.name} ...")
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name=KERNEL_NAME,
+                                cwd=str(nb.parent), progress_bar=False, log_output=False)
+        except PapermillExecutionError as exc:
+            raise RunError(f"{nb.name}: cell {exc.cell_index} failed with {exc.ename}: {exc.evalue}\n"
+                           f"(executed copy with the traceback: {out})") from exc
+        executed.append(out)
+        log(f"[{i}/{len(books)}] {nb.name} bitti ({time.perf_counter() - t0:.1f} s)")
+    export_html(executed, paths["reports"] / "notebooks")
+    if spec.publish:
+        n_fig = _publish(paths["figures"], spec.figures_dir)
+        n_rep = _publish(paths["reports"], spec.reports_dir)
+        log(f"Yayınlandı / published: {n_fig} file(s) → {spec.figures_dir}, {n_rep} → {spec.reports_dir}")
+    if is_demo:
+        log(DEMO_BANNER)
+    return run_dir
+
+
+def run_from_args(config: str | None, overrides: list[str], run_name: str | None = None,
+                  notebooks: list[str] | None = None, publish: bool = True) -> Path:
+    cfg = load_config(config) if config else {"run_name": "demo", "params": {}}
+    params = {**(cfg.get("params") or {}), **parse_overrides(overrides)}
+    spec = RunSpec(params=params, run_name=run_name or cfg.get("run_name", "demo"),
+                   notebooks=notebooks or cfg.get("notebooks"), publish=publish)
+    return run(spec)

@@ -1,0 +1,331 @@
+"""Training loop: losses, imbalance handling, callbacks, resume and run metadata.
+
+``train_model(data, config, run_dir)`` trains on ``data``'s train split, selects
+on its val split (checkpoint, early stopping, learning-rate schedule), and never
+touches its test split. A killed run started again with the same arguments
+resumes from its last finished epoch (Keras ``BackupAndRestore``) and the
+history it writes has neither gaps nor duplicate epochs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import (atomic_write_bytes, data_fingerprint, git_commit, library_versions,
+                        machine_info, now_iso, run_paths, write_json)
+from .data import Dataset
+from .models import MODEL_NAMES, build_model, count_params
+from .preprocessing import (IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices,
+                            training_targets)
+
+LOSSES = ("crossentropy", "focal")
+SCHEDULES = ("plateau", "cosine")
+OPTIMIZERS = ("adam", "adamw")
+
+
+class TrainingConfigError(ValueError):
+    """Raised before any training starts when a parameter is invalid."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run; stored verbatim in the run's metadata.
+
+    Defaults reproduce the starting study: Adam 1e-3, batch 64, up to 60
+    epochs, ReduceLROnPlateau, early stopping, one-hot cross-entropy.
+    ``patience=0`` disables early stopping (the study's "train all epochs").
+    """
+
+    model_name: str = "baseline"
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 10
+    reduce_lr_patience: int = 5
+    reduce_lr_factor: float = 0.5
+    min_learning_rate: float = 1e-6
+    loss: str = "crossentropy"
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
+    targets: str = "onehot"
+    imbalance: str = "none"
+    oversample_fraction: float = 0.5
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
+    augmentation: str | None = None
+    seed: int = 42
+    max_train_images: int | None = None
+    monitor: str = "val_accuracy"
+    deterministic: bool = True
+
+    def validate(self, label_mode: str | None = None) -> "TrainConfig":
+        """Raise TrainingConfigError for any invalid or incompatible setting."""
+        def bad(msg):
+            raise TrainingConfigError(msg)
+        if self.model_name not in MODEL_NAMES:
+            bad(f"unknown model name {self.model_name!r}; choose one of {MODEL_NAMES}")
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+                bad(f"{name} must be a positive integer, got {v!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
+                and math.isfinite(self.learning_rate)):
+            bad(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            bad(f"patience must be an integer ≥ 0 (0 = no early stopping), got {self.patience!r}")
+        if self.imbalance not in IMBALANCE_STRATEGIES:
+            bad(f"unknown imbalance strategy {self.imbalance!r}; choose one of {IMBALANCE_STRATEGIES}")
+        if self.loss not in LOSSES:
+            bad(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        if self.focal_gamma < 0:
+            bad(f"focal_gamma must be ≥ 0, got {self.focal_gamma}")
+        if not 0 <= self.label_smoothing < 1:
+            bad(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if self.targets not in ("onehot", "soft"):
+            bad(f"targets must be 'onehot' or 'soft', got {self.targets!r}")
+        if self.targets == "soft" and label_mode is not None and label_mode != "distribution":
+            bad(f"targets='soft' trains on FER+ vote distributions and needs "
+                f"label_mode='distribution', but the data was loaded with {label_mode!r}")
+        if self.schedule not in SCHEDULES:
+            bad(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+        if self.monitor not in ("val_accuracy", "val_loss"):
+            bad(f"monitor must be 'val_accuracy' or 'val_loss', got {self.monitor!r}")
+        return self
+
+
+def make_loss(config: TrainConfig):
+    """Keras loss for the config: categorical cross-entropy or focal loss (alpha = 1)."""
+    import keras
+
+    if config.loss == "focal":
+        # alpha=1 so that gamma=0 is exactly cross-entropy; class balance is a separate lever.
+        return keras.losses.CategoricalFocalCrossentropy(
+            alpha=1.0, gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
+def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    lr = config.learning_rate
+    if config.schedule == "cosine":
+        total = max(1, config.epochs * steps_per_epoch)
+        warm = min(config.warmup_epochs * steps_per_epoch, total - 1)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr / 10 if warm else lr, decay_steps=total - warm, alpha=0.01,
+            warmup_target=lr if warm else None, warmup_steps=warm)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def set_seeds(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; optionally make TF ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+# --------------------------------------------------------------------------- callbacks
+
+def _keras_callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+def make_history_logger(csv_path: Path, json_path: Path):
+    """A callback that rewrites the history CSV/JSON after every epoch, keyed by epoch.
+
+    On a resumed run it keeps only the epochs before the resume point, so the
+    file never holds a gap or a duplicate.
+    """
+    class HistoryLogger(_keras_callback_base()):
+        def on_train_begin(self, logs=None):
+            start = getattr(self.model, "_initial_epoch", None) or 0
+            self.rows = []
+            if csv_path.is_file() and start > 0:
+                old = pd.read_csv(csv_path)
+                self.rows = old[old["epoch"] < start].to_dict("records")
+            self._t = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+            row["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+            row["seconds"] = time.perf_counter() - self._t
+            self.rows = [r for r in self.rows if r["epoch"] != epoch] + [row]
+            frame = pd.DataFrame(self.rows).sort_values("epoch")
+            atomic_write_bytes(csv_path, frame.to_csv(index=False).encode())
+            write_json(json_path, frame.to_dict("list"))
+
+    return HistoryLogger()
+
+
+def make_nan_guard(state: dict):
+    """TerminateOnNaN that says so clearly and records it for the metadata."""
+    import keras
+
+    class NanGuard(keras.callbacks.TerminateOnNaN):
+        def on_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(float(loss)):
+                state["terminated_on_nan"] = True
+                print(f"\n[fer_helpers] Kayıp NaN/sonsuz oldu (batch {batch}); eğitim durduruldu. "
+                      "Son iyi kontrol noktası (best.keras) korunuyor. "
+                      "Loss became NaN/inf: training stopped, the last good checkpoint is kept.")
+            super().on_batch_end(batch, logs)
+
+    return NanGuard()
+
+
+def make_state_restorer(csv_path: Path, monitor: str, callbacks: list):
+    """After a resume, give checkpoint/early-stopping/plateau callbacks their memory back.
+
+    Keras rebuilds these callbacks fresh, so without this a resumed run would
+    overwrite ``best.keras`` with a worse model and restart its patience count.
+    """
+    class StateRestorer(_keras_callback_base()):
+        def on_train_begin(self, logs=None):
+            start = getattr(self.model, "_initial_epoch", None) or 0
+            if start == 0 or not csv_path.is_file():
+                return
+            hist = pd.read_csv(csv_path)
+            hist = hist[hist["epoch"] < start]
+            if monitor not in hist or hist.empty:
+                return
+            values = hist[monitor].to_numpy()
+            best_i = int(np.nanargmax(values) if "acc" in monitor else np.nanargmin(values))
+            since = len(values) - 1 - best_i
+            for cb in callbacks:
+                if hasattr(cb, "best"):
+                    cb.best = float(values[best_i])
+                if hasattr(cb, "wait"):
+                    cb.wait = since
+                if hasattr(cb, "best_epoch"):
+                    cb.best_epoch = int(hist["epoch"].iloc[best_i])
+
+    return StateRestorer()
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    history: pd.DataFrame
+    metadata: dict
+
+
+def _train_arrays(data: Dataset, config: TrainConfig):
+    train = data.get_split("train")
+    if config.max_train_images and len(train) > config.max_train_images:
+        # Quick mode: a stratified subset keeps every class represented.
+        from .data import stratified_split
+
+        frac = config.max_train_images / len(train)
+        train = train.subset(stratified_split(train.labels, frac, config.seed))
+    val = data.get_split("val")
+    k = len(data.classes)
+    y_train = training_targets(train.labels, k, train.soft_labels, config.targets)
+    y_val = training_targets(val.labels, k, val.soft_labels, config.targets)
+    x_train, x_val = train.images[..., None], val.images[..., None]
+    class_weight = None
+    if config.imbalance == "class_weight":
+        class_weight = balanced_class_weights(train.labels, k)
+    elif config.imbalance == "oversample":
+        idx = oversample_indices(train.labels, config.seed, config.oversample_fraction)
+        x_train, y_train = x_train[idx], y_train[idx]
+    return x_train, y_train, x_val, y_val, class_weight
+
+
+def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2) -> TrainResult:
+    """Train ``config.model_name`` on ``data`` and write everything into ``run_dir``.
+
+    Writes ``model/best.keras`` (best on validation), ``results/history.csv``
+    and ``.json`` (every epoch), and ``results/training.json`` (parameters,
+    versions, data fingerprint, timings, best epoch).
+    """
+    import keras
+
+    config.validate(data.label_mode)
+    paths = run_paths(run_dir)
+    set_seeds(config.seed, config.deterministic)
+    x_train, y_train, x_val, y_val, class_weight = _train_arrays(data, config)
+    steps = math.ceil(len(x_train) / config.batch_size)
+
+    model = build_model(config.model_name, len(data.classes), config.augmentation, config.seed)
+    model.compile(optimizer=_make_optimizer(config, steps), loss=make_loss(config),
+                  metrics=["accuracy"])
+
+    best_path = paths["model"] / "best.keras"
+    csv_path, json_path = paths["results"] / "history.csv", paths["results"] / "history.json"
+    mode = "max" if "acc" in config.monitor else "min"
+    state = {"terminated_on_nan": False}
+    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=config.monitor, mode=mode,
+                                                 save_best_only=True)
+    stateful = [checkpoint]
+    callbacks = [keras.callbacks.BackupAndRestore(str(paths["model"] / "backup"))]
+    if config.schedule == "plateau":
+        stateful.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=config.monitor, mode=mode, factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience, min_lr=config.min_learning_rate))
+    if config.patience > 0:
+        stateful.append(keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode,
+                                                      patience=config.patience))
+    callbacks += [make_history_logger(csv_path, json_path),
+                  make_state_restorer(csv_path, config.monitor, stateful), *stateful,
+                  make_nan_guard(state)]
+
+    started, t0 = now_iso(), time.perf_counter()
+    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
+              batch_size=config.batch_size, class_weight=class_weight, shuffle=True,
+              callbacks=callbacks, verbose=verbose)
+    wall = time.perf_counter() - t0
+
+    history = pd.read_csv(csv_path) if csv_path.is_file() else pd.DataFrame()
+    best_row = None
+    if not history.empty and config.monitor in history:
+        vals = history[config.monitor]
+        best_row = history.loc[vals.idxmax() if mode == "max" else vals.idxmin()]
+    epochs_run = int(len(history))
+    metadata = {
+        "params": dataclasses.asdict(config),
+        "model": {"name": config.model_name, "n_params": count_params(model),
+                  "n_classes": len(data.classes)},
+        "data": {**data.summary(), "fingerprint": data_fingerprint(data.images, data.labels),
+                 "n_train_used": int(len(x_train)), "n_val": int(len(x_val))},
+        "class_weight": class_weight,
+        "versions": library_versions(), "machine": machine_info(), "git_commit": git_commit(),
+        "start_time": started, "end_time": now_iso(), "wall_time_s": wall,
+        "epochs_run": epochs_run,
+        "train_seconds_total": float(history["seconds"].sum()) if "seconds" in history else wall,
+        "mean_epoch_seconds": float(history["seconds"].mean()) if "seconds" in history else None,
+        "images_per_second": (len(x_train) * epochs_run / float(history["seconds"].sum())
+                              if "seconds" in history and history["seconds"].sum() > 0 else None),
+        "best_epoch": int(best_row["epoch"]) + 1 if best_row is not None else None,
+        "best_val_accuracy": float(best_row["val_accuracy"]) if best_row is not None else None,
+        "best_val_loss": float(best_row["val_loss"]) if best_row is not None else None,
+        "stopped_early": bool(config.patience > 0 and epochs_run < config.epochs
+                              and not state["terminated_on_nan"]),
+        "terminated_on_nan": state["terminated_on_nan"],
+        "model_path": str(best_path),
+        "test_split_used": False,
+    }
+    write_json(paths["results"] / "training.json", metadata)
+    return TrainResult(model_path=best_path, history=history, metadata=metadata)

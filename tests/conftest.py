@@ -1,0 +1,104 @@
+"""Shared fixtures: small generated data sets in every layout, and the real FER+ data."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Each test gets its own data cache, so no test sees another's cached arrays."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def real_data_dir() -> Path | None:
+    """FER_DATA_DIR, else ../shared/data/ferplus beside the checkout; None if absent."""
+    for cand in (os.environ.get("FER_DATA_DIR"), ROOT.parent / "shared" / "data" / "ferplus"):
+        if cand and (Path(cand) / "FER2013Train" / "label.csv").is_file():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def ferplus_dir() -> Path:
+    path = real_data_dir()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but the FER+ data set was not found (FER_DATA_DIR or ../shared/data/ferplus)")
+        pytest.skip("FER+ data set not available")
+    return path
+
+
+def write_png(path: Path, value: int = 128, size=(48, 48), mode="L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(value)
+    arr = rng.integers(0, 256, size=(size[1], size[0]) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
+    Image.fromarray(arr, mode=mode).save(path)
+
+
+#: Hand-made vote rows (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF)
+VOTE_ROWS = [
+    [6, 2, 0, 0, 0, 0, 0, 0, 2, 0],   # neutral, clear
+    [0, 9, 1, 0, 0, 0, 0, 0, 0, 0],   # happiness
+    [0, 0, 4, 0, 0, 0, 4, 0, 2, 0],   # tie surprise/fear: plurality → surprise (first max); majority excluded
+    [0, 0, 0, 0, 5, 1, 1, 1, 1, 1],   # anger: singles dropped → 5 of 5 → majority anger
+    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1],   # all singles: plurality neutral; majority excluded
+    [0, 0, 0, 0, 0, 0, 0, 0, 7, 3],   # unknown wins: excluded everywhere
+    [0, 0, 0, 0, 0, 0, 0, 6, 0, 4],   # contempt 6 vs NF 4
+    [0, 0, 0, 2, 0, 8, 0, 0, 0, 0],   # disgust
+]
+
+
+def make_ferplus(root: Path, per_split: int = 8, votes=None) -> Path:
+    """A tiny official-layout FER+ tree: 3 splits, PNGs, label.csv without header."""
+    votes = votes or VOTE_ROWS
+    for s_i, split in enumerate(("FER2013Train", "FER2013Valid", "FER2013Test")):
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "label.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            for i in range(per_split):
+                name = f"fer{s_i:02d}{i:05d}.png"
+                write_png(folder / name, value=s_i * 100 + i)
+                w.writerow([name, "(0, 0, 48, 48)", *votes[i % len(votes)]])
+    return root
+
+
+def make_fer2013_csv(root: Path, n: int = 30, with_new: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    usages = ["Training"] * (n - 10) + ["PublicTest"] * 5 + ["PrivateTest"] * 5
+    with open(root / "fer2013.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for i in range(n):
+            w.writerow([i % 7, " ".join(map(str, rng.integers(0, 256, 2304))), usages[i]])
+    if with_new:
+        cols = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+        with open(root / "fer2013new.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["Usage", "Image name", *cols])
+            for i in range(n):
+                name = "" if i == 3 else f"fer{i:07d}.png"   # one row without FER+ labels
+                w.writerow([usages[i], name, *VOTE_ROWS[i % len(VOTE_ROWS)]])
+    return root
+
+
+def make_folders(root: Path, classes=("angry", "happy", "Sad", "surprised", "neutral", "fear", "disgust"),
+                 per_class: int = 4, val: bool = False) -> Path:
+    splits = ("train", "test") + (("validation",) if val else ())
+    for split in splits:
+        for c_i, cls in enumerate(classes):
+            for i in range(per_class):
+                rgb = (i == 0 and split == "train")  # a few colour / wrong-size images to convert
+                write_png(root / split / cls / f"{i}.png", value=c_i * 10 + i,
+                          size=(64, 64) if rgb else (48, 48), mode="RGB" if rgb else "L")
+    return root
