@@ -56,6 +56,9 @@ def gradcam_heatmaps(model, images: np.ndarray, class_index=None, layer_name: st
     for s in range(0, n, batch_size):
         x = tf.convert_to_tensor(x_all[s:s + batch_size])
         with tf.GradientTape() as tape:
+            # Watch the input: ops are recorded only downstream of watched tensors, and a
+            # model need not have trainable weights before the chosen layer.
+            tape.watch(x)
             conv, preds = grad_model(x, training=False)
             cls = (tf.argmax(preds, axis=1) if cls_all is None
                    else tf.convert_to_tensor(cls_all[s:s + batch_size]))

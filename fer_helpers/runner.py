@@ -71,7 +71,13 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise RunError(f"parameter override {item!r} must look like name=value")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        value = yaml.safe_load(v) if v.strip() else ""
+        if isinstance(value, str):
+            try:
+                value = float(value)   # YAML 1.1 reads "1e-3" as a string
+            except ValueError:
+                pass
+        out[k.strip()] = value
     return out
 
 

@@ -254,7 +254,8 @@ def _train_arrays(data: Dataset, config: TrainConfig):
     return x_train, y_train, x_val, y_val, class_weight
 
 
-def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2) -> TrainResult:
+def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
+                extra_callbacks: list | None = None) -> TrainResult:
     """Train ``config.model_name`` on ``data`` and write everything into ``run_dir``.
 
     Writes ``model/best.keras`` (best on validation), ``results/history.csv``
@@ -290,7 +291,7 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2) -
                                                       patience=config.patience))
     callbacks += [make_history_logger(csv_path, json_path),
                   make_state_restorer(csv_path, config.monitor, stateful), *stateful,
-                  make_nan_guard(state)]
+                  make_nan_guard(state), *(extra_callbacks or [])]
 
     started, t0 = now_iso(), time.perf_counter()
     model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,

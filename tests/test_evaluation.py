@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+from fer_helpers.errors import errors_vs_entropy, support_vs_recall, top_confused_pairs
+from fer_helpers.evaluation import (bootstrap_ci, classification_metrics, expected_calibration_error,
+                                    mcnemar_test)
+from fer_helpers.gradcam import gradcam_heatmaps, mass_in_region, sanity_check
+
+CLASSES3 = ("A", "B", "C")
+
+
+@pytest.fixture
+def toy():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)) + 2.0 * np.eye(3)[y]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return y, probs
+
+
+def test_metrics_match_sklearn(toy):
+    y, probs = toy
+    m = classification_metrics(y, probs, CLASSES3)
+    pred = probs.argmax(1)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert m["weighted_f1"] == pytest.approx(f1_score(y, pred, average="weighted"))
+    p, r, f, s = precision_recall_fscore_support(y, pred)
+    assert [c["recall"] for c in m["per_class"]] == pytest.approx(r.tolist())
+    assert np.trace(m["confusion_matrix"]) == (pred == y).sum()
+
+
+def test_metrics_refuse_class_count_mismatch(toy):
+    y, probs = toy
+    with pytest.raises(ValueError, match="expected N×4"):
+        classification_metrics(y, probs, CLASSES3 + ("D",))
+
+
+def test_bootstrap_ci_covers_point_estimate(toy):
+    y, probs = toy
+    pred = probs.argmax(1)
+    ci = bootstrap_ci(y, pred, n_boot=300, seed=1)
+    assert ci["accuracy"][0] <= accuracy_score(y, pred) <= ci["accuracy"][1]
+    assert ci["macro_f1"][0] <= f1_score(y, pred, average="macro") <= ci["macro_f1"][1]
+    assert ci["accuracy"][1] - ci["accuracy"][0] < 0.15
+
+
+def test_mcnemar_on_hand_computed_table():
+    # 10 images: A right & B wrong on 6, B right & A wrong on 1, both right on 3.
+    y = np.zeros(10, dtype=int)
+    a = np.array([0] * 6 + [1] + [0] * 3)
+    b = np.array([1] * 6 + [0] + [0] * 3)
+    res = mcnemar_test(y, a, b)
+    assert res["only_a_correct"] == 6 and res["only_b_correct"] == 1
+    # exact two-sided binomial: 2 · P(X ≤ 1 | n=7, p=½) = 2 · 8/128
+    assert res["p_value"] == pytest.approx(16 / 128)
+    assert res["table"] == [[3, 6], [1, 0]]
+
+
+def test_ece_zero_for_perfectly_calibrated_bins():
+    probs = np.array([[1.0, 0.0]] * 10)
+    assert expected_calibration_error(np.zeros(10, int), probs)["ece"] == pytest.approx(0.0)
+    assert expected_calibration_error(np.ones(10, int), probs)["ece"] == pytest.approx(1.0)
+
+
+def test_confused_pairs_and_support_recall():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    p = np.array([1, 1, 0, 0, 1, 2])
+    pairs = top_confused_pairs(y, p, CLASSES3)
+    assert pairs[0] == {"true": "A", "predicted": "B", "count": 2, "share_of_true": pytest.approx(2 / 3)}
+    res = support_vs_recall([{"class": "A", "recall": 0.2}, {"class": "B", "recall": 0.5},
+                             {"class": "C", "recall": 0.9}], {"A": 10, "B": 100, "C": 1000})
+    assert res["spearman_rho"] == pytest.approx(1.0)
+
+
+def test_errors_vs_entropy_detects_dependence():
+    rng = np.random.default_rng(0)
+    ent = rng.uniform(0, 2, 500)
+    y = np.zeros(500, int)
+    pred = (rng.uniform(0, 2, 500) < ent).astype(int)    # wrong more often when entropy is high
+    res = errors_vs_entropy(y, pred, ent)
+    assert res["auc_entropy_predicts_error"] > 0.7
+    assert res["mean_entropy_wrong"] > res["mean_entropy_correct"]
+
+
+# ----------------------------------------------------------------------------- Grad-CAM
+
+def quadrant_model():
+    """A tiny model with two feature maps: the top-left quadrant and the rest of the image.
+
+    Class 1's score is the mean of the quadrant map, class 0's the mean of the rest,
+    so Grad-CAM for class 1 must weight only the quadrant map.
+    """
+    import keras
+
+    inp = keras.Input((48, 48, 1))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    # Crop the top-left quadrant and pad it back: the image with zeros outside the quadrant.
+    quad = keras.layers.ZeroPadding2D(((0, 24), (0, 24)))(keras.layers.Cropping2D(((0, 24), (0, 24)))(x))
+    rest = keras.layers.Subtract()([x, quad])
+    feats = keras.layers.Concatenate(name="features")([rest, quad])
+    scores = keras.layers.GlobalAveragePooling2D()(feats)
+    return keras.Model(inp, keras.layers.Softmax()(scores))
+
+
+def test_gradcam_lights_up_the_quadrant_that_decides():
+    model = quadrant_model()
+    imgs = np.random.default_rng(0).integers(50, 200, (4, 48, 48), dtype=np.uint8)
+    maps = gradcam_heatmaps(model, imgs, class_index=1, layer_name="features")
+    assert maps.shape == (4, 48, 48) and maps.max() <= 1.0
+    region = np.zeros((4, 48, 48), bool)
+    region[:, :24, :24] = True
+    # All the mass is in the decisive quadrant (bilinear resizing may bleed a pixel or two).
+    assert mass_in_region(maps, region)["mean_mass_share"] > 0.95
+
+
+def test_sanity_check_passes_for_gradcam_and_fails_for_weight_independent_stub():
+    import fer_helpers as fh
+
+    model = fh.build_model("baseline", augmentation="none")
+    imgs = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    # A "saliency" that only echoes the input ignores the weights entirely: it must fail.
+    stub = sanity_check(lambda m, x: x.astype(float) / 255, model, imgs)
+    assert stub["mean_rank_correlation"] == pytest.approx(1.0) and not stub["passed"]
+    real = sanity_check(lambda m, x: gradcam_heatmaps(m, x, 0), model, imgs)
+    assert real["mean_rank_correlation"] < stub["mean_rank_correlation"]

@@ -1,0 +1,91 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+import fer_helpers as fh
+from fer_helpers.models import ModelError, count_params, load_model, model_table
+
+
+def test_baseline_has_the_study_parameter_count():
+    model = fh.build_model("baseline")
+    assert count_params(model) == 684_552
+    types = [r["type"] for r in model_table(model)]
+    assert types.count("Conv2D") == 3 and types.count("MaxPooling2D") == 3 and types.count("Dense") == 2
+
+
+@pytest.mark.parametrize("name", fh.MODEL_NAMES)
+def test_each_model_overfits_a_tiny_batch(name):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 48, 48, 1)).astype("float32")
+    y = np.eye(8)[np.arange(16) % 8]
+    model = fh.build_model(name, augmentation="none")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    hist = model.fit(x, y, epochs=60, batch_size=16, verbose=0).history
+    # Training-mode fit (BatchNorm's moving statistics need more steps than a tiny batch gives).
+    assert hist["accuracy"][-1] == 1.0
+    assert hist["loss"][-1] < 0.1 * hist["loss"][0]
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown model name 'resnet9000'"):
+        fh.build_model("resnet9000")
+
+
+def test_predict_proba_shape_and_order(tmp_path):
+    model = fh.build_model("baseline")
+    imgs = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    p = fh.predict_proba(model, imgs)
+    assert p.shape == (5, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="48×48"):
+        fh.predict_proba(model, imgs[:, :40])
+
+
+def test_save_and_safe_load_roundtrip(tmp_path):
+    model = fh.build_model("baseline")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    imgs = np.random.default_rng(1).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    loaded = load_model(path, n_classes=8)
+    assert np.allclose(fh.predict_proba(model, imgs), fh.predict_proba(loaded, imgs), atol=1e-6)
+    with pytest.raises(ModelError, match="8 outputs but the data has 7 classes"):
+        load_model(path, n_classes=7)
+
+
+def test_missing_and_truncated_model_files(tmp_path):
+    with pytest.raises(ModelError, match="nope.keras: model file not found"):
+        load_model(tmp_path / "nope.keras")
+    model = fh.build_model("baseline")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="cut.keras: not a valid .keras archive"):
+        load_model(tmp_path / "cut.keras")
+
+
+def test_lambda_layer_is_refused_in_safe_mode(tmp_path):
+    import keras
+
+    inp = keras.Input((48, 48, 1))
+    out = keras.layers.Lambda(lambda t: t * 2.0)(inp)
+    out = keras.layers.Dense(8, activation="softmax")(keras.layers.Flatten()(out))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inp, out).save(path)
+    with pytest.raises(ModelError, match="lambda.keras: refused in safe mode"):
+        load_model(path)
+
+
+def test_wrong_input_shape_is_refused(tmp_path):
+    import keras
+
+    inp = keras.Input((64, 64, 1))
+    out = keras.layers.Dense(8, activation="softmax")(keras.layers.Flatten()(inp))
+    path = tmp_path / "big.keras"
+    keras.Model(inp, out).save(path)
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(ModelError, match="big.keras: model expects input"):
+        load_model(path)

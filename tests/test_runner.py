@@ -1,0 +1,110 @@
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from fer_helpers.runner import (PROJECT_ROOT, RunError, RunSpec, check_parameters, load_config,
+                                notebook_parameters, parse_overrides, run)
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+
+def spec(tmp_path, **kw) -> RunSpec:
+    return RunSpec(runs_dir=tmp_path / "runs", figures_dir=tmp_path / "figures",
+                   reports_dir=tmp_path / "reports", **kw)
+
+
+def test_notebooks_are_committed_without_outputs():
+    for nb_path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{nb_path.name}: needs exactly one parameters cell"
+        assert all(not c.get("outputs") and not c.get("execution_count")
+                   for c in nb.cells if c.cell_type == "code"), f"{nb_path.name} has outputs"
+
+
+def test_every_notebook_declares_its_parameters():
+    declared = notebook_parameters(NOTEBOOKS / "03_egitim.ipynb")
+    for name in ("model_name", "epochs", "batch_size", "learning_rate", "label_mode", "imbalance",
+                 "seed", "quick", "targets"):
+        assert name in declared, name
+
+
+def test_unknown_parameter_is_refused():
+    declared = {NOTEBOOKS / "01_veri_kesfi.ipynb": notebook_parameters(NOTEBOOKS / "01_veri_kesfi.ipynb")}
+    with pytest.raises(RunError, match=r"unknown parameter\(s\) \['epoch'\]"):
+        check_parameters({"epoch": 3}, declared)
+
+
+def test_wrong_parameter_type_is_refused():
+    nb = NOTEBOOKS / "03_egitim.ipynb"
+    declared = {nb: notebook_parameters(nb)}
+    with pytest.raises(RunError, match=r"parameter 'epochs' must be int \(as in 03_egitim.ipynb"):
+        check_parameters({"epochs": "many"}, declared)
+    check_parameters({"learning_rate": 1}, declared)      # an int is a fine float
+
+
+def test_overrides_are_typed():
+    assert parse_overrides(["epochs=3", "quick=true", "data_dir=/x y", "lr=1e-3"]) == \
+        {"epochs": 3, "quick": True, "data_dir": "/x y", "lr": 1e-3}
+    with pytest.raises(RunError, match="must look like name=value"):
+        parse_overrides(["epochs"])
+
+
+def test_config_with_unknown_key(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_name: x\nparms: {}\n")
+    with pytest.raises(RunError, match=r"unknown top-level key\(s\) \['parms'\]"):
+        load_config(cfg)
+
+
+def test_failing_notebook_is_named_with_its_cell(tmp_path):
+    with pytest.raises(RunError, match=r"01_veri_kesfi.ipynb: cell \d+ failed with ValueError: label_mode"):
+        run(spec(tmp_path, params={"data_dir": "demo", "label_mode": "nonsense"}, notebooks=["01"]))
+    # Nothing is published from a failed run.
+    assert not (tmp_path / "figures").exists() and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.slow
+def test_all_notebooks_run_on_demo_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("FER_DATA_DIR", raising=False)
+    run_dir = run(spec(tmp_path, run_name="demo_quick", params={
+        "quick": True, "model_name": "baseline", "n_boot": 50, "n_sanity": 8, "n_images": 8,
+        "compare_model_name": "baseline"}))
+    results = run_dir / "results"
+    for name in ("01_data_summary.json", "02_preprocessing.json", "training.json", "evaluation.json",
+                 "gradcam.json", "error_analysis.json"):
+        assert (results / name).is_file(), name
+    ev = json.loads((results / "evaluation.json").read_text())
+    assert ev["is_demo"] and ev["primary"] == "test" and "mcnemar" in ev["protocols"]["test"]
+    assert "region_mass" in json.loads((results / "gradcam.json").read_text())
+    figs = {p.name for p in (tmp_path / "figures").glob("*.png")}
+    assert {"01_sinif_dagilimi.png", "03_egitim_egrileri.png", "04_guvenilirlik_diyagrami.png",
+            "05_gradcam_ornekler.png", "06_destek_duyarlilik.png"} <= figs
+    assert len(list((tmp_path / "reports" / "notebooks").glob("*.html"))) >= 6
+
+
+def make_real_slice(src: Path, dst: Path, per_split: int = 60) -> Path:
+    """The first ``per_split`` rows of each FER+ split, copied into a tmp tree."""
+    for split in ("FER2013Train", "FER2013Valid", "FER2013Test"):
+        (dst / split).mkdir(parents=True)
+        rows = (src / split / "label.csv").read_text().splitlines()[:per_split]
+        (dst / split / "label.csv").write_text("\n".join(rows) + "\n")
+        for row in rows:
+            shutil.copy(src / split / row.split(",")[0], dst / split)
+    return dst
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_notebooks_01_to_03_on_a_real_data_slice(tmp_path, ferplus_dir):
+    data = make_real_slice(ferplus_dir, tmp_path / "slice", per_split=120)
+    run_dir = run(spec(tmp_path, run_name="real_slice", notebooks=["01", "02", "03"], params={
+        "data_dir": str(data), "quick": True, "val_fraction": 0.2}))
+    summary = json.loads((run_dir / "results" / "01_data_summary.json").read_text())
+    assert summary["layout"] == "ferplus" and not summary["is_demo"]
+    assert summary["validation"] == "from_train(0.2)"
+    training = json.loads((run_dir / "results" / "training.json").read_text())
+    assert training["test_split_used"] is False and training["epochs_run"] >= 1

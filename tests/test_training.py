@@ -1,0 +1,136 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import fer_helpers as fh
+from fer_helpers.preprocessing import balanced_class_weights, oversample_indices
+from fer_helpers.training import TrainConfig, TrainingConfigError, make_loss, train_model
+
+
+def small_demo():
+    return fh.load_dataset("demo")
+
+
+def test_focal_loss_matches_hand_computation():
+    y = np.array([[0.0, 1.0, 0.0]])
+    p = np.array([[0.2, 0.7, 0.1]])
+    focal = make_loss(TrainConfig(loss="focal", focal_gamma=2.0))
+    expected = -(1 - 0.7) ** 2 * np.log(0.7)
+    assert float(focal(y, p)) == pytest.approx(expected, rel=1e-5)
+    ce = make_loss(TrainConfig(loss="focal", focal_gamma=0.0))
+    assert float(ce(y, p)) == pytest.approx(-np.log(0.7), rel=1e-5)
+
+
+def test_soft_target_cross_entropy_matches_hand_computation():
+    y = np.array([[0.5, 0.5, 0.0]])
+    p = np.array([[0.25, 0.5, 0.25]])
+    assert float(make_loss(TrainConfig())(y, p)) == pytest.approx(-(0.5 * np.log(0.25) + 0.5 * np.log(0.5)), rel=1e-5)
+
+
+def test_balanced_class_weights_on_known_distribution():
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    w = balanced_class_weights(labels, 4)
+    assert w[0] == pytest.approx(100 / (3 * 60)) and w[2] == pytest.approx(100 / (3 * 10))
+    assert w[3] == 1.0   # absent class
+
+
+def test_oversampling_raises_rare_classes():
+    labels = np.array([0] * 100 + [1] * 10)
+    idx = oversample_indices(labels, seed=0, min_fraction=0.5)
+    assert np.bincount(labels[idx]).tolist() == [100, 50]
+    assert (oversample_indices(labels, seed=0) == idx).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model_name": "nope"}, "unknown model name"),
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": -3}, "epochs must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
+    ({"learning_rate": -1e-3}, "learning_rate must be a positive number"),
+    ({"imbalance": "smote"}, "unknown imbalance strategy 'smote'"),
+])
+def test_invalid_config_fails_before_training(kwargs, message):
+    with pytest.raises(TrainingConfigError, match=message):
+        TrainConfig(**kwargs).validate("plurality")
+
+
+def test_soft_targets_need_distribution_labels():
+    with pytest.raises(TrainingConfigError, match="needs label_mode='distribution'"):
+        TrainConfig(targets="soft").validate("plurality")
+    TrainConfig(targets="soft").validate("distribution")
+
+
+def test_training_writes_history_and_metadata(tmp_path):
+    data = small_demo()
+    res = train_model(data, TrainConfig(epochs=2, patience=0, max_train_images=300), tmp_path, verbose=0)
+    assert res.model_path.is_file()
+    hist = pd.read_csv(tmp_path / "results" / "history.csv")
+    assert hist["epoch"].tolist() == [0, 1]
+    meta = json.loads((tmp_path / "results" / "training.json").read_text())
+    for key in ("params", "versions", "start_time", "end_time", "wall_time_s", "images_per_second",
+                "best_epoch", "git_commit", "machine"):
+        assert key in meta
+    assert meta["data"]["fingerprint"]["n_images"] == len(data)
+    assert meta["test_split_used"] is False and meta["params"]["seed"] == 42
+
+
+def test_two_runs_with_one_seed_are_identical(tmp_path):
+    data = small_demo()
+    cfg = dict(epochs=2, patience=0, max_train_images=300)
+    a = train_model(data, TrainConfig(**cfg), tmp_path / "a", verbose=0).history
+    b = train_model(data, TrainConfig(**cfg), tmp_path / "b", verbose=0).history
+    cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert np.allclose(a[cols].to_numpy(), b[cols].to_numpy(), atol=1e-6)
+
+
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, capsys):
+    data = small_demo()
+    res = train_model(data, TrainConfig(epochs=3, patience=0, learning_rate=1e12, max_train_images=300),
+                      tmp_path, verbose=0)
+    assert res.metadata["terminated_on_nan"] is True
+    assert "NaN" in capsys.readouterr().out
+    assert res.metadata["epochs_run"] < 3
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import os, sys, keras
+    import fer_helpers as fh
+    from fer_helpers.training import TrainConfig, train_model
+
+    kill_after = int(sys.argv[2])
+
+    class Killer(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == kill_after:
+                os._exit(17)   # a hard kill: no cleanup, like SIGKILL
+
+    data = fh.load_dataset("demo")
+    train_model(data, TrainConfig(epochs=4, patience=0, max_train_images=300), sys.argv[1],
+                verbose=0, extra_callbacks=[Killer()])
+""")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_has_no_gap_or_duplicate(tmp_path):
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT)
+    run = tmp_path / "run"
+    first = subprocess.run([sys.executable, str(script), str(run), "2"], capture_output=True, text=True)
+    assert first.returncode == 17, first.stderr[-2000:]
+    assert pd.read_csv(run / "results" / "history.csv")["epoch"].tolist() == [0, 1]
+    second = subprocess.run([sys.executable, str(script), str(run), "0"], capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    hist = pd.read_csv(run / "results" / "history.csv")
+    assert hist["epoch"].tolist() == [0, 1, 2, 3]
+    meta = json.loads((run / "results" / "training.json").read_text())
+    assert meta["epochs_run"] == 4
+    # Weights were restored, not re-initialised: the first resumed epoch starts from a trained
+    # model, so its loss is below the loss of the very first epoch. (Shuffling and augmentation
+    # RNG state are not part of Keras' backup, so the curve need not equal an uninterrupted run.)
+    assert hist["loss"].iloc[2] < hist["loss"].iloc[0]
