@@ -119,6 +119,11 @@ def model_table(model) -> list[dict]:
     return rows
 
 
+def describe_model(model, name: str | None = None) -> dict:
+    """Name, parameter count and layer table of a model, as stored in ``model_table.json``."""
+    return {"model": name or model.name, "n_params": count_params(model), "layers": model_table(model)}
+
+
 def load_model(path, n_classes: int | None = None):
     """Load a ``.keras`` model in Keras safe mode (no code from the file is executed).
 

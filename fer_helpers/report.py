@@ -1,0 +1,260 @@
+"""The Turkish academic report and the defense slides, built only from a run's artifacts.
+
+``build_report(run_dir)`` reads the JSON files and figures that notebooks
+01-06 wrote and renders ``rapor.html`` (self-contained: figures as data URIs,
+formulas as inline SVG from matplotlib's mathtext, no script, no CDN) and
+``rapor.pdf`` (WeasyPrint: A4, title page, contents with page numbers,
+numbered sections, figures and tables). ``build_slides`` does the same for a
+16:9 deck. Nothing here imports training code; a missing artifact becomes a
+visible "section missing" note, never a crash or a silent gap.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from .artifacts import ArtifactError, atomic_write_bytes, read_json
+from .demo import DEMO_BANNER
+from .labels import DISPLAY_NAMES
+
+TITLE = "Ham Piksel Tabanlı Yüz İfadesi Tanıma: CNN ile 8 Sınıflı Duygu Sınıflandırması"
+
+#: The only hand-typed numbers: published results, each with its source.
+LITERATURE = [
+    {"work": "Başlangıç çalışması (3 bloklu CNN)", "protocol": "P-seed", "accuracy": 0.718,
+     "macro_f1": 0.42, "source": "Başlangıç çalışmasının raporu ve savunma sunumu"},
+    {"work": "FER+ VGG13, çoğunluk oyu ile eğitim", "protocol": "P-FER+", "accuracy": 0.8385,
+     "macro_f1": None, "source": "Barsoum vd. (2016), Tablo 2 (MV)"},
+    {"work": "FER+ VGG13, olasılık dağılımı ile eğitim", "protocol": "P-FER+", "accuracy": 0.8499,
+     "macro_f1": None, "source": "Barsoum vd. (2016), Tablo 2 (PLD)"},
+]
+
+SECTIONS = [
+    ("ozet", "Özet"), ("motivasyon", "Motivasyon ve Problem Tanımı"), ("veri", "Veri Seti"),
+    ("onisleme", "Ön İşleme"), ("mimari", "Model Mimarisi"), ("matematik", "Matematiksel Temeller"),
+    ("egitim", "Eğitim Kurulumu"), ("sonuclar", "Sonuçlar"), ("karisiklik", "Karışıklık Matrisleri"),
+    ("ornekler", "Örnek Tahminler"), ("gradcam", "Grad-CAM"), ("hata", "Hata Analizi"),
+    ("basarisiz", "Bazı Sınıflar Neden Başarısız?"), ("literatur", "Literatürle Karşılaştırma"),
+    ("sinirliliklar", "Sınırlılıklar"), ("sonuc", "Sonuç"), ("gelecek", "Gelecek Çalışmalar"),
+    ("kaynakca", "Kaynakça"),
+]
+
+FORMULAS = {
+    "conv": r"$(I * K)(i,j) = \sum_{m}\sum_{n} I(i+m,\,j+n)\,K(m,n) + b$",
+    "relu": r"$\mathrm{ReLU}(x) = \max(0,\,x)$",
+    "softmax": r"$\mathrm{softmax}(z)_c = \frac{e^{z_c - \max_k z_k}}{\sum_{j} e^{z_j - \max_k z_k}}$",
+    "cce": r"$\mathcal{L}_{CE} = -\sum_{c=1}^{C} y_c \log \hat{p}_c$",
+    "focal": r"$\mathcal{L}_{FL} = -\sum_{c=1}^{C} y_c\,(1-\hat{p}_c)^{\gamma} \log \hat{p}_c$",
+    "alpha": r"$\alpha_k^c = \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}$",
+    "gradcam": r"$L^c_{\mathrm{Grad\text{-}CAM}} = \mathrm{ReLU}\left(\sum_k \alpha_k^c A^k\right)$",
+    "ece": r"$\mathrm{ECE} = \sum_{b=1}^{B} \frac{|S_b|}{N}\,\left|\mathrm{acc}(S_b) - \mathrm{conf}(S_b)\right|$",
+}
+
+FIGURE_CAPTIONS = {
+    "01_sinif_dagilimi": "Bölüm ve sınıf başına görüntü sayıları (sınıf dengesizliği).",
+    "01_ornek_goruntuler": "Her sınıftan rastgele örnek görüntüler.",
+    "01_piksel_yogunlugu": "Piksel yoğunluğu dağılımı ve sınıf başına ortalama parlaklık.",
+    "01_oy_entropisi": "FER+ işaretleyici oylarının entropisi (uyuşmazlık).",
+    "02_veri_artirma": "Eğitimde kullanılan veri artırma örnekleri.",
+    "03_egitim_egrileri": "Eğitim ve doğrulama doğruluğu ile kaybı (epok başına).",
+    "04_sinif_metrikleri": "Sınıf başına kesinlik, duyarlılık ve F1 (birincil protokol).",
+    "04_guvenilirlik_diyagrami": "Güvenilirlik diyagramı ve beklenen kalibrasyon hatası.",
+    "04_dogru_tahminler": "Doğru tahmin örnekleri (G: gerçek, T: tahmin).",
+    "04_yanlis_tahminler": "Yanlış tahmin örnekleri (G: gerçek, T: tahmin).",
+    "05_gradcam_ornekler": "Grad-CAM: tahmin edilen ve gerçek sınıf için ısı haritaları.",
+    "05_gradcam_sinif_ortalamalari": "Doğru sınıflanan görüntülerde sınıf başına ortalama Grad-CAM haritası.",
+    "06_karisan_ciftler": "En sık karıştırılan sınıf çiftleri.",
+    "06_emin_hatalar": "Modelin en emin olduğu hatalar.",
+    "06_entropi_hata": "Oy entropisi aralıklarına göre hata oranı.",
+    "06_destek_duyarlilik": "Eğitim örnek sayısı ve test duyarlılığı.",
+}
+
+
+class ReportError(RuntimeError):
+    """The PDF could not be produced; the previous PDF is left untouched."""
+
+
+@dataclass
+class ReportMeta:
+    """Title-page fields (parameters of notebook 07)."""
+
+    title: str = TITLE
+    student: str = "Öğrenci Adı Soyadı"
+    advisor: str = "Danışman Adı Soyadı"
+    university: str = "Üniversite / Bölüm"
+    date: str = field(default_factory=lambda: _dt.date.today().strftime("%d.%m.%Y"))
+    language: str = "tr"
+
+
+# --------------------------------------------------------------------------- number formatting
+
+def fmt_pct(x, digits: int = 2) -> str:
+    """0.7183 → "%71,83" (Turkish: percent sign first, decimal comma)."""
+    return "–" if x is None else f"%{100 * x:.{digits}f}".replace(".", ",")
+
+
+def fmt_num(x, digits: int = 3) -> str:
+    """0.4213 → "0,421"."""
+    return "–" if x is None else f"{x:.{digits}f}".replace(".", ",")
+
+
+def fmt_int(x) -> str:
+    """28385 → "28.385"."""
+    return "–" if x is None else f"{int(x):,}".replace(",", ".")
+
+
+# --------------------------------------------------------------------------- assets
+
+def math_svg(tex: str, fontsize: int = 15) -> str:
+    """A formula as inline SVG, typeset by matplotlib's mathtext (no LaTeX, no MathJax)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(0.01, 0.01))
+    fig.text(0, 0, tex, fontsize=fontsize)
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "path", "mathtext.fontset": "cm"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.03, transparent=True)
+    plt.close(fig)
+    svg = buf.getvalue().decode("utf-8")
+    return svg[svg.index("<svg"):]
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _load(results: Path, name: str, what: str, missing: dict):
+    try:
+        return read_json(results / name, what)
+    except ArtifactError as exc:
+        missing[name] = str(exc)
+        return None
+
+
+def collect(run_dir) -> dict:
+    """Every artifact the report needs, with a note for each that is missing."""
+    run_dir = Path(run_dir)
+    res = run_dir / "results"
+    missing: dict[str, str] = {}
+    ctx = {
+        "data": _load(res, "01_data_summary.json", "data summary (notebook 01)", missing),
+        "prep": _load(res, "02_preprocessing.json", "preprocessing summary (notebook 02)", missing),
+        "model_table": _load(res, "model_table.json", "model table (notebook 03)", missing),
+        "training": _load(res, "training.json", "training metadata (notebook 03)", missing),
+        "history": _load(res, "history.json", "training history (notebook 03)", missing),
+        "evaluation": _load(res, "evaluation.json", "evaluation (notebook 04)", missing),
+        "gradcam": _load(res, "gradcam.json", "Grad-CAM results (notebook 05)", missing),
+        "errors": _load(res, "error_analysis.json", "error analysis (notebook 06)", missing),
+    }
+    cmp_res = run_dir / "compare" / "results"
+    ctx["compare_training"] = read_json(cmp_res / "training.json") if (cmp_res / "training.json").is_file() else None
+    ctx["compare_table"] = read_json(cmp_res / "model_table.json") if (cmp_res / "model_table.json").is_file() else None
+    fig_dir = run_dir / "figures"
+    ctx["figures"] = {p.stem: p for p in sorted(fig_dir.glob("*.png"))} if fig_dir.is_dir() else {}
+    ctx["missing"] = missing
+    ctx["is_demo"] = any(bool(v.get("is_demo")) for v in (ctx["data"], ctx["evaluation"]) if v)
+    return ctx
+
+
+# --------------------------------------------------------------------------- text that adapts to results
+
+def findings(ctx: dict, language: str = "tr") -> dict:
+    """Numbers and sentences computed from the artifacts (nothing typed by hand)."""
+    names = DISPLAY_NAMES[language]
+    out: dict = {}
+    ev = ctx.get("evaluation")
+    if ev:
+        primary = ev["protocols"][ev["primary"]]
+        plain = primary["plain"]
+        out["primary_name"] = ev["primary"]
+        out["headline_accuracy"] = fmt_pct(plain["accuracy"])
+        out["headline_macro_f1"] = fmt_num(plain["macro_f1"])
+        ranked = sorted(plain["per_class"], key=lambda r: r["recall"])
+        out["weakest"] = [{"name": names[r["class"]], "recall": fmt_pct(r["recall"], 1),
+                           "support": r["support"], "class": r["class"]} for r in ranked[:3]]
+        out["strongest"] = [{"name": names[r["class"]], "recall": fmt_pct(r["recall"], 1)} for r in ranked[::-1][:3]]
+        out["zero_recall"] = [names[r["class"]] for r in plain["per_class"] if r["recall"] == 0]
+        if "mcnemar" in primary:
+            mc = primary["mcnemar"]
+            diff = plain["accuracy"] - primary["compare"]["accuracy"]
+            out["mcnemar"] = {"p": mc["p_value"], "diff": diff, "significant": mc["p_value"] < 0.05,
+                              "only_a": mc["only_a_correct"], "only_b": mc["only_b_correct"]}
+        seed = ev["protocols"].get("P-seed")
+        if seed:
+            out["vs_study"] = seed["plain"]["accuracy"] - LITERATURE[0]["accuracy"]
+    err = ctx.get("errors")
+    if err and err.get("top_confused_pairs"):
+        p = err["top_confused_pairs"][0]
+        out["top_pair"] = f"{names[p['true']]} → {names[p['predicted']]} ({p['count']} hata)"
+    return out
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("fer_helpers", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(pct=fmt_pct, num=fmt_num, int=fmt_int,
+                       tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
+    return env
+
+
+def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report.html.j2") -> tuple[str, dict]:
+    """The report (or slides) as one self-contained HTML string, and the context used."""
+    meta = meta or ReportMeta()
+    ctx = collect(run_dir)
+    figs = ctx.pop("figures")
+    ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
+               formulas={k: math_svg(v) for k, v in FORMULAS.items()},
+               fig={k: {"src": _data_uri(p), "caption": FIGURE_CAPTIONS.get(k, k)} for k, p in figs.items()},
+               f=findings(ctx, meta.language), lang=meta.language,
+               cm_figures=[k for k in figs if k.startswith("04_karisiklik_")],
+               generated=_dt.datetime.now().strftime("%d.%m.%Y %H:%M"))
+    html = _env().get_template(template).render(**ctx)
+    return html, ctx
+
+
+def write_pdf(html: str, target: Path) -> Path:
+    """Render HTML to PDF with WeasyPrint into a temporary file, then rename over ``target``."""
+    try:
+        import weasyprint
+
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            weasyprint.HTML(string=html, base_url=str(target.parent)).write_pdf(tmp)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except Exception as exc:  # WeasyPrint/Pango failures come in many types
+        raise ReportError(f"{target}: PDF could not be written ({type(exc).__name__}: {exc}); "
+                          "the previous PDF, if any, is unchanged") from exc
+    return target
+
+
+def build_report(run_dir, out_dir=None, meta: ReportMeta | None = None) -> dict[str, Path]:
+    """Write ``rapor.html`` and ``rapor.pdf`` into ``out_dir`` (default: the run's reports/)."""
+    out = Path(out_dir or Path(run_dir) / "reports")
+    out.mkdir(parents=True, exist_ok=True)
+    html, _ = render_html(run_dir, meta, "report.html.j2")
+    html_path = atomic_write_bytes(out / "rapor.html", html.encode("utf-8"))
+    return {"html": html_path, "pdf": write_pdf(html, out / "rapor.pdf")}
+
+
+def build_slides(run_dir, out_dir=None, meta: ReportMeta | None = None) -> dict[str, Path]:
+    """Write the 16:9 defense deck ``sunum.html`` and ``sunum.pdf`` (one slide per page)."""
+    out = Path(out_dir or Path(run_dir) / "reports")
+    out.mkdir(parents=True, exist_ok=True)
+    html, _ = render_html(run_dir, meta, "slides.html.j2")
+    html_path = atomic_write_bytes(out / "sunum.html", html.encode("utf-8"))
+    return {"html": html_path, "pdf": write_pdf(html, out / "sunum.pdf")}

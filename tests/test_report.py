@@ -1,0 +1,107 @@
+"""The report and slides, built on a demo run: numbers, sections, Turkish text, figures, no URLs."""
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from fer_helpers.report import SECTIONS, ReportError, build_report, build_slides, fmt_num, fmt_pct, write_pdf
+from fer_helpers.runner import RunSpec, run
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One quick demo run of notebooks 01-07, shared by the tests of this module."""
+    tmp = tmp_path_factory.mktemp("report")
+    run_dir = run(RunSpec(runs_dir=tmp / "runs", figures_dir=tmp / "figures", reports_dir=tmp / "reports",
+                          run_name="demo_report", params={"data_dir": "demo", "quick": True, "n_boot": 50,
+                                                          "n_sanity": 8, "n_images": 8}))
+    return run_dir
+
+
+def pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+@pytest.mark.slow
+def test_pdf_numbers_sections_turkish_and_banner(demo_run):
+    pdf = demo_run / "reports" / "rapor.pdf"
+    text = pdf_text(pdf)
+    flat = re.sub(r"\s+", " ", text)
+    ev = json.loads((demo_run / "results" / "evaluation.json").read_text())
+    plain = ev["protocols"][ev["primary"]]["plain"]
+    assert fmt_pct(plain["accuracy"]) in flat
+    assert fmt_num(plain["macro_f1"]) in flat
+    for _, title in SECTIONS:
+        assert title in flat, title
+    for ch in "çğıİöşüÇŞÖÜ":
+        assert ch in text, ch
+    pages = PdfReader(pdf).pages
+    assert all("DEMO — sentetik veri; gerçek sonuç değildir" in p.extract_text() for p in pages)
+
+
+@pytest.mark.slow
+def test_every_figure_is_embedded_and_html_is_offline(demo_run):
+    html = (demo_run / "reports" / "rapor.html").read_text()
+    figures = {p.stem for p in (demo_run / "figures").glob("*.png")}
+    assert html.count('<img src="data:image/png;base64,') == len(figures)
+
+    class Refs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.refs = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag in ("script", "img", "link", "style", "iframe"):
+                self.refs += [a.get("src"), a.get("href")]
+
+    parser = Refs()
+    parser.feed(html)
+    external = [r for r in parser.refs if r and re.match(r"^(https?:)?//", r)]
+    assert external == [] and "<script" not in html
+
+
+@pytest.mark.slow
+def test_slides_are_16_by_9_one_slide_per_page(demo_run):
+    reader = PdfReader(demo_run / "reports" / "sunum.pdf")
+    box = reader.pages[0].mediabox
+    assert float(box.width) / float(box.height) == pytest.approx(16 / 9, rel=0.01)
+    assert len(reader.pages) == 16
+    assert "DEMO" in reader.pages[5].extract_text()
+
+
+@pytest.mark.slow
+def test_missing_artifact_is_reported_not_crashed(demo_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(demo_run, copy)
+    (copy / "results" / "gradcam.json").unlink()
+    for f in (copy / "figures").glob("05_*"):
+        f.unlink()
+    out = build_report(copy)
+    text = re.sub(r"\s+", " ", pdf_text(out["pdf"]))
+    assert "Bu bölüm eksik: gradcam.json bulunamadı" in text
+    assert "notebook 05" in text
+
+
+@pytest.mark.slow
+def test_failing_pdf_keeps_previous_pdf(demo_run, tmp_path, monkeypatch):
+    target = tmp_path / "rapor.pdf"
+    target.write_bytes(b"%PDF-previous")
+    import weasyprint
+
+    def boom(*a, **k):
+        raise RuntimeError("pango exploded")
+
+    monkeypatch.setattr(weasyprint.HTML, "write_pdf", boom)
+    with pytest.raises(ReportError, match=r"rapor.pdf: PDF could not be written .*pango exploded"):
+        write_pdf("<html></html>", target)
+    assert target.read_bytes() == b"%PDF-previous"
+    assert list(tmp_path.iterdir()) == [target]     # no temporary file left behind
+
+
+def test_turkish_number_formats():
+    assert fmt_pct(0.71834) == "%71,83" and fmt_num(0.4213) == "0,421"
