@@ -12,7 +12,14 @@ ARGS   ?=
 
 .PHONY: report test lab install clean-runs reference-report
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(STAMP): pyproject.toml
+	@# WeasyPrint (PDF report) needs Pango from the system; install it where it is missing.
+	@ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || \
+	  { command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; } || \
+	  echo "UYARI/WARNING: Pango not found; install it for the PDF report (see README)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"

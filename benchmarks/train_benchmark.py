@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer_helpers import load_dataset
+from fer_helpers.data import resolve_data_dir, save_data_settings
 from fer_helpers.training import TrainConfig, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +40,11 @@ def main(argv=None) -> None:
                             type={"int": int, "float": float, "str": str}[f.type])
     ap.add_argument("--model", dest="model_name", default="baseline")
     args = vars(ap.parse_args(argv))
-    data = load_dataset(args.pop("data"), label_mode=args.pop("label_mode"),
-                        val_fraction=args.pop("val_fraction"), seed=args["seed"])
+    data_dir, label_mode, val_fraction = resolve_data_dir(args.pop("data")), args.pop("label_mode"), args.pop("val_fraction")
+    data = load_dataset(data_dir, label_mode=label_mode, val_fraction=val_fraction, seed=args["seed"])
     out = Path(args.pop("out"))
+    # Later stages (evaluation, Grad-CAM, report) reload exactly this data and split.
+    save_data_settings(out, data_dir, label_mode, val_fraction, args["seed"])
     config = TrainConfig(**{k: v for k, v in args.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
     result = train_model(data, config, out)
     meta = result.metadata

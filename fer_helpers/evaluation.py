@@ -20,6 +20,11 @@ PROTOCOLS = {
 }
 
 
+def _normalised(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(probs, 1e-7, 1)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes) -> dict:
     """Accuracy, loss, macro/weighted averages and the per-class table (sklearn)."""
     y_true = np.asarray(y_true)
@@ -39,7 +44,8 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes) -> di
     return {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "loss": float(log_loss(y_true, np.clip(probs, 1e-7, 1), labels=labels)),
+        # float32 softmax rows sum to 1 only within rounding; renormalise for sklearn.
+        "loss": float(log_loss(y_true, _normalised(probs), labels=labels)),
         "macro_f1": float(report["macro avg"]["f1-score"]),
         "weighted_f1": float(report["weighted avg"]["f1-score"]),
         "macro_precision": float(report["macro avg"]["precision"]),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .artifacts import atomic_write_bytes, run_paths
+from .artifacts import atomic_write_bytes, git_commit, library_versions, machine_info, now_iso, run_paths, write_json
 from .data import DEMO_PATH, DataError, resolve_data_dir
 from .demo import DEMO_BANNER
 
@@ -172,6 +172,8 @@ def run(spec: RunSpec, log=print) -> Path:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    if not spec.run_name or Path(spec.run_name).name != spec.run_name or spec.run_name in (".", ".."):
+        raise RunError(f"run name {spec.run_name!r} must be a plain folder name (no path separators)")
     books = discover_notebooks(spec.notebooks_dir, spec.notebooks)
     declared = {nb: notebook_parameters(nb) for nb in books}
     params = dict(spec.params)
@@ -188,6 +190,11 @@ def run(spec: RunSpec, log=print) -> Path:
     if is_demo:
         log("=" * 72 + f"\n  {DEMO_BANNER}\n  (FER verisi yapılandırılmadı: FER_DATA_DIR veya -p data_dir=...)\n" + "=" * 72)
     log(f"Çalışma klasörü / run folder: {run_dir}")
+    manifest = {"run_name": spec.run_name, "parameters": params, "notebooks": [b.name for b in books],
+                "start_time": now_iso(), "git_commit": git_commit(PROJECT_ROOT),
+                "versions": library_versions(), "machine": machine_info(), "is_demo": is_demo,
+                "status": "running", "timings_s": {}}
+    write_json(paths["results"] / "run.json", manifest)
     executed_dir = paths["reports"] / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     executed = []
@@ -200,11 +207,15 @@ def run(spec: RunSpec, log=print) -> Path:
             pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name=KERNEL_NAME,
                                 cwd=str(nb.parent), progress_bar=False, log_output=False)
         except PapermillExecutionError as exc:
+            write_json(paths["results"] / "run.json", {**manifest, "status": f"failed in {nb.name}",
+                                                       "end_time": now_iso()})
             raise RunError(f"{nb.name}: cell {exc.cell_index} failed with {exc.ename}: {exc.evalue}\n"
                            f"(executed copy with the traceback: {out})") from exc
         executed.append(out)
-        log(f"[{i}/{len(books)}] {nb.name} bitti ({time.perf_counter() - t0:.1f} s)")
+        manifest["timings_s"][nb.name] = round(time.perf_counter() - t0, 2)
+        log(f"[{i}/{len(books)}] {nb.name} bitti ({manifest['timings_s'][nb.name]:.1f} s)")
     export_html(executed, paths["reports"] / "notebooks")
+    write_json(paths["results"] / "run.json", {**manifest, "status": "complete", "end_time": now_iso()})
     if spec.publish:
         n_fig = _publish(paths["figures"], spec.figures_dir)
         n_rep = _publish(paths["reports"], spec.reports_dir)

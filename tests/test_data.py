@@ -3,6 +3,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import make_fer2013_csv, make_ferplus, make_folders, write_png
 from fer_helpers import CLASSES, CLASSES_7, DataError, load_dataset
@@ -214,6 +216,18 @@ def test_failed_load_writes_no_cache(tmp_path):
     with pytest.raises(DataError):
         load_dataset(root, cache_dir=tmp_path / "c")
     assert not list((tmp_path / "c").glob("*")) if (tmp_path / "c").exists() else True
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(-5, 300), min_size=0, max_size=2400))
+def test_parse_pixels_property(values):
+    text = " ".join(map(str, values))
+    ok = len(values) == 2304 and all(0 <= v <= 255 for v in values)
+    if ok:
+        assert (parse_pixels(text).ravel() == np.array(values)).all()
+    else:
+        with pytest.raises(DataError, match="row 9"):
+            parse_pixels(text, "fer2013.csv, data row 9")
 
 
 def test_parse_pixels_roundtrip():

@@ -105,3 +105,45 @@ def test_failing_pdf_keeps_previous_pdf(demo_run, tmp_path, monkeypatch):
 
 def test_turkish_number_formats():
     assert fmt_pct(0.71834) == "%71,83" and fmt_num(0.4213) == "0,421"
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from fer_helpers.runner import RunSpec, run
+tmp = Path(sys.argv[1])
+run(RunSpec(runs_dir=tmp / "runs", figures_dir=tmp / "figures", reports_dir=tmp / "reports",
+            run_name="demo_report", notebooks=["07"], params={"data_dir": "demo"}))
+"""
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_killing_the_run_during_the_report_keeps_published_outputs(demo_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = demo_run.parents[1]
+    before = {d: _snapshot(root / d) for d in ("figures", "reports")}
+    pdf_before = (demo_run / "reports" / "rapor.pdf").read_bytes()
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(root)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = demo_run / "reports" / "executed" / "07_rapor.ipynb"
+    start_mtime = marker.stat().st_mtime_ns if marker.exists() else 0
+    deadline = time.time() + 120
+    while time.time() < deadline and (not marker.exists() or marker.stat().st_mtime_ns == start_mtime):
+        time.sleep(0.05)
+    time.sleep(1.5)                      # inside notebook 07 now
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel, without any cleanup
+    proc.wait()
+    assert {d: _snapshot(root / d) for d in ("figures", "reports")} == before
+    pdf = demo_run / "reports" / "rapor.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and (pdf.read_bytes() == pdf_before or len(pdf.read_bytes()) > 1000)

@@ -67,6 +67,12 @@ def test_failing_notebook_is_named_with_its_cell(tmp_path):
     assert not (tmp_path / "figures").exists() and not (tmp_path / "reports").exists()
 
 
+def test_run_name_cannot_escape_the_runs_folder(tmp_path):
+    with pytest.raises(RunError, match="must be a plain folder name"):
+        run(spec(tmp_path, run_name="../outside", notebooks=["01"]))
+    assert not (tmp_path / "outside").exists()
+
+
 @pytest.mark.slow
 def test_all_notebooks_run_on_demo_data(tmp_path, monkeypatch):
     monkeypatch.delenv("FER_DATA_DIR", raising=False)
@@ -84,6 +90,9 @@ def test_all_notebooks_run_on_demo_data(tmp_path, monkeypatch):
     assert {"01_sinif_dagilimi.png", "03_egitim_egrileri.png", "04_guvenilirlik_diyagrami.png",
             "05_gradcam_ornekler.png", "06_destek_duyarlilik.png"} <= figs
     assert len(list((tmp_path / "reports" / "notebooks").glob("*.html"))) >= 6
+    manifest = json.loads((results / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["is_demo"]
+    assert set(manifest["timings_s"]) == set(manifest["notebooks"]) and "versions" in manifest
 
 
 def make_real_slice(src: Path, dst: Path, per_split: int = 60) -> Path:
