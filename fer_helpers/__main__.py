@@ -1,17 +1,100 @@
-"""Command line: ``python -m fer_helpers run ...`` (no arguments: the demo run)."""
+"""Command line: ``python -m fer_helpers {run,predict,evaluate,export} ...``.
+
+With no arguments it runs the demo configuration (every notebook, on the
+built-in demo data).
+"""
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
+from pathlib import Path
 
 from .runner import PROJECT_ROOT, RunError, run_from_args
 
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
+DEFAULT_MODEL = PROJECT_ROOT / "models" / "reference.keras"
 
 
-def main(argv=None) -> int:
+def _model(path: str | None):
+    from .models import load_model
+
+    path = Path(path) if path else DEFAULT_MODEL
+    if not path.is_file() and not path == DEFAULT_MODEL:
+        raise FileNotFoundError(f"{path}: model file not found")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no reference model committed yet; pass --model FILE")
+    return load_model(path)
+
+
+def cmd_run(args) -> int:
+    run_from_args(args.config, args.param, args.run_name,
+                  args.notebooks.split(",") if args.notebooks else None, not args.no_publish)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .inference import annotate, predict_paths
+
+    rows = predict_paths(args.paths, _model(args.model), language=args.language, progress=not args.quiet)
+    dicts = [r.as_dict() for r in rows]
+    if args.json:
+        print(json.dumps(dicts, ensure_ascii=False, indent=1))
+    elif args.csv:
+        names = list(next((d["probabilities"] for d in dicts if d["probabilities"]), {}))
+        w = csv.writer(sys.stdout)
+        w.writerow(["file", "face", "box", "label", "confidence", "status", *names])
+        for d in dicts:
+            w.writerow([d["file"], d["face"], d["box"] or "", d["label"] or "", d["confidence"] or "",
+                        d["status"], *[d["probabilities"].get(n, "") for n in names]])
+    else:
+        for r in rows:
+            what = f"{r.label} ({r.confidence:.1%})" if r.label else "—"
+            print(f"{r.file}\tyüz/face {r.face}\t{what}\t{r.status}")
+    if args.annotate:
+        for p in annotate(rows, args.annotate):
+            print(f"işaretlendi / annotated: {p}", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .artifacts import write_json
+    from .data import load_dataset
+    from .inference import evaluate_dataset
+
+    data = load_dataset(args.data, label_mode=args.label_mode)
+    result = evaluate_dataset(_model(args.model), data, split=None if args.split == "all" else args.split,
+                              n_boot=args.n_boot)
+    out = Path(args.out)
+    write_json(out / "evaluation_external.json", result)
+    m = result["metrics"]
+    print(m["text_report"])
+    print(f"doğruluk/accuracy {m['accuracy']:.4f} · makro-F1 {m['macro_f1']:.4f} · n={result['n']} · "
+          f"ortak sınıflar/shared classes: {', '.join(result['shared_classes'])}")
+    if not args.no_figures:
+        from .figures import confusion_matrix_plot, save_figure
+
+        save_figure(confusion_matrix_plot(m["confusion_matrix"], result["shared_classes"], True, args.language,
+                                          title=f"Karışıklık matrisi — {Path(args.data).name}"),
+                    "karisiklik_harici", out)
+    print(f"yazıldı / written: {out / 'evaluation_external.json'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .artifacts import write_json
+    from .export import export_all
+
+    summary = export_all(_model(args.model), args.out, formats=args.formats.split(","))
+    write_json(Path(args.out) / "export_summary.json", summary)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m fer_helpers",
-                                 description="FER study: run every notebook and rebuild figures/reports.")
+                                 description="FER study: run the notebooks, predict on photos, evaluate, export.")
     sub = ap.add_subparsers(dest="command")
     r = sub.add_parser("run", help="execute the numbered notebooks with papermill")
     r.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: configs/demo.yaml)")
@@ -20,17 +103,45 @@ def main(argv=None) -> int:
     r.add_argument("--run-name", help="run folder name under runs/ (default: from the config)")
     r.add_argument("--notebooks", help="comma-separated notebook numbers, e.g. 01,02")
     r.add_argument("--no-publish", action="store_true", help="do not copy into figures/ and reports/")
+    r.set_defaults(func=cmd_run)
+    p = sub.add_parser("predict", help="detect faces in photos and predict their expression")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--model", help="a .keras model (default: models/reference.keras)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", action="store_true")
+    p.add_argument("--annotate", metavar="DIR", help="write copies with boxes and labels")
+    p.add_argument("--language", default="tr", choices=["tr", "en"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+    e = sub.add_parser("evaluate", help="evaluate a model on another data set (any supported layout)")
+    e.add_argument("--data", required=True)
+    e.add_argument("--model")
+    e.add_argument("--out", default="runs/evaluate")
+    e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    e.add_argument("--label-mode", default="plurality")
+    e.add_argument("--n-boot", type=int, default=1000)
+    e.add_argument("--language", default="tr", choices=["tr", "en"])
+    e.add_argument("--no-figures", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+    x = sub.add_parser("export", help="export to TFLite (float, int8) and ONNX with a parity check")
+    x.add_argument("--model")
+    x.add_argument("--out", default="runs/export")
+    x.add_argument("--formats", default="tflite,tflite_int8,onnx")
+    x.set_defaults(func=cmd_export)
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv if argv is not None else (sys.argv[1:] or ["run"]))
-    if args.command != "run":
+    if not getattr(args, "func", None):
         ap.print_help()
         return 2
     try:
-        run_from_args(args.config, args.param, args.run_name,
-                      args.notebooks.split(",") if args.notebooks else None, not args.no_publish)
-    except RunError as exc:
+        return args.func(args)
+    except (RunError, FileNotFoundError, ValueError) as exc:
         print(f"HATA / ERROR: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -119,6 +119,26 @@ def model_table(model) -> list[dict]:
     return rows
 
 
+def strip_augmentation(model):
+    """The same network without its ``aug_*`` layers (weights shared), for export and serving.
+
+    Augmentation layers are identity at inference, but their random ops would
+    still be traced into a SavedModel/TFLite/ONNX graph. Our models are a single
+    chain of layers, which is what this rebuild supports.
+    """
+    import keras
+
+    x = inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if "merging" in type(layer).__module__:   # Add, Concatenate, …: not a chain
+            raise ValueError(f"{model.name}: layer {layer.name!r} merges branches; only chains are supported")
+        if not layer.name.startswith("aug_"):
+            x = layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_inference")
+
+
 def describe_model(model, name: str | None = None) -> dict:
     """Name, parameter count and layer table of a model, as stored in ``model_table.json``."""
     return {"model": name or model.name, "n_params": count_params(model), "layers": model_table(model)}

@@ -1,0 +1,114 @@
+"""Predicting on real photos, evaluating on other data sets, exporting — and their bad input."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fer_helpers as fh
+from conftest import make_folders
+from fer_helpers.__main__ import main
+from fer_helpers.inference import crop_face, detect_faces, evaluate_dataset, predict_paths
+from fer_helpers.models import ModelError
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "m.keras"
+    fh.build_model("baseline").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A real face photo (scikit-image's astronaut), a photo without a face, a 48×48 crop,
+    a non-image file — in a folder whose name has a space and Turkish letters."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos") / "fotoğraflar ve yüzler"
+    root.mkdir()
+    Image.fromarray(data.astronaut()).save(root / "astronot ğüş.png")
+    Image.fromarray(data.coffee()).save(root / "kahve.jpg")
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(root / "kırpılmış.png")
+    (root / "notlar.png").write_text("this is not an image")
+    return root
+
+
+def test_haar_detector_finds_the_astronaut():
+    from skimage import color, data
+
+    gray = (color.rgb2gray(data.astronaut()) * 255).astype(np.uint8)
+    boxes = detect_faces(gray)
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    assert 150 < x + w / 2 < 260 and 80 < y + h / 2 < 180     # the face, not the flag or the suit
+    assert crop_face(gray, boxes[0]).shape == (48, 48)
+
+
+def test_crop_near_the_border_is_padded():
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    assert crop_face(gray, (0, 0, 40, 40), margin=0.5).shape == (48, 48)
+
+
+def test_predict_rows_for_face_no_face_crop_and_bad_file(photos, model_file):
+    rows = predict_paths([photos], fh.load_model(model_file), language="tr")
+    by = {r.file.split("/")[-1]: r for r in rows}
+    assert by["astronot ğüş.png"].status == "ok" and by["astronot ğüş.png"].box is not None
+    assert sum(by["astronot ğüş.png"].probabilities.values()) == pytest.approx(1, abs=1e-4)
+    assert set(by["astronot ğüş.png"].probabilities) == set(fh.display_names(fh.CLASSES, "tr"))
+    assert by["kahve.jpg"].status == "no face found" and by["kahve.jpg"].label is None
+    assert by["kırpılmış.png"].status == "pre-cropped" and by["kırpılmış.png"].label
+    assert by["notlar.png"].status.startswith("error:") and "notlar.png" in by["notlar.png"].status
+
+
+def test_predict_cli_json_and_annotate(photos, model_file, tmp_path, capsys):
+    code = main(["predict", str(photos / "astronot ğüş.png"), str(photos / "notlar.png"), "--model",
+                 str(model_file), "--json", "--quiet", "--annotate", str(tmp_path / "ann")])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in out] == ["ok", out[1]["status"]] and out[1]["status"].startswith("error")
+    assert (tmp_path / "ann" / "astronot ğüş_annotated.png").is_file()
+
+
+def test_predict_refuses_a_model_with_the_wrong_class_count(tmp_path, photos):
+    import keras
+
+    inp = keras.Input((48, 48, 1))
+    path = tmp_path / "five.keras"
+    keras.Model(inp, keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(inp))).save(path)
+    with pytest.raises(ModelError, match="model has 5 outputs"):
+        predict_paths([photos], fh.load_model(path))
+
+
+def test_evaluate_on_a_class_subset(tmp_path, model_file):
+    # Kaggle-style tree without Contempt and without Neutral.
+    root = make_folders(tmp_path / "kaggle", classes=("angry", "happy", "sad", "surprised", "fear", "disgust"))
+    data = fh.load_dataset(root)
+    res = evaluate_dataset(fh.load_model(model_file), data, n_boot=50)
+    assert res["shared_classes"] == ["Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise"]
+    assert res["n"] == 6 * 4 and len(res["metrics"]["confusion_matrix"]) == 6
+    assert 0 <= res["metrics"]["accuracy"] <= 1
+
+
+def test_evaluate_cli_writes_artifacts(tmp_path, model_file):
+    root = make_folders(tmp_path / "kaggle")
+    assert main(["evaluate", "--data", str(root), "--model", str(model_file), "--out", str(tmp_path / "ev"),
+                 "--n-boot", "20"]) == 0
+    res = json.loads((tmp_path / "ev" / "evaluation_external.json").read_text())
+    assert res["layout"] == "folders" and (tmp_path / "ev" / "karisiklik_harici.png").is_file()
+
+
+def test_missing_model_gives_a_clear_cli_error(tmp_path, capsys):
+    assert main(["predict", str(tmp_path), "--model", str(tmp_path / "none.keras")]) == 1
+    assert "none.keras: model file not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_parity(tmp_path, model_file):
+    from fer_helpers.export import export_all
+
+    summary = export_all(fh.load_model(model_file), tmp_path, formats=("tflite", "tflite_int8", "onnx"))
+    for fmt, s in summary.items():
+        assert s["top1_agreement"] == 1.0, fmt
+        assert s["max_abs_diff"] < (5e-3 if fmt == "tflite_int8" else 1e-5), fmt
+    assert summary["tflite_int8"]["size_mb"] < summary["tflite"]["size_mb"] / 2
