@@ -156,6 +156,7 @@ def collect(run_dir) -> dict:
         "gradcam": _load(res, "gradcam.json", "Grad-CAM results (notebook 05)", missing),
         "errors": _load(res, "error_analysis.json", "error analysis (notebook 06)", missing),
     }
+    ctx["cross"] = read_json(res / "cross_dataset.json") if (res / "cross_dataset.json").is_file() else None
     cmp_res = run_dir / "compare" / "results"
     ctx["compare_training"] = read_json(cmp_res / "training.json") if (cmp_res / "training.json").is_file() else None
     ctx["compare_table"] = read_json(cmp_res / "model_table.json") if (cmp_res / "model_table.json").is_file() else None
