@@ -1,0 +1,115 @@
+"""Releasing a trained model: a small ``.keras`` file, its model card, and a check batch.
+
+``release_model(run_dir, out_dir)`` re-saves the run's best checkpoint without
+optimizer state, writes ``<name>.card.json`` and ``<name>.md`` (class order,
+input convention, data and protocol, both protocols' metrics with confidence
+intervals, training time and machine, seeds) from the run's artifacts, and
+stores the model's probabilities on a fixed synthetic batch so anyone can check
+that ``load_model`` + ``predict_proba`` reproduce them.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import now_iso, read_json, write_json
+from .labels import CLASSES
+from .models import count_params, load_model, predict_proba
+
+
+def check_batch(n: int = 32, seed: int = 2024) -> np.ndarray:
+    """A fixed batch of synthetic uint8 48×48 images (noise and gradients; no FER pixels)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (n // 2, 48, 48), dtype=np.uint8)
+    yy, xx = np.mgrid[0:48, 0:48]
+    grads = np.stack([((np.sin(xx / (3 + k) + yy / (5 + k)) + 1) * 127.5).astype(np.uint8)
+                      for k in range(n - n // 2)])
+    return np.concatenate([noise, grads])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def release_model(run_dir, out_dir, name: str = "reference") -> dict:
+    """Write ``<name>.keras``, ``<name>.card.json``, ``<name>.md`` and ``<name>.check.json``."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    training = read_json(run_dir / "results" / "training.json", "training metadata")
+    evaluation = read_json(run_dir / "results" / "evaluation.json", "evaluation")
+    data_settings = read_json(run_dir / "results" / "data.json", "data settings")
+    model = load_model(run_dir / "model" / "best.keras")
+    target = out_dir / f"{name}.keras"
+    model.save(target)                 # loaded with compile=False: no optimizer state, small file
+    reloaded = load_model(target)
+    batch = check_batch()
+    probs = predict_proba(reloaded, batch)
+    write_json(out_dir / f"{name}.check.json", {
+        "batch": "fer_helpers.release.check_batch(n=32, seed=2024)", "probabilities": probs.tolist(),
+        "tolerance": 1e-4})
+    protocols = {}
+    for pname, p in evaluation["protocols"].items():
+        m = p["plain"]
+        protocols[pname] = {
+            "description": p["description"], "n": p["n"], "accuracy": m["accuracy"],
+            "accuracy_ci95": m["ci"]["accuracy"], "macro_f1": m["macro_f1"], "macro_f1_ci95": m["ci"]["macro_f1"],
+            "weighted_f1": m["weighted_f1"], "ece": m["calibration"]["ece"],
+            "recall": {r["class"]: r["recall"] for r in m["per_class"]},
+            "tta_flip_accuracy": p.get("tta_flip", {}).get("accuracy"),
+            "contamination": p["contamination"]}
+    card = {
+        "name": name, "file": target.name, "sha256": _sha256(target),
+        "size_mb": target.stat().st_size / 2**20, "n_params": count_params(reloaded),
+        "architecture": training["params"]["model_name"], "classes": list(evaluation["classes"]),
+        "input": "N×48×48 (or N×48×48×1) uint8 grayscale pixels 0-255; scaling happens inside the model",
+        "output": f"N×{len(evaluation['classes'])} softmax probabilities in the order of 'classes'",
+        "training_data": {"data_settings": data_settings, "train_images": training["data"]["n_train_used"],
+                          "val_images": training["data"]["n_val"], "validation": evaluation["validation"],
+                          "fingerprint": training["data"]["fingerprint"]},
+        "training": {"params": training["params"], "seed": training["params"]["seed"],
+                     "wall_time_s": training["wall_time_s"], "epochs_run": training["epochs_run"],
+                     "best_epoch": training["best_epoch"], "machine": training["machine"],
+                     "versions": training["versions"], "git_commit": training["git_commit"]},
+        "metrics": protocols, "source_run": run_dir.name, "released": now_iso(),
+    }
+    write_json(out_dir / f"{name}.card.json", card)
+    (out_dir / f"{name}.md").write_text(model_card_markdown(card), encoding="utf-8")
+    return card
+
+
+def model_card_markdown(card: dict) -> str:
+    """A human-readable model card from the card JSON."""
+    pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+    lines = [f"# Model card: `{card['file']}`", "",
+             f"- Architecture: **{card['architecture']}**, {card['n_params']:,} parameters, "
+             f"{card['size_mb']:.2f} MB, sha256 `{card['sha256'][:16]}…`",
+             f"- Classes (output order): {', '.join(card['classes'])}",
+             f"- Input: {card['input']}", f"- Output: {card['output']}",
+             f"- Training data: {card['training_data']['data_settings']}, "
+             f"{card['training_data']['train_images']} training / {card['training_data']['val_images']} "
+             f"validation images (validation: {card['training_data']['validation']})",
+             f"- Training: {card['training']['epochs_run']} epochs (best {card['training']['best_epoch']}), "
+             f"{card['training']['wall_time_s'] / 60:.1f} min on {card['training']['machine']['cpu_count']} CPU cores, "
+             f"seed {card['training']['seed']}", "", "## Held-out results", "",
+             "| protocol | images | accuracy (95% CI) | macro-F1 (95% CI) | ECE | flip-TTA accuracy |",
+             "|---|---|---|---|---|---|"]
+    for name, m in card["metrics"].items():
+        tta = pct(m["tta_flip_accuracy"]) if m["tta_flip_accuracy"] is not None else "–"
+        lines.append(f"| {name} | {m['n']} | {pct(m['accuracy'])} ({pct(m['accuracy_ci95'][0])}–{pct(m['accuracy_ci95'][1])}) | "
+                     f"{m['macro_f1']:.3f} ({m['macro_f1_ci95'][0]:.3f}–{m['macro_f1_ci95'][1]:.3f}) | {m['ece']:.3f} | {tta} |")
+    lines += ["", "Per-class recall:", ""]
+    for name, m in card["metrics"].items():
+        lines.append(f"- {name}: " + ", ".join(f"{c} {v:.3f}" for c, v in m["recall"].items()))
+    lines += ["", "Reproduce: `fer_helpers.load_model` + `fer_helpers.predict_proba` on the protocol's images "
+              "(see `tests/test_reference_model.py`)."]
+    return "\n".join(lines) + "\n"
+
+
+def verify_release(out_dir, name: str = "reference") -> float:
+    """Largest difference between stored and recomputed check-batch probabilities."""
+    out_dir = Path(out_dir)
+    stored = np.asarray(read_json(out_dir / f"{name}.check.json")["probabilities"])
+    probs = predict_proba(load_model(out_dir / f"{name}.keras", n_classes=len(CLASSES)), check_batch())
+    return float(np.abs(stored - probs).max())

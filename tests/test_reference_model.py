@@ -1,0 +1,51 @@
+"""The committed reference model: safe loading, stored check values, its card's numbers, skip-training."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fer_helpers as fh
+from fer_helpers.release import check_batch, verify_release
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+CARD = MODELS / "reference.card.json"
+
+pytestmark = pytest.mark.skipif(not (MODELS / "reference.keras").is_file(), reason="no reference model committed")
+
+
+def test_reference_loads_safely_and_reproduces_its_check_batch():
+    assert verify_release(MODELS, "reference") < 1e-4
+    card = json.loads(CARD.read_text())
+    assert card["classes"] == list(fh.CLASSES)
+    assert (MODELS / "reference.keras").stat().st_size <= 10 * 2**20
+    probs = fh.predict_proba(fh.load_model(MODELS / "reference.keras"), check_batch())
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.realdata
+def test_card_p_ferplus_accuracy_reproduces_on_the_real_test_set(ferplus_dir, tmp_path_factory):
+    card = json.loads(CARD.read_text())
+    data = fh.load_dataset(ferplus_dir, label_mode="majority",
+                           cache_dir=tmp_path_factory.getbasetemp() / "realcache")
+    test = data.subset(data.source_split == "FER2013Test")
+    assert len(test) == card["metrics"]["P-FER+"]["n"] == 3137
+    probs = fh.predict_proba(fh.load_model(MODELS / "reference.keras"), test.images)
+    acc = float((probs.argmax(1) == test.labels).mean())
+    assert abs(acc - card["metrics"]["P-FER+"]["accuracy"]) <= 0.001
+
+
+@pytest.mark.slow
+def test_skip_training_option_evaluates_a_given_model_on_demo_data(tmp_path, monkeypatch):
+    from fer_helpers.runner import RunSpec, run
+
+    monkeypatch.delenv("FER_DATA_DIR", raising=False)
+    run_dir = run(RunSpec(runs_dir=tmp_path / "runs", figures_dir=tmp_path / "f", reports_dir=tmp_path / "r",
+                          run_name="given", notebooks=["03", "04"],
+                          params={"data_dir": "demo", "pretrained_model": str(MODELS / "reference.keras"),
+                                  "n_boot": 20}))
+    training = json.loads((run_dir / "results" / "training.json").read_text())
+    assert training["pretrained_model"].endswith("reference.keras")
+    assert not (run_dir / "results" / "history.csv").exists()      # nothing was trained
+    ev = json.loads((run_dir / "results" / "evaluation.json").read_text())
+    assert ev["is_demo"] and 0 <= ev["protocols"]["test"]["plain"]["accuracy"] <= 1
