@@ -91,6 +91,7 @@ class ReportMeta:
     university: str = "Üniversite / Bölüm"
     date: str = field(default_factory=lambda: _dt.date.today().strftime("%d.%m.%Y"))
     language: str = "tr"
+    ablation_csv: str = ""        # optional results/ablation.csv of several runs
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -215,6 +216,11 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     meta = meta or ReportMeta()
     ctx = collect(run_dir)
     figs = ctx.pop("figures")
+    ctx["ablation"] = None
+    if meta.ablation_csv and Path(meta.ablation_csv).is_file():
+        import pandas as pd
+
+        ctx["ablation"] = pd.read_csv(meta.ablation_csv).to_dict("records")
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
                fig={k: {"src": _data_uri(p), "caption": FIGURE_CAPTIONS.get(k, k)} for k, p in figs.items()},
@@ -243,19 +249,19 @@ def write_pdf(html: str, target: Path) -> Path:
     return target
 
 
-def build_report(run_dir, out_dir=None, meta: ReportMeta | None = None) -> dict[str, Path]:
-    """Write ``rapor.html`` and ``rapor.pdf`` into ``out_dir`` (default: the run's reports/)."""
+def _build(run_dir, out_dir, meta: ReportMeta | None, template: str, stem: str) -> dict[str, Path]:
     out = Path(out_dir or Path(run_dir) / "reports")
     out.mkdir(parents=True, exist_ok=True)
-    html, _ = render_html(run_dir, meta, "report.html.j2")
-    html_path = atomic_write_bytes(out / "rapor.html", html.encode("utf-8"))
-    return {"html": html_path, "pdf": write_pdf(html, out / "rapor.pdf")}
+    html, _ = render_html(run_dir, meta, template)
+    html_path = atomic_write_bytes(out / f"{stem}.html", html.encode("utf-8"))
+    return {"html": html_path, "pdf": write_pdf(html, out / f"{stem}.pdf")}
+
+
+def build_report(run_dir, out_dir=None, meta: ReportMeta | None = None) -> dict[str, Path]:
+    """Write ``rapor.html`` and ``rapor.pdf`` into ``out_dir`` (default: the run's reports/)."""
+    return _build(run_dir, out_dir, meta, "report.html.j2", "rapor")
 
 
 def build_slides(run_dir, out_dir=None, meta: ReportMeta | None = None) -> dict[str, Path]:
     """Write the 16:9 defense deck ``sunum.html`` and ``sunum.pdf`` (one slide per page)."""
-    out = Path(out_dir or Path(run_dir) / "reports")
-    out.mkdir(parents=True, exist_ok=True)
-    html, _ = render_html(run_dir, meta, "slides.html.j2")
-    html_path = atomic_write_bytes(out / "sunum.html", html.encode("utf-8"))
-    return {"html": html_path, "pdf": write_pdf(html, out / "sunum.pdf")}
+    return _build(run_dir, out_dir, meta, "slides.html.j2", "sunum")
