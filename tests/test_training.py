@@ -90,12 +90,23 @@ def test_two_runs_with_one_seed_are_identical(tmp_path):
 
 
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, capsys):
+    import keras
+
+    class Explode(keras.callbacks.Callback):
+        """After one good epoch, make the learning rate absurd so the loss diverges."""
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.model.optimizer.learning_rate.assign(1e30)
+
     data = small_demo()
-    res = train_model(data, TrainConfig(epochs=3, patience=0, learning_rate=1e12, max_train_images=300),
-                      tmp_path, verbose=0)
+    res = train_model(data, TrainConfig(epochs=4, patience=0, max_train_images=300), tmp_path,
+                      verbose=0, extra_callbacks=[Explode()])
     assert res.metadata["terminated_on_nan"] is True
     assert "NaN" in capsys.readouterr().out
-    assert res.metadata["epochs_run"] < 3
+    assert res.metadata["epochs_run"] < 4
+    # The checkpoint of the good first epoch survives and still predicts finite probabilities.
+    probs = fh.predict_proba(fh.load_model(res.model_path), data.images[:8])
+    assert np.isfinite(probs).all()
 
 
 RESUME_SCRIPT = textwrap.dedent("""
