@@ -28,7 +28,8 @@ def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = 
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     if demo:
-        fig.text(0.5, 0.995, DEMO_LABEL, ha="center", va="top", fontsize=11, color="white",
+        # Above the top edge (va="bottom"), so it never covers a title; bbox="tight" keeps it.
+        fig.text(0.5, 1.01, DEMO_LABEL, ha="center", va="bottom", fontsize=11, color="white",
                  fontweight="bold", bbox={"facecolor": "#c0392b", "edgecolor": "none", "pad": 3})
     png = out / f"{name}.png"
     fig.savefig(png, dpi=DPI)

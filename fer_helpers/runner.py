@@ -134,10 +134,12 @@ def ensure_kernelspec(run_dir: Path) -> Path:
     """Write a kernelspec for *this* interpreter into the run folder and expose it."""
     kdir = run_dir / ".jupyter" / "kernels" / KERNEL_NAME
     kdir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     "--IPKernelApp.log_level=ERROR"],
             "display_name": "Python (fer_helpers)", "language": "python",
             "env": {"PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
-                    "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2"}}
+                    # TensorFlow's C++ start-up chatter only; Python errors still reach the notebook.
+                    "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}}
     (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
     jp = str(run_dir / ".jupyter")
     os.environ["JUPYTER_PATH"] = os.pathsep.join([jp, *filter(None, [os.environ.get("JUPYTER_PATH")])])

@@ -122,6 +122,17 @@ def test_sanity_check_passes_for_gradcam_and_fails_for_weight_independent_stub()
     imgs = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
     # A "saliency" that only echoes the input ignores the weights entirely: it must fail.
     stub = sanity_check(lambda m, x: x.astype(float) / 255, model, imgs)
-    assert stub["mean_rank_correlation"] == pytest.approx(1.0) and not stub["passed"]
+    assert stub["mean_abs_rank_correlation"] == pytest.approx(1.0) and not stub["passed"]
+    assert stub["mean_centered_rank_correlation"] == pytest.approx(1.0)
     real = sanity_check(lambda m, x: gradcam_heatmaps(m, x, 0), model, imgs)
-    assert real["mean_rank_correlation"] < stub["mean_rank_correlation"]
+    assert real["mean_abs_rank_correlation"] < stub["mean_abs_rank_correlation"]
+    assert len(real["per_randomisation"]) == real["n_randomisations"] == 5
+
+
+def test_run_folder_without_predictions_names_the_file(tmp_path):
+    from fer_helpers.artifacts import ArtifactError, write_json
+    from fer_helpers.errors import analyze_run
+
+    write_json(tmp_path / "results" / "evaluation.json", {"primary": "test", "protocols": {}})
+    with pytest.raises(ArtifactError, match=r"predictions.npz: predictions \(written by notebook 04\) not found"):
+        analyze_run(tmp_path)
