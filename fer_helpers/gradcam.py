@@ -184,7 +184,7 @@ def explain_run(run_dir, n_images: int = 16, n_sanity: int = 32, layer_name: str
     class_maps = mean_class_maps(model, test.images, test.labels, len(data.classes), layer_name)
     sanity_pick = rng.choice(len(test), size=min(n_sanity, len(test)), replace=False)
     sanity = sanity_check(lambda m, x: gradcam_heatmaps(m, x, None, layer_name), model,
-                          test.images[sanity_pick], seed=seed)
+                          test.images[sanity_pick], seeds=tuple(seed + k for k in range(5)))
     result = {"layer": layer_name, "protocol": primary, "n_images": int(len(pick)),
               "image_names": test.names[pick].tolist(), "sanity_check": sanity,
               "is_demo": data.is_demo}

@@ -102,3 +102,22 @@ def make_folders(root: Path, classes=("angry", "happy", "Sad", "surprised", "neu
                 write_png(root / split / cls / f"{i}.png", value=c_i * 10 + i,
                           size=(64, 64) if rgb else (48, 48), mode="RGB" if rgb else "L")
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """One quick demo run of every notebook (01-07) through the run command, shared by the
+    runner and report tests: a comparison model, a cross-dataset folder, published outputs."""
+    from fer_helpers.runner import RunSpec, run
+
+    tmp = tmp_path_factory.mktemp("demo_run")
+    extra = make_folders(tmp / "başka veri")
+    saved = os.environ.pop("FER_DATA_DIR", None)
+    try:
+        return run(RunSpec(runs_dir=tmp / "runs", figures_dir=tmp / "figures", reports_dir=tmp / "reports",
+                           run_name="demo_quick", params={
+                               "quick": True, "model_name": "baseline", "n_boot": 50, "n_sanity": 8,
+                               "n_images": 8, "compare_model_name": "baseline", "extra_eval_dirs": str(extra)}))
+    finally:
+        if saved is not None:
+            os.environ["FER_DATA_DIR"] = saved

@@ -9,17 +9,6 @@ import pytest
 from pypdf import PdfReader
 
 from fer_helpers.report import SECTIONS, ReportError, build_report, build_slides, fmt_num, fmt_pct, write_pdf
-from fer_helpers.runner import RunSpec, run
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """One quick demo run of notebooks 01-07, shared by the tests of this module."""
-    tmp = tmp_path_factory.mktemp("report")
-    run_dir = run(RunSpec(runs_dir=tmp / "runs", figures_dir=tmp / "figures", reports_dir=tmp / "reports",
-                          run_name="demo_report", params={"data_dir": "demo", "quick": True, "n_boot": 50,
-                                                          "n_sanity": 8, "n_images": 8}))
-    return run_dir
 
 
 def pdf_text(path: Path) -> str:
@@ -113,7 +102,7 @@ from pathlib import Path
 from fer_helpers.runner import RunSpec, run
 tmp = Path(sys.argv[1])
 run(RunSpec(runs_dir=tmp / "runs", figures_dir=tmp / "figures", reports_dir=tmp / "reports",
-            run_name="demo_report", notebooks=["07"], params={"data_dir": "demo"}))
+            run_name="demo_quick", notebooks=["07"], params={"data_dir": "demo"}))
 """
 
 
@@ -129,14 +118,16 @@ def test_killing_the_run_during_the_report_keeps_published_outputs(demo_run, tmp
     import sys
     import time
 
-    root = demo_run.parents[1]
+    root = tmp_path / "copy"                       # work on a copy: the demo run is shared
+    shutil.copytree(demo_run.parents[1], root, ignore=shutil.ignore_patterns(".jupyter"))
+    run_dir = root / "runs" / demo_run.name
     before = {d: _snapshot(root / d) for d in ("figures", "reports")}
-    pdf_before = (demo_run / "reports" / "rapor.pdf").read_bytes()
+    pdf_before = (run_dir / "reports" / "rapor.pdf").read_bytes()
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT)
     proc = subprocess.Popen([sys.executable, str(script), str(root)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = demo_run / "reports" / "executed" / "07_rapor.ipynb"
+    marker = run_dir / "reports" / "executed" / "07_rapor.ipynb"
     start_mtime = marker.stat().st_mtime_ns if marker.exists() else 0
     deadline = time.time() + 120
     while time.time() < deadline and (not marker.exists() or marker.stat().st_mtime_ns == start_mtime):
@@ -145,5 +136,5 @@ def test_killing_the_run_during_the_report_keeps_published_outputs(demo_run, tmp
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel, without any cleanup
     proc.wait()
     assert {d: _snapshot(root / d) for d in ("figures", "reports")} == before
-    pdf = demo_run / "reports" / "rapor.pdf"
+    pdf = run_dir / "reports" / "rapor.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-" and (pdf.read_bytes() == pdf_before or len(pdf.read_bytes()) > 1000)

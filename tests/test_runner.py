@@ -74,28 +74,22 @@ def test_run_name_cannot_escape_the_runs_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_all_notebooks_run_on_demo_data(tmp_path, monkeypatch):
-    from conftest import make_folders
-
-    monkeypatch.delenv("FER_DATA_DIR", raising=False)
-    extra = make_folders(tmp_path / "başka veri")
-    run_dir = run(spec(tmp_path, run_name="demo_quick", params={
-        "quick": True, "model_name": "baseline", "n_boot": 50, "n_sanity": 8, "n_images": 8,
-        "compare_model_name": "baseline", "extra_eval_dirs": str(extra)}))
-    results = run_dir / "results"
+def test_all_notebooks_run_on_demo_data(demo_run):
+    results = demo_run / "results"
+    root = demo_run.parents[1]
     for name in ("01_data_summary.json", "02_preprocessing.json", "training.json", "evaluation.json",
-                 "gradcam.json", "error_analysis.json"):
+                 "gradcam.json", "error_analysis.json", "cross_dataset.json", "run.json"):
         assert (results / name).is_file(), name
     ev = json.loads((results / "evaluation.json").read_text())
     assert ev["is_demo"] and ev["primary"] == "test" and "mcnemar" in ev["protocols"]["test"]
     assert "region_mass" in json.loads((results / "gradcam.json").read_text())
     cross = json.loads((results / "cross_dataset.json").read_text())["datasets"]
     assert cross[0]["layout"] == "folders" and "Contempt" not in cross[0]["shared_classes"]
-    assert "Çapraz veri seti değerlendirmesi" in (run_dir / "reports" / "rapor.html").read_text()
-    figs = {p.name for p in (tmp_path / "figures").glob("*.png")}
+    assert "Çapraz veri seti değerlendirmesi" in (demo_run / "reports" / "rapor.html").read_text()
+    figs = {p.name for p in (root / "figures").glob("*.png")}
     assert {"01_sinif_dagilimi.png", "03_egitim_egrileri.png", "04_guvenilirlik_diyagrami.png",
             "05_gradcam_ornekler.png", "06_destek_duyarlilik.png"} <= figs
-    assert len(list((tmp_path / "reports" / "notebooks").glob("*.html"))) >= 6
+    assert len(list((root / "reports" / "notebooks").glob("*.html"))) == 7
     manifest = json.loads((results / "run.json").read_text())
     assert manifest["status"] == "complete" and manifest["is_demo"]
     assert set(manifest["timings_s"]) == set(manifest["notebooks"]) and "versions" in manifest
