@@ -1,0 +1,57 @@
+"""Export a model to TFLite (float, int8) and ONNX; record sizes, parity and CPU throughput.
+
+    python benchmarks/export_benchmark.py --model models/reference.keras
+
+Writes results/benchmarks/export_<model stem>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fer_helpers import load_model, predict_proba
+from fer_helpers.artifacts import machine_info, now_iso, write_json
+from fer_helpers.export import FORMATS, RUNNERS, export_all
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def throughput(fn, images: np.ndarray, repeats: int = 3) -> float:
+    fn(images[:64])                                   # warm-up
+    best = min(_timed(fn, images) for _ in range(repeats))
+    return len(images) / best
+
+
+def _timed(fn, images) -> float:
+    t = time.perf_counter()
+    fn(images)
+    return time.perf_counter() - t
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--n-images", type=int, default=2048)
+    args = ap.parse_args(argv)
+    model = load_model(args.model)
+    images = np.random.default_rng(0).integers(0, 256, (args.n_images, 48, 48), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = export_all(model, tmp, FORMATS)
+        result = {"model": args.model, "keras": {"size_mb": Path(args.model).stat().st_size / 2**20,
+                  "images_per_second": throughput(lambda x: predict_proba(model, x), images)}}
+        for fmt, s in summary.items():
+            result[fmt] = {k: v for k, v in s.items() if k != "path"}
+            result[fmt]["images_per_second"] = throughput(lambda x: RUNNERS[fmt](s["path"], x), images)
+    result.update(machine=machine_info(), time=now_iso(), n_images=args.n_images)
+    write_json(ROOT / "results" / "benchmarks" / f"export_{Path(args.model).stem}.json", result)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
