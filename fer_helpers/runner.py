@@ -177,7 +177,8 @@ def run(spec: RunSpec, log=print) -> Path:
     if not spec.run_name or Path(spec.run_name).name != spec.run_name or spec.run_name in (".", ".."):
         raise RunError(f"run name {spec.run_name!r} must be a plain folder name (no path separators)")
     books = discover_notebooks(spec.notebooks_dir, spec.notebooks)
-    declared = {nb: notebook_parameters(nb) for nb in books}
+    # Names are checked against every notebook, so one config serves any selection of them.
+    declared = {nb: notebook_parameters(nb) for nb in discover_notebooks(spec.notebooks_dir)}
     params = dict(spec.params)
     check_parameters(params, declared)
     try:

@@ -67,6 +67,12 @@ def test_failing_notebook_is_named_with_its_cell(tmp_path):
     assert not (tmp_path / "figures").exists() and not (tmp_path / "reports").exists()
 
 
+def test_a_notebook_selection_accepts_parameters_of_other_notebooks(tmp_path):
+    # epochs belongs to 03; running only 01 with the same config must not fail on it.
+    run_dir = run(spec(tmp_path, notebooks=["01"], params={"data_dir": "demo", "epochs": 3}))
+    assert (run_dir / "results" / "01_data_summary.json").is_file()
+
+
 def test_run_name_cannot_escape_the_runs_folder(tmp_path):
     with pytest.raises(RunError, match="must be a plain folder name"):
         run(spec(tmp_path, run_name="../outside", notebooks=["01"]))
