@@ -106,6 +106,13 @@ def fmt_num(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}".replace(".", ",")
 
 
+def fmt_p(x) -> str:
+    """p-values: 0.0021 → "0,002", 3.5e-21 → "3,5e-21" (decimal comma)."""
+    if x is None:
+        return "–"
+    return (f"{x:.1e}" if x < 1e-3 else f"{x:.3f}").replace(".", ",")
+
+
 def fmt_int(x) -> str:
     """28385 → "28.385"."""
     return "–" if x is None else f"{int(x):,}".replace(",", ".")
@@ -205,8 +212,9 @@ def findings(ctx: dict, language: str = "tr") -> dict:
 
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("fer_helpers", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=fmt_pct, num=fmt_num, int=fmt_int,
+                      autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
+    # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
+    env.filters.update(pct=fmt_pct, num=fmt_num, int=fmt_int, pval=fmt_p,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
     return env
 
