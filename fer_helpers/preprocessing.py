@@ -75,7 +75,6 @@ def augmentation_layers(strength: str = "study", seed: int = 42) -> list:
     (±10°), brightness and contrast jitter. ``"strong"`` adds shift and zoom.
     ``"none"`` returns no layers.
     """
-    import keras
     from keras import layers
 
     if strength == "none":
@@ -96,7 +95,6 @@ def augmentation_layers(strength: str = "study", seed: int = 42) -> list:
     out += [layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed + 4,
                                     name="aug_brightness"),
             layers.RandomContrast(0.2, seed=seed + 5, name="aug_contrast")]
-    del keras
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fer_helpers.report import SECTIONS, ReportError, build_report, build_slides, fmt_num, fmt_pct, write_pdf
+from fer_helpers.report import SECTIONS, ReportError, build_report, fmt_num, fmt_pct, write_pdf
 
 
 def pdf_text(path: Path) -> str:

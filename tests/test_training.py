@@ -117,8 +117,12 @@ RESUME_SCRIPT = textwrap.dedent("""
     kill_after = int(sys.argv[2])
 
     class Killer(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch + 1 == kill_after:
+        # Dies in the middle of epoch index kill_after (after two of its batches).
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if kill_after and self.epoch == kill_after and batch == 2:
                 os._exit(17)   # a hard kill: no cleanup, like SIGKILL
 
     data = fh.load_dataset("demo")
