@@ -89,3 +89,15 @@ def test_wrong_input_shape_is_refused(tmp_path):
     assert zipfile.is_zipfile(path)
     with pytest.raises(ModelError, match="big.keras: model expects input"):
         load_model(path)
+
+
+def test_serving_model_drops_augmentation_and_predicts_identically():
+    from fer_helpers.models import serving_model
+
+    model = fh.build_model("vgg")
+    served = serving_model(model)
+    assert served is serving_model(model)                  # built once
+    assert not any(l.name.startswith("aug_") for l in served.layers)
+    assert count_params(served) == count_params(model)
+    x = np.random.default_rng(2).integers(0, 256, (6, 48, 48, 1)).astype("float32")
+    assert np.allclose(model.predict(x, verbose=0), fh.predict_proba(model, x), atol=1e-6)
