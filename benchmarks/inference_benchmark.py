@@ -29,6 +29,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--card", action="store_true", help="also record the result in <model>.card.json/.md")
     args = ap.parse_args(argv)
     path = Path(args.model)
     model = load_model(path)
@@ -44,6 +45,10 @@ def main(argv=None) -> dict:
               "images_per_second": args.n_images / min(times), "machine": machine_info(), "time": now_iso()}
     out = Path(args.out or ROOT / "results" / "benchmarks" / f"inference_{path.stem}.json")
     write_json(out, result)
+    if args.card:
+        from fer_helpers.release import add_inference_to_card
+
+        add_inference_to_card(path.parent, path.stem, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     return result
 

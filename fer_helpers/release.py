@@ -102,6 +102,10 @@ def model_card_markdown(card: dict) -> str:
     lines += ["", "Per-class recall:", ""]
     for name, m in card["metrics"].items():
         lines.append(f"- {name}: " + ", ".join(f"{c} {v:.3f}" for c, v in m["recall"].items()))
+    if card.get("inference"):
+        inf = card["inference"]
+        lines += ["", f"Inference: {inf['images_per_second']:,.0f} images/s through `predict_proba` "
+                  f"(batch {inf['batch_size']}, {inf['machine']['cpu_count']} CPU cores, {inf['time']})."]
     lines += ["", "Reproduce: `fer_helpers.load_model` + `fer_helpers.predict_proba` on the protocol's images "
               "(see `tests/test_reference_model.py`)."]
     return "\n".join(lines) + "\n"
@@ -113,3 +117,13 @@ def verify_release(out_dir, name: str = "reference") -> float:
     stored = np.asarray(read_json(out_dir / f"{name}.check.json")["probabilities"])
     probs = predict_proba(load_model(out_dir / f"{name}.keras", n_classes=len(CLASSES)), check_batch())
     return float(np.abs(stored - probs).max())
+
+
+def add_inference_to_card(out_dir, name: str, benchmark: dict) -> dict:
+    """Record a measured inference benchmark in the card (JSON and markdown)."""
+    out_dir = Path(out_dir)
+    card = read_json(out_dir / f"{name}.card.json", "model card")
+    card["inference"] = {k: benchmark[k] for k in ("images_per_second", "batch_size", "n_images", "machine", "time")}
+    write_json(out_dir / f"{name}.card.json", card)
+    (out_dir / f"{name}.md").write_text(model_card_markdown(card), encoding="utf-8")
+    return card
