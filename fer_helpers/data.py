@@ -113,6 +113,14 @@ class Dataset:
         """Rows whose ``split`` equals ``name`` ("train", "val" or "test")."""
         return self.subset(self.split == name)
 
+    def indices_of(self, names) -> np.ndarray:
+        """Row indices of the images called ``names`` (e.g. names stored with predictions)."""
+        position = {n: i for i, n in enumerate(self.names.tolist())}
+        try:
+            return np.array([position[n] for n in np.asarray(names).tolist()], dtype=np.int64)
+        except KeyError as exc:
+            raise DataError(f"{self.source}: image {exc.args[0]!r} is not in this data set") from exc
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per split and class: ``{split: {class: count}}``."""
         out = {}

@@ -81,8 +81,7 @@ def analyze_run(run_dir, top_pairs: int = 10, top_errors: int = 24) -> dict:
     y_pred = probs.argmax(axis=1)
     data = load_run_data(run_dir, "plurality" if primary == "P-seed" else None)
     classes = data.classes
-    order = {n: i for i, n in enumerate(data.names.tolist())}
-    idx = np.array([order[n] for n in pred_set["names"].tolist()])
+    idx = data.indices_of(pred_set["names"])
     per_class = evaluation["protocols"][primary]["plain"]["per_class"]
     train_counts = data.counts()["train"]
     result = {
