@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -427,18 +427,17 @@ def _cache_paths(path: Path, layout: str, cache_dir: Path) -> tuple[Path, str]:
 
 
 def _save_raw(raw: RawData, target: Path, prefix: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from .artifacts import atomic_write_bytes
+
     arrays = {k: getattr(raw, k) for k in ("images", "names", "source_split", "split",
                                            "votes", "labels") if getattr(raw, k) is not None}
     meta = {"classes": list(raw.classes), "pre_excluded": raw.pre_excluded,
             "n_converted": raw.n_converted, "label_file": raw.label_file}
     arrays["meta"] = np.array(json.dumps(meta))
-    # Write to a temporary file, then rename: a killed process never leaves half a cache.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npz.tmp")
-    os.close(fd)
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, target)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)       # uncompressed: the cached reload must stay well under 1 s
+    # Temporary file + rename: a killed process never leaves half a cache.
+    atomic_write_bytes(target, buf.getvalue())
     for old in target.parent.glob(f"{prefix}-*.npz"):
         if old != target:
             old.unlink(missing_ok=True)

@@ -139,7 +139,8 @@ def contamination_note(data: Dataset, protocol: str) -> str | None:
 
 # --------------------------------------------------------------------------- the whole stage
 
-def _protocol_sets(run_dir) -> tuple[dict, Dataset]:
+def protocol_sets(run_dir) -> tuple[dict, Dataset]:
+    """A run's protocol test sets (``{name: (Dataset, description)}``) and its training data."""
     from .data import load_run_data
 
     data = load_run_data(run_dir)
@@ -173,7 +174,7 @@ def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -
     from .models import load_model
 
     paths = run_paths(run_dir)
-    sets, data = _protocol_sets(run_dir)
+    sets, data = protocol_sets(run_dir)
     k = len(data.classes)
     model = load_model(paths["model"] / "best.keras", n_classes=k)
     compare_path = Path(run_dir) / "compare" / "model" / "best.keras"

@@ -163,16 +163,14 @@ def explain_run(run_dir, n_images: int = 16, n_sanity: int = 32, layer_name: str
     from pathlib import Path
 
     from .artifacts import read_json, run_paths, write_json
-    from .data import load_run_data
-    from .evaluation import protocol_masks
+    from .evaluation import protocol_sets
     from .models import load_model, predict_proba
 
     paths = run_paths(run_dir)
-    data = load_run_data(run_dir)
+    sets, data = protocol_sets(run_dir)
     evaluation = read_json(paths["results"] / "evaluation.json", "evaluation (written by notebook 04)")
     primary = evaluation["primary"]
-    plur = data if data.label_mode != "majority" else load_run_data(run_dir, "plurality")
-    test = protocol_masks(plur)[primary][0] if primary != "P-FER+" else data.get_split("test")
+    test = sets[primary][0]
     model = load_model(paths["model"] / "best.keras", n_classes=len(data.classes))
     layer_name = layer_name or find_last_conv_layer(model)
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ class ModelError(ValueError):
     """Raised for a model file that is missing, unreadable, unsafe or of the wrong shape."""
 
 
-def _stem(n_classes: int, augmentation: str, seed: int):
+def _stem(augmentation: str, seed: int):
     import keras
     from keras import layers
 
@@ -53,7 +53,7 @@ def build_baseline(n_classes: int = len(CLASSES), augmentation: str = "study", s
     import keras
     from keras import layers
 
-    inputs, x = _stem(n_classes, augmentation, seed)
+    inputs, x = _stem(augmentation, seed)
     for i, filters in enumerate((32, 64, 128), start=1):
         x = _conv_bn_relu(x, filters, f"block{i}")
         x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
@@ -74,7 +74,7 @@ def build_vgg(n_classes: int = len(CLASSES), augmentation: str = "strong", seed:
     import keras
     from keras import layers
 
-    inputs, x = _stem(n_classes, augmentation, seed)
+    inputs, x = _stem(augmentation, seed)
     for stage, mult in enumerate((1, 2, 4, 8), start=1):
         for j in (1, 2):
             # Momentum 0.9 (not Keras' 0.99): the moving statistics that inference uses

@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -240,21 +238,15 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
 
 
 def write_pdf(html: str, target: Path) -> Path:
-    """Render HTML to PDF with WeasyPrint into a temporary file, then rename over ``target``."""
+    """Render HTML to PDF with WeasyPrint, then write it atomically over ``target``."""
     try:
         import weasyprint
 
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            weasyprint.HTML(string=html, base_url=str(target.parent)).write_pdf(tmp)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        pdf = weasyprint.HTML(string=html, base_url=str(target.parent)).write_pdf()
     except Exception as exc:  # WeasyPrint/Pango failures come in many types
         raise ReportError(f"{target}: PDF could not be written ({type(exc).__name__}: {exc}); "
                           "the previous PDF, if any, is unchanged") from exc
-    return target
+    return atomic_write_bytes(target, pdf)
 
 
 def _build(run_dir, out_dir, meta: ReportMeta | None, template: str, stem: str) -> dict[str, Path]:
