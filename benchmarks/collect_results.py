@@ -1,12 +1,16 @@
 """Collect finished run folders into the committed results/ and build the ablation table.
 
-    python benchmarks/collect_results.py runs/baseline_e15 runs/baseline_e60 runs/vgg_soft_e18
+    python benchmarks/collect_results.py runs/baseline_e15 runs/baseline_e60 runs/vgg_soft_e18 \
+        --seeds runs/final_s42 runs/final_s43 runs/final_s44
 
 For each run: copies results/*.json|csv (numbers only: no images, no arrays) to
 results/runs/<name>/, and writes one row per run to results/ablation.csv with
 the validation accuracy used for choices, both protocols' test numbers, per-class
 recall on P-seed and wall time. The "changes" column lists every parameter that
-differs from the starting study's baseline settings.
+differs from the starting study's baseline settings; "added" lists what differs
+from the row before it (so a table ordered lever by lever reads as an ablation).
+``--seeds`` also writes results/seeds_summary.json|csv: mean ± std of runs that
+differ only in their seed (``fer_helpers.release.summarize_seeds``).
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_helpers.artifacts import read_json
+from fer_helpers.artifacts import read_json, write_json
+from fer_helpers.release import summarize_seeds
 from fer_helpers.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,21 +30,30 @@ BASELINE = dataclasses.asdict(TrainConfig())
 IGNORED = {"max_train_images", "deterministic", "monitor"}
 
 
-def changes(params: dict, label_mode: str) -> str:
+def changes(params: dict, label_mode: str, reference: dict | None = None,
+            reference_label_mode: str = "plurality") -> str:
+    reference = reference or BASELINE
     diff = [f"{k}={v}" for k, v in params.items()
-            if k not in IGNORED and k in BASELINE and v != BASELINE[k]]
-    if label_mode != "plurality":
+            if k not in IGNORED and k in reference and v != reference[k]]
+    if label_mode != reference_label_mode:
         diff.insert(0, f"label_mode={label_mode}")
-    return "; ".join(diff) or "starting-study settings"
+    return "; ".join(diff) or ("starting-study settings" if reference is BASELINE else "(same)")
 
 
-def row(run: Path) -> dict:
+def row(run: Path, previous: Path | None = None) -> dict:
     tr = read_json(run / "results" / "training.json", "training metadata")
     ev = read_json(run / "results" / "evaluation.json", "evaluation (run notebook 04 / evaluate_run)")
     data = read_json(run / "results" / "data.json", "data settings")
+    added = ""
+    if previous is not None:
+        prev_params = read_json(previous / "results" / "training.json", "training metadata")["params"]
+        prev_mode = read_json(previous / "results" / "data.json", "data settings")["label_mode"]
+        added = changes(tr["params"], data["label_mode"], prev_params, prev_mode)
     out = {"run": run.name, "model": tr["params"]["model_name"], "n_params": tr["model"]["n_params"],
-           "changes": changes(tr["params"], data["label_mode"]), "epochs_run": tr["epochs_run"],
+           "changes": changes(tr["params"], data["label_mode"]), "added": added,
+           "epochs_run": tr["epochs_run"],
            "best_epoch": tr["best_epoch"], "wall_time_min": round(tr["wall_time_s"] / 60, 1),
+           "cpus": tr["machine"].get("cpus_usable") or tr["machine"]["cpu_count"],
            "val_accuracy": round(tr["best_val_accuracy"], 4)}
     for name, p in ev["protocols"].items():
         m = p["plain"]
@@ -48,6 +62,11 @@ def row(run: Path) -> dict:
         out[f"{key}_macro_f1"] = round(m["macro_f1"], 4)
         if "tta_flip" in p:
             out[f"{key}_tta_accuracy"] = round(p["tta_flip"]["accuracy"], 4)
+        if "prior_adjusted" in p:
+            a = p["prior_adjusted"]
+            out[f"{key}_prior_tau"] = a["tau"]
+            out[f"{key}_prior_accuracy"] = round(a["accuracy"], 4)
+            out[f"{key}_prior_macro_f1"] = round(a["macro_f1"], 4)
         if name == "P-seed":
             out.update({f"recall_{r['class']}": round(r["recall"], 3) for r in m["per_class"]})
     return out
@@ -56,19 +75,33 @@ def row(run: Path) -> dict:
 def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+")
+    ap.add_argument("--seeds", nargs="*", default=[], help="runs of one configuration, different seeds")
     ap.add_argument("--out", default=str(ROOT / "results"))
     args = ap.parse_args(argv)
     out = Path(args.out)
-    rows = []
-    for run in map(Path, args.runs):
+    rows, previous = [], None
+    for run in map(Path, [*args.runs, *args.seeds]):
         dest = out / "runs" / run.name
         dest.mkdir(parents=True, exist_ok=True)
         for f in sorted((run / "results").glob("*")):
             if f.suffix in (".json", ".csv"):
                 shutil.copy(f, dest / f.name)
-        rows.append(row(run))
+        if run in map(Path, args.runs):
+            rows.append(row(run, previous))
+            previous = run
     table = pd.DataFrame(rows)
     table.to_csv(out / "ablation.csv", index=False)
+    if args.seeds:
+        summary = summarize_seeds(args.seeds)
+        write_json(out / "seeds_summary.json", summary)
+        flat = [{"protocol": name, "measure": measure, "mean": round(v["mean"], 4), "std": round(v["std"], 4),
+                 "values": " ".join(f"{x:.4f}" for x in v["values"])}
+                for name, p in summary["protocols"].items()
+                for measure, v in [("accuracy", p["accuracy"]), ("macro_f1", p["macro_f1"]),
+                                   *([("tta_flip_accuracy", p["tta_flip_accuracy"])] if "tta_flip_accuracy" in p else []),
+                                   *[(f"recall_{c}", r) for c, r in p["recall"].items()]]]
+        pd.DataFrame(flat).to_csv(out / "seeds_summary.csv", index=False)
+        print(pd.DataFrame(flat).head(6).to_string(index=False))
     print(table.drop(columns=[c for c in table if c.startswith("recall_")]).to_string(index=False))
     return table
 

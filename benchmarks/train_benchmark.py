@@ -7,7 +7,8 @@ study); FER2013Valid and FER2013Test are never seen in training or selection.
         --model baseline --epochs 15 --patience 0 --out runs/baseline_e15
 
 Writes the run folder (model, history, training.json) and appends a row to
-``results/benchmarks/train_benchmark.csv``.
+``results/benchmarks/train_benchmark.csv``; ``--evaluate`` then writes
+``results/evaluation.json`` (P-seed and P-FER+) for ``collect_results.py``.
 """
 from __future__ import annotations
 
@@ -39,10 +40,12 @@ def main(argv=None) -> None:
             ap.add_argument("--" + f.name.replace("_", "-"), default=f.default,
                             type={"int": int, "float": float, "str": str}[f.type])
     ap.add_argument("--model", dest="model_name", default="baseline")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="afterwards evaluate the best checkpoint on both held-out protocols")
     args = vars(ap.parse_args(argv))
     data_dir, label_mode, val_fraction = resolve_data_dir(args.pop("data")), args.pop("label_mode"), args.pop("val_fraction")
     data = load_dataset(data_dir, label_mode=label_mode, val_fraction=val_fraction, seed=args["seed"])
-    out = Path(args.pop("out"))
+    out, evaluate = Path(args.pop("out")), args.pop("evaluate")
     # Later stages (evaluation, Grad-CAM, report) reload exactly this data and split.
     save_data_settings(out, data_dir, label_mode, val_fraction, args["seed"])
     config = TrainConfig(**{k: v for k, v in args.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
@@ -59,6 +62,10 @@ def main(argv=None) -> None:
     table.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([row]).to_csv(table, mode="a", header=not table.exists(), index=False)
     print(row)
+    if evaluate:
+        from fer_helpers.evaluation import evaluate_run
+
+        evaluate_run(out)
 
 
 if __name__ == "__main__":

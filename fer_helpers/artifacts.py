@@ -132,7 +132,12 @@ def library_versions() -> dict[str, str]:
 
 def machine_info() -> dict:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(),
+            # Cores this process may run on (taskset) and TF thread limits: two runs that
+            # share the machine are told apart from one run that has it to itself.
+            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                                                      "TF_NUM_INTEROP_THREADS") if k in os.environ}}
 
 
 def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> dict:

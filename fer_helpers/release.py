@@ -33,8 +33,61 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def release_model(run_dir, out_dir, name: str = "reference") -> dict:
-    """Write ``<name>.keras``, ``<name>.card.json``, ``<name>.md`` and ``<name>.check.json``."""
+def summarize_seeds(run_dirs) -> dict:
+    """Mean ± standard deviation over runs that differ only in their seed.
+
+    Reads each run's ``training.json`` and ``evaluation.json`` and, for every
+    protocol, aggregates accuracy, macro-F1, flip-TTA accuracy and per-class
+    recall (sample standard deviation, ddof=1). Raises ValueError when the runs'
+    parameters differ in anything but the seed, since then the spread would not
+    measure seed variance.
+    """
+    run_dirs = [Path(r) for r in run_dirs]
+    if len(run_dirs) < 2:
+        raise ValueError(f"need at least 2 runs to summarise seeds, got {len(run_dirs)}")
+    trainings = [read_json(r / "results" / "training.json", "training metadata") for r in run_dirs]
+    evaluations = [read_json(r / "results" / "evaluation.json", "evaluation") for r in run_dirs]
+    settings = [{k: v for k, v in t["params"].items() if k != "seed"} for t in trainings]
+    for r, p in zip(run_dirs[1:], settings[1:]):
+        diff = sorted(k for k in p if p[k] != settings[0].get(k))
+        if diff:
+            raise ValueError(f"{r}: differs from {run_dirs[0]} in {diff}, not only in the seed")
+
+    def stats(values) -> dict:
+        v = np.asarray(values, dtype=float)
+        return {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": v.tolist()}
+
+    protocols = {}
+    for name in evaluations[0]["protocols"]:
+        plain = [e["protocols"][name]["plain"] for e in evaluations]
+        entry = {"accuracy": stats([m["accuracy"] for m in plain]),
+                 "macro_f1": stats([m["macro_f1"] for m in plain]),
+                 "recall": {r["class"]: stats([next(x["recall"] for x in m["per_class"]
+                                                    if x["class"] == r["class"]) for m in plain])
+                            for r in plain[0]["per_class"]}}
+        if all("tta_flip" in e["protocols"][name] for e in evaluations):
+            entry["tta_flip_accuracy"] = stats([e["protocols"][name]["tta_flip"]["accuracy"]
+                                                for e in evaluations])
+        if all("prior_adjusted" in e["protocols"][name] for e in evaluations):
+            adj = [e["protocols"][name]["prior_adjusted"] for e in evaluations]
+            entry["prior_adjusted"] = {"tau": [a["tau"] for a in adj],
+                                       "accuracy": stats([a["accuracy"] for a in adj]),
+                                       "macro_f1": stats([a["macro_f1"] for a in adj])}
+        protocols[name] = entry
+    return {"runs": [r.name for r in run_dirs], "seeds": [t["params"]["seed"] for t in trainings],
+            "params": settings[0],
+            "val_accuracy": stats([t["best_val_accuracy"] for t in trainings]),
+            "wall_time_min": stats([t["wall_time_s"] / 60 for t in trainings]),
+            "cpus_usable": [t["machine"].get("cpus_usable") for t in trainings],
+            "protocols": protocols}
+
+
+def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> dict:
+    """Write ``<name>.keras``, ``<name>.card.json``, ``<name>.md`` and ``<name>.check.json``.
+
+    ``seed_runs`` (optional): run folders of the same configuration with other
+    seeds, ``run_dir`` included; their mean ± std goes into the card.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     training = read_json(run_dir / "results" / "training.json", "training metadata")
@@ -59,6 +112,11 @@ def release_model(run_dir, out_dir, name: str = "reference") -> dict:
             "recall": {r["class"]: r["recall"] for r in m["per_class"]},
             "tta_flip_accuracy": p.get("tta_flip", {}).get("accuracy"),
             "contamination": p["contamination"]}
+        if "prior_adjusted" in p:
+            a = p["prior_adjusted"]
+            protocols[pname]["prior_adjusted"] = {
+                "tau": a["tau"], "accuracy": a["accuracy"], "macro_f1": a["macro_f1"],
+                "recall": {r["class"]: r["recall"] for r in a["per_class"]}}
     card = {
         "name": name, "file": target.name, "sha256": _sha256(target),
         "size_mb": target.stat().st_size / 2**20, "n_params": count_params(reloaded),
@@ -74,6 +132,8 @@ def release_model(run_dir, out_dir, name: str = "reference") -> dict:
                      "versions": training["versions"], "git_commit": training["git_commit"]},
         "metrics": protocols, "source_run": run_dir.name, "released": now_iso(),
     }
+    if seed_runs:
+        card["seeds"] = summarize_seeds(seed_runs)
     write_json(out_dir / f"{name}.card.json", card)
     (out_dir / f"{name}.md").write_text(model_card_markdown(card), encoding="utf-8")
     return card
@@ -91,7 +151,7 @@ def model_card_markdown(card: dict) -> str:
              f"{card['training_data']['train_images']} training / {card['training_data']['val_images']} "
              f"validation images (validation: {card['training_data']['validation']})",
              f"- Training: {card['training']['epochs_run']} epochs (best {card['training']['best_epoch']}), "
-             f"{card['training']['wall_time_s'] / 60:.1f} min on {card['training']['machine']['cpu_count']} CPU cores, "
+             f"{card['training']['wall_time_s'] / 60:.1f} min on {_cores(card['training']['machine'])}, "
              f"seed {card['training']['seed']}", "", "## Held-out results", "",
              "| protocol | images | accuracy (95% CI) | macro-F1 (95% CI) | ECE | flip-TTA accuracy |",
              "|---|---|---|---|---|---|"]
@@ -99,9 +159,34 @@ def model_card_markdown(card: dict) -> str:
         tta = pct(m["tta_flip_accuracy"]) if m["tta_flip_accuracy"] is not None else "–"
         lines.append(f"| {name} | {m['n']} | {pct(m['accuracy'])} ({pct(m['accuracy_ci95'][0])}–{pct(m['accuracy_ci95'][1])}) | "
                      f"{m['macro_f1']:.3f} ({m['macro_f1_ci95'][0]:.3f}–{m['macro_f1_ci95'][1]:.3f}) | {m['ece']:.3f} | {tta} |")
+    if card.get("seeds"):
+        s = card["seeds"]
+        lines += ["", f"## Same configuration, {len(s['seeds'])} seeds ({', '.join(map(str, s['seeds']))}): "
+                  "mean ± std", "",
+                  "| protocol | accuracy | macro-F1 | Contempt recall | Disgust recall | flip-TTA accuracy |",
+                  "|---|---|---|---|---|---|"]
+        ms = lambda d, f=pct: f"{f(d['mean'])} ± {f(d['std'])}"  # noqa: E731
+        f3 = lambda x: f"{x:.3f}"  # noqa: E731
+        for pname, m in s["protocols"].items():
+            tta = ms(m["tta_flip_accuracy"]) if "tta_flip_accuracy" in m else "–"
+            lines.append(f"| {pname} | {ms(m['accuracy'])} | {ms(m['macro_f1'], f3)} | "
+                         f"{ms(m['recall']['Contempt'], f3) if 'Contempt' in m['recall'] else '–'} | "
+                         f"{ms(m['recall']['Disgust'], f3) if 'Disgust' in m['recall'] else '–'} | {tta} |")
+        lines += ["", f"Validation accuracy {ms(s['val_accuracy'])}; training time "
+                  f"{s['wall_time_min']['mean']:.1f} ± {s['wall_time_min']['std']:.1f} min. The released file "
+                  f"is the seed-{card['training']['seed']} model, fixed before training (not picked among the "
+                  "seeds by any number); the seed also sets the validation split."]
     lines += ["", "Per-class recall:", ""]
     for name, m in card["metrics"].items():
         lines.append(f"- {name}: " + ", ".join(f"{c} {v:.3f}" for c, v in m["recall"].items()))
+    adjusted = {n: m["prior_adjusted"] for n, m in card["metrics"].items() if m.get("prior_adjusted")}
+    if adjusted:
+        tau = next(iter(adjusted.values()))["tau"]
+        lines += ["", f"Prior correction (p / prior^tau, tau chosen on validation macro-F1): tau = {tau:.2f}"
+                  + (" — no tau > 0 improved validation macro-F1, so the decision rule is unchanged."
+                     if tau == 0 else ": " + "; ".join(
+                         f"{n} accuracy {pct(a['accuracy'])}, macro-F1 {a['macro_f1']:.3f}"
+                         for n, a in adjusted.items()) + " (reported separately, like flip-TTA).")]
     if card.get("inference"):
         inf = card["inference"]
         lines += ["", f"Inference: {inf['images_per_second']:,.0f} images/s through `predict_proba` "
@@ -109,6 +194,13 @@ def model_card_markdown(card: dict) -> str:
     lines += ["", "Reproduce: `fer_helpers.load_model` + `fer_helpers.predict_proba` on the protocol's images "
               "(see `tests/test_reference_model.py`)."]
     return "\n".join(lines) + "\n"
+
+
+def _cores(machine: dict) -> str:
+    usable, total = machine.get("cpus_usable"), machine["cpu_count"]
+    if usable and usable < total:
+        return f"{usable} of the machine's {total} CPU cores (pinned with taskset)"
+    return f"{total} CPU cores"
 
 
 def verify_release(out_dir, name: str = "reference") -> float:

@@ -90,6 +90,7 @@ class ReportMeta:
     date: str = field(default_factory=lambda: _dt.date.today().strftime("%d.%m.%Y"))
     language: str = "tr"
     ablation_csv: str = ""        # optional results/ablation.csv of several runs
+    seeds_summary: str = ""       # optional results/seeds_summary.json (one configuration, several seeds)
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -226,7 +227,10 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     if meta.ablation_csv and Path(meta.ablation_csv).is_file():
         import pandas as pd
 
-        ctx["ablation"] = pd.read_csv(meta.ablation_csv).to_dict("records")
+        ctx["ablation"] = pd.read_csv(meta.ablation_csv).fillna("").to_dict("records")
+    ctx["seeds"] = None
+    if meta.seeds_summary and Path(meta.seeds_summary).is_file():
+        ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
                fig={k: {"src": _data_uri(p), "caption": FIGURE_CAPTIONS.get(k, k)} for k, p in figs.items()},

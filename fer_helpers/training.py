@@ -300,6 +300,11 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
     wall = time.perf_counter() - t0
 
     history = pd.read_csv(csv_path) if csv_path.is_file() else pd.DataFrame()
+    # A resumed run's wall time is that of all its epochs, not only of this process.
+    resumed_from = int(getattr(model, "_initial_epoch", None) or 0)
+    this_call = wall
+    if resumed_from and "seconds" in history:
+        wall = float(history["seconds"].sum())
     best_row = None
     if not history.empty and config.monitor in history:
         vals = history[config.monitor]
@@ -314,6 +319,7 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
         "class_weight": class_weight,
         "versions": library_versions(), "machine": machine_info(), "git_commit": git_commit(),
         "start_time": started, "end_time": now_iso(), "wall_time_s": wall,
+        "resumed_from_epoch": resumed_from, "wall_time_this_process_s": this_call,
         "epochs_run": epochs_run,
         "train_seconds_total": float(history["seconds"].sum()) if "seconds" in history else wall,
         "mean_epoch_seconds": float(history["seconds"].mean()) if "seconds" in history else None,

@@ -136,3 +136,31 @@ def test_run_folder_without_predictions_names_the_file(tmp_path):
     write_json(tmp_path / "results" / "evaluation.json", {"primary": "test", "protocols": {}})
     with pytest.raises(ArtifactError, match=r"predictions.npz: predictions \(written by notebook 04\) not found"):
         analyze_run(tmp_path)
+
+
+def test_prior_correction_identity_at_zero_and_favours_rare_classes():
+    from fer_helpers.evaluation import prior_correction
+
+    probs = np.array([[0.6, 0.4], [0.5, 0.5]], dtype=np.float32)
+    prior = np.array([0.9, 0.1])
+    assert np.allclose(prior_correction(probs, prior, 0.0), probs, atol=1e-6)
+    adj = prior_correction(probs, prior, 1.0)
+    assert np.allclose(adj.sum(1), 1) and adj.argmax(1).tolist() == [1, 1]
+    # p / prior, renormalised, by hand for the first row
+    expected = np.array([0.6 / 0.9, 0.4 / 0.1])
+    assert np.allclose(adj[0], expected / expected.sum(), atol=1e-6)
+
+
+def test_choose_prior_tau_fixes_a_classifier_biased_to_the_frequent_class():
+    from fer_helpers.evaluation import choose_prior_tau
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 200)
+    # Informative but shifted towards class 0, as a net trained on 90/10 data would be.
+    signal = np.where(labels == 1, 0.35, 0.05) + rng.normal(0, 0.05, len(labels))
+    probs = np.stack([1 - signal, signal], axis=1).clip(1e-3, 1)
+    choice = choose_prior_tau(probs, labels, np.array([0.9, 0.1]))
+    assert choice["tau"] > 0 and choice["val_macro_f1"] > choice["val_macro_f1_at_0"] + 0.2
+    # Already balanced predictions: no tau helps, and the tie goes to tau = 0.
+    balanced = np.eye(2)[labels] * 0.8 + 0.1
+    assert choose_prior_tau(balanced, labels, np.array([0.5, 0.5]))["tau"] == 0.0

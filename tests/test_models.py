@@ -30,6 +30,15 @@ def test_each_model_overfits_a_tiny_batch(name):
     assert hist["loss"][-1] < 0.1 * hist["loss"][0]
 
 
+def test_vgg_variants_have_the_documented_size():
+    fast, vgg = fh.build_model("vgg_fast"), fh.build_model("vgg")
+    assert count_params(vgg) == 1_177_576 and count_params(fast) == 658_424
+    convs = [r for r in model_table(fast) if r["type"] == "Conv2D"]
+    assert len(convs) == 7 and convs[0]["output_shape"] == "(N, 48, 48, 24)"
+    with pytest.raises(ValueError, match="4 stage widths"):
+        fh.models.build_vgg(widths=(8, 16), convs=(1, 1))
+
+
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown model name 'resnet9000'"):
         fh.build_model("resnet9000")

@@ -138,3 +138,24 @@ def test_killing_the_run_during_the_report_keeps_published_outputs(demo_run, tmp
     assert {d: _snapshot(root / d) for d in ("figures", "reports")} == before
     pdf = run_dir / "reports" / "rapor.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-" and (pdf.read_bytes() == pdf_before or len(pdf.read_bytes()) > 1000)
+
+
+@pytest.mark.slow
+def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
+    from fer_helpers.report import ReportMeta, render_html
+
+    ablation = tmp_path / "ablation.csv"
+    ablation.write_text("run,model,changes,added,epochs_run,wall_time_min,cpus,val_accuracy,P_seed_accuracy,"
+                        "P_seed_macro_f1,P_FERplus_accuracy,recall_Contempt,recall_Disgust\n"
+                        "abl_a,baseline,starting-study settings,,6,5.0,1,0.6,0.6,0.3,0.62,0.0,0.0\n"
+                        "abl_b,vgg_fast,model_name=vgg_fast,model_name=vgg_fast,6,8.0,1,0.7,0.71,0.4,0.73,0.1,0.2\n")
+    stat = lambda m, s: {"mean": m, "std": s, "values": [m]}  # noqa: E731
+    seeds = {"seeds": [1, 2, 3], "val_accuracy": stat(0.79, 0.004), "wall_time_min": stat(38.2, 0.5),
+             "protocols": {"P-seed": {"accuracy": stat(0.8012, 0.0031), "macro_f1": stat(0.651, 0.012),
+                                      "recall": {"Contempt": stat(0.31, 0.05), "Disgust": stat(0.45, 0.04)},
+                                      "tta_flip_accuracy": stat(0.8051, 0.002)}}}
+    (tmp_path / "seeds.json").write_text(json.dumps(seeds))
+    html, _ = render_html(demo_run, ReportMeta(ablation_csv=str(ablation), seeds_summary=str(tmp_path / "seeds.json")))
+    assert "model_name=vgg_fast" in html and "starting-study settings" in html
+    assert "3 tohum, ortalama ± standart sapma" in html
+    assert "%80,12 ± %0,31" in html and "0,310 ± 0,050" in html and "38,2 ± 0,5 dk" in html

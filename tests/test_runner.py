@@ -123,3 +123,11 @@ def test_notebooks_01_to_03_on_a_real_data_slice(tmp_path, ferplus_dir):
     assert summary["validation"] == "from_train(0.2)"
     training = json.loads((run_dir / "results" / "training.json").read_text())
     assert training["test_split_used"] is False and training["epochs_run"] >= 1
+
+
+@pytest.mark.parametrize("config", sorted((PROJECT_ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_names_only_declared_parameters(config):
+    params = load_config(config)["params"]
+    assert params
+    # Raises on a name no notebook declares or a value of the wrong type.
+    check_parameters(params, {p: notebook_parameters(p) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))})

@@ -1,0 +1,63 @@
+"""Seed summaries and the model card's seed section (small hand-made run folders)."""
+import json
+
+import numpy as np
+import pytest
+
+from fer_helpers.release import model_card_markdown, summarize_seeds
+
+CLASSES = ["Anger", "Contempt", "Disgust"]
+
+
+def _fake_run(root, name, seed, acc, recalls, val_acc, lr=0.002):
+    run = root / name
+    (run / "results").mkdir(parents=True)
+    training = {"params": {"seed": seed, "learning_rate": lr, "model_name": "vgg_fast"},
+                "best_val_accuracy": val_acc, "wall_time_s": 1800.0 + seed,
+                "machine": {"cpu_count": 2, "cpus_usable": 1}}
+    per_class = [{"class": c, "recall": r} for c, r in zip(CLASSES, recalls)]
+    plain = {"accuracy": acc, "macro_f1": acc - 0.2, "per_class": per_class}
+    evaluation = {"protocols": {"P-seed": {"plain": plain, "tta_flip": {"accuracy": acc + 0.01}}}}
+    (run / "results" / "training.json").write_text(json.dumps(training))
+    (run / "results" / "evaluation.json").write_text(json.dumps(evaluation))
+    return run
+
+
+def test_summarize_seeds_matches_numpy(tmp_path):
+    runs = [_fake_run(tmp_path, f"s{i}", 40 + i, acc, [0.5, r, 0.4], 0.78 + i / 100)
+            for i, (acc, r) in enumerate([(0.80, 0.30), (0.81, 0.20), (0.79, 0.25)])]
+    s = summarize_seeds(runs)
+    assert s["seeds"] == [40, 41, 42] and s["runs"] == ["s0", "s1", "s2"]
+    acc = s["protocols"]["P-seed"]["accuracy"]
+    assert acc["mean"] == pytest.approx(0.80) and acc["std"] == pytest.approx(np.std([0.8, 0.81, 0.79], ddof=1))
+    contempt = s["protocols"]["P-seed"]["recall"]["Contempt"]
+    assert contempt["values"] == [0.30, 0.20, 0.25] and contempt["mean"] == pytest.approx(0.25)
+    assert s["protocols"]["P-seed"]["tta_flip_accuracy"]["mean"] == pytest.approx(0.81)
+    assert s["val_accuracy"]["mean"] == pytest.approx(0.79)
+    assert "seed" not in s["params"] and s["cpus_usable"] == [1, 1, 1]
+
+
+def test_summarize_seeds_refuses_runs_that_differ_in_more_than_the_seed(tmp_path):
+    a = _fake_run(tmp_path, "a", 1, 0.8, [0.5, 0.3, 0.4], 0.79)
+    b = _fake_run(tmp_path, "b", 2, 0.8, [0.5, 0.3, 0.4], 0.79, lr=0.001)
+    with pytest.raises(ValueError, match=r"b: differs from .*a in \['learning_rate'\]"):
+        summarize_seeds([a, b])
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        summarize_seeds([a])
+
+
+def test_model_card_shows_the_seed_table(tmp_path):
+    runs = [_fake_run(tmp_path, f"s{i}", i, 0.8 + i / 100, [0.5, 0.3, 0.4], 0.79) for i in range(3)]
+    metric = {"description": "d", "n": 10, "accuracy": 0.8, "accuracy_ci95": [0.7, 0.9], "macro_f1": 0.6,
+              "macro_f1_ci95": [0.5, 0.7], "ece": 0.05, "recall": {c: 0.5 for c in CLASSES},
+              "tta_flip_accuracy": None}
+    card = {"file": "m.keras", "architecture": "vgg_fast", "n_params": 1, "size_mb": 1.0, "sha256": "0" * 64,
+            "classes": CLASSES, "input": "i", "output": "o",
+            "training_data": {"data_settings": {}, "train_images": 1, "val_images": 1, "validation": "v"},
+            "training": {"epochs_run": 1, "best_epoch": 1, "wall_time_s": 60, "seed": 0,
+                         "machine": {"cpu_count": 2, "cpus_usable": 1}},
+            "metrics": {"P-seed": metric}, "seeds": summarize_seeds(runs)}
+    md = model_card_markdown(card)
+    assert "3 seeds (0, 1, 2): mean ± std" in md
+    assert "| P-seed | 81.00% ± 1.00% |" in md
+    assert "1 of the machine's 2 CPU cores" in md
