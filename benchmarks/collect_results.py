@@ -10,7 +10,8 @@ recall on P-seed and wall time. The "changes" column lists every parameter that
 differs from the starting study's baseline settings; "added" lists what differs
 from the row before it (so a table ordered lever by lever reads as an ablation).
 ``--seeds`` also writes results/seeds_summary.json|csv: mean ± std of runs that
-differ only in their seed (``fer_helpers.release.summarize_seeds``).
+differ only in their seed (``fer_helpers.release.summarize_seeds``); ``--ensemble``
+writes results/ensemble.json, the averaged probabilities of the given runs.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer_helpers.artifacts import read_json, write_json
+from fer_helpers.evaluation import evaluate_ensemble
 from fer_helpers.release import summarize_seeds
 from fer_helpers.training import TrainConfig
 
@@ -76,6 +78,8 @@ def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--seeds", nargs="*", default=[], help="runs of one configuration, different seeds")
+    ap.add_argument("--ensemble", nargs="*", default=[],
+                    help="runs whose stored test probabilities are averaged (results/ensemble.json)")
     ap.add_argument("--out", default=str(ROOT / "results"))
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -102,6 +106,15 @@ def main(argv=None) -> pd.DataFrame:
                                    *[(f"recall_{c}", r) for c, r in p["recall"].items()]]]
         pd.DataFrame(flat).to_csv(out / "seeds_summary.csv", index=False)
         print(pd.DataFrame(flat).head(6).to_string(index=False))
+    if args.ensemble:
+        ens = evaluate_ensemble(args.ensemble)
+        trainings = [read_json(Path(r) / "results" / "training.json", "training metadata") for r in args.ensemble]
+        ens["training_wall_time_min"] = [round(t["wall_time_s"] / 60, 1) for t in trainings]
+        ens["cpus_usable"] = [t["machine"].get("cpus_usable") for t in trainings]
+        for m in ens["protocols"].values():
+            m.pop("text_report", None)
+        write_json(out / "ensemble.json", ens)
+        print("ensemble", {n: round(m["accuracy"], 4) for n, m in ens["protocols"].items()})
     print(table.drop(columns=[c for c in table if c.startswith("recall_")]).to_string(index=False))
     return table
 

@@ -263,3 +263,32 @@ def load_predictions(run_dir, protocol: str) -> dict[str, np.ndarray]:
     if "probs" not in keys:
         raise ArtifactError(f"{run_dir}/results/predictions.npz: no predictions for protocol {protocol!r}")
     return keys
+
+
+def evaluate_ensemble(run_dirs, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Score the average of several runs' stored test probabilities (a probability ensemble).
+
+    Uses each run's ``predictions.npz`` (no model is reloaded), so the runs must
+    have been evaluated on the same protocols; images are matched by name and a
+    mismatch is an error rather than a silently misaligned average.
+    """
+    from pathlib import Path
+
+    from .artifacts import read_json
+
+    run_dirs = [Path(r) for r in run_dirs]
+    if len(run_dirs) < 2:
+        raise ValueError(f"an ensemble needs at least 2 runs, got {len(run_dirs)}")
+    first = read_json(run_dirs[0] / "results" / "evaluation.json", "evaluation")
+    out = {"runs": [r.name for r in run_dirs], "protocols": {}}
+    for name in first["protocols"]:
+        sets = [load_predictions(r, name) for r in run_dirs]
+        for r, s in zip(run_dirs[1:], sets[1:]):
+            if not np.array_equal(s["names"], sets[0]["names"]):
+                raise ValueError(f"{r}: its {name} predictions are not for the same images as {run_dirs[0]}'s")
+        probs = np.mean([s["probs"] for s in sets], axis=0)
+        m = classification_metrics(sets[0]["labels"], probs, first["classes"])
+        m["ci"] = bootstrap_ci(sets[0]["labels"], probs.argmax(axis=1), n_boot=n_boot, seed=seed)
+        m["calibration"] = expected_calibration_error(sets[0]["labels"], probs)
+        out["protocols"][name] = m
+    return out

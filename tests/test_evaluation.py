@@ -164,3 +164,26 @@ def test_choose_prior_tau_fixes_a_classifier_biased_to_the_frequent_class():
     # Already balanced predictions: no tau helps, and the tie goes to tau = 0.
     balanced = np.eye(2)[labels] * 0.8 + 0.1
     assert choose_prior_tau(balanced, labels, np.array([0.5, 0.5]))["tau"] == 0.0
+
+
+def test_ensemble_averages_stored_probabilities_and_checks_the_images(tmp_path):
+    from fer_helpers.artifacts import save_arrays
+    from fer_helpers.evaluation import evaluate_ensemble
+
+    labels = np.array([0, 1, 1, 0])
+    names = np.array(["a", "b", "c", "d"])
+    # r2 gets image c wrong; averaged with r1 it is right again.
+    runs = {"r1": [[0.9, 0.1], [0.45, 0.55], [0.2, 0.8], [0.9, 0.1]],
+            "r2": [[0.8, 0.2], [0.1, 0.9], [0.6, 0.4], [0.7, 0.3]]}
+    for run, probs in runs.items():
+        (tmp_path / run / "results").mkdir(parents=True)
+        (tmp_path / run / "results" / "evaluation.json").write_text(
+            '{"classes": ["A", "B"], "protocols": {"test": {}}}')
+        save_arrays(tmp_path / run / "results" / "predictions.npz", test__probs=np.array(probs, "float32"),
+                    test__labels=labels, test__names=names)
+    ens = evaluate_ensemble([tmp_path / "r1", tmp_path / "r2"], n_boot=20)
+    assert ens["protocols"]["test"]["accuracy"] == 1.0 and ens["runs"] == ["r1", "r2"]
+    save_arrays(tmp_path / "r2" / "results" / "predictions.npz", test__probs=np.array(runs["r2"], "float32"),
+                test__labels=labels, test__names=names[::-1])
+    with pytest.raises(ValueError, match="not for the same images"):
+        evaluate_ensemble([tmp_path / "r1", tmp_path / "r2"])
