@@ -84,13 +84,14 @@ def main(argv=None) -> pd.DataFrame:
     args = ap.parse_args(argv)
     out = Path(args.out)
     rows, previous = [], None
-    for run in map(Path, [*args.runs, *args.seeds]):
+    table_runs = [Path(r) for r in args.runs]
+    for run in dict.fromkeys(map(Path, [*args.runs, *args.seeds, *args.ensemble])):   # each once, in order
         dest = out / "runs" / run.name
         dest.mkdir(parents=True, exist_ok=True)
         for f in sorted((run / "results").glob("*")):
             if f.suffix in (".json", ".csv"):
                 shutil.copy(f, dest / f.name)
-        if run in map(Path, args.runs):
+        if run in table_runs:
             rows.append(row(run, previous))
             previous = run
     table = pd.DataFrame(rows)

@@ -1,4 +1,5 @@
-"""The committed reference model: safe loading, stored check values, its card's numbers, skip-training."""
+"""The committed models (reference and others with a card): safe loading, stored check values,
+their cards' numbers on real data, and the skip-training option."""
 import json
 from pathlib import Path
 
@@ -9,28 +10,43 @@ import fer_helpers as fh
 from fer_helpers.release import check_batch, verify_release
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-CARD = MODELS / "reference.card.json"
+NAMES = sorted(p.name.removesuffix(".card.json") for p in MODELS.glob("*.card.json"))
 
 pytestmark = pytest.mark.skipif(not (MODELS / "reference.keras").is_file(), reason="no reference model committed")
 
 
-def test_reference_loads_safely_and_reproduces_its_check_batch():
-    assert verify_release(MODELS, "reference") < 1e-4
-    card = json.loads(CARD.read_text())
-    assert card["classes"] == list(fh.CLASSES)
-    assert (MODELS / "reference.keras").stat().st_size <= 10 * 2**20
-    probs = fh.predict_proba(fh.load_model(MODELS / "reference.keras"), check_batch())
+def test_the_reference_model_is_among_the_released_models():
+    assert "reference" in NAMES
+
+
+def test_reference_card_summarises_at_least_three_seeds_including_its_own():
+    card = json.loads((MODELS / "reference.card.json").read_text())
+    seeds = card["seeds"]
+    assert len(seeds["seeds"]) >= 3 and card["training"]["seed"] in seeds["seeds"]
+    i = seeds["seeds"].index(card["training"]["seed"])
+    for protocol, m in card["metrics"].items():
+        assert seeds["protocols"][protocol]["accuracy"]["values"][i] == pytest.approx(m["accuracy"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_loads_safely_and_reproduces_its_check_batch(name):
+    assert verify_release(MODELS, name) < 1e-4
+    card = json.loads((MODELS / f"{name}.card.json").read_text())
+    assert card["classes"] == list(fh.CLASSES) and card["file"] == f"{name}.keras"
+    assert (MODELS / f"{name}.keras").stat().st_size <= 10 * 2**20
+    probs = fh.predict_proba(fh.load_model(MODELS / f"{name}.keras"), check_batch())
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
 @pytest.mark.realdata
-def test_card_p_ferplus_accuracy_reproduces_on_the_real_test_set(ferplus_dir, tmp_path_factory):
-    card = json.loads(CARD.read_text())
+@pytest.mark.parametrize("name", NAMES)
+def test_card_p_ferplus_accuracy_reproduces_on_the_real_test_set(name, ferplus_dir, tmp_path_factory):
+    card = json.loads((MODELS / f"{name}.card.json").read_text())
     data = fh.load_dataset(ferplus_dir, label_mode="majority",
                            cache_dir=tmp_path_factory.getbasetemp() / "realcache")
     test = data.subset(data.source_split == "FER2013Test")
     assert len(test) == card["metrics"]["P-FER+"]["n"] == 3137
-    probs = fh.predict_proba(fh.load_model(MODELS / "reference.keras"), test.images)
+    probs = fh.predict_proba(fh.load_model(MODELS / f"{name}.keras"), test.images)
     acc = float((probs.argmax(1) == test.labels).mean())
     assert abs(acc - card["metrics"]["P-FER+"]["accuracy"]) <= 0.001
 
