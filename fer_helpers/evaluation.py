@@ -188,10 +188,15 @@ def evaluate_model(model, images, labels, classes, tta: bool = False, n_boot: in
     from .models import predict_proba
 
     probs = predict_proba(model, images, flip_tta=tta)
+    return score_probabilities(labels, probs, classes, n_boot, seed), probs
+
+
+def score_probabilities(labels, probs, classes, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Metrics, bootstrap CI and calibration of a probability matrix (no model needed)."""
     m = classification_metrics(labels, probs, classes)
-    m["ci"] = bootstrap_ci(labels, probs.argmax(axis=1), n_boot=n_boot, seed=seed)
+    m["ci"] = bootstrap_ci(labels, np.asarray(probs).argmax(axis=1), n_boot=n_boot, seed=seed)
     m["calibration"] = expected_calibration_error(labels, probs)
-    return m, probs
+    return m
 
 
 def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -234,9 +239,8 @@ def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -
                                                   tta=True, n_boot=n_boot, seed=seed)
         if adjustment is not None:
             adjusted = prior_correction(probs, prior, adjustment["tau"])
-            m = classification_metrics(subset.labels, adjusted, data.classes)
-            m["ci"] = bootstrap_ci(subset.labels, adjusted.argmax(axis=1), n_boot=n_boot, seed=seed)
-            entry["prior_adjusted"] = {**m, "tau": adjustment["tau"]}
+            entry["prior_adjusted"] = {**score_probabilities(subset.labels, adjusted, data.classes, n_boot, seed),
+                                       "tau": adjustment["tau"]}
         arrays.update({f"{name}__probs": probs, f"{name}__labels": subset.labels,
                        f"{name}__names": subset.names})
         if compare is not None:
@@ -287,8 +291,5 @@ def evaluate_ensemble(run_dirs, n_boot: int = 1000, seed: int = 0) -> dict:
             if not np.array_equal(s["names"], sets[0]["names"]):
                 raise ValueError(f"{r}: its {name} predictions are not for the same images as {run_dirs[0]}'s")
         probs = np.mean([s["probs"] for s in sets], axis=0)
-        m = classification_metrics(sets[0]["labels"], probs, first["classes"])
-        m["ci"] = bootstrap_ci(sets[0]["labels"], probs.argmax(axis=1), n_boot=n_boot, seed=seed)
-        m["calibration"] = expected_calibration_error(sets[0]["labels"], probs)
-        out["protocols"][name] = m
+        out["protocols"][name] = score_probabilities(sets[0]["labels"], probs, first["classes"], n_boot, seed)
     return out

@@ -33,6 +33,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _recalls(metrics: dict) -> dict[str, float]:
+    """``{class: recall}`` from a metrics dict's per-class table."""
+    return {r["class"]: r["recall"] for r in metrics["per_class"]}
+
+
 def summarize_seeds(run_dirs) -> dict:
     """Mean ± standard deviation over runs that differ only in their seed.
 
@@ -62,9 +67,7 @@ def summarize_seeds(run_dirs) -> dict:
         plain = [e["protocols"][name]["plain"] for e in evaluations]
         entry = {"accuracy": stats([m["accuracy"] for m in plain]),
                  "macro_f1": stats([m["macro_f1"] for m in plain]),
-                 "recall": {r["class"]: stats([next(x["recall"] for x in m["per_class"]
-                                                    if x["class"] == r["class"]) for m in plain])
-                            for r in plain[0]["per_class"]}}
+                 "recall": {c: stats([_recalls(m)[c] for m in plain]) for c in _recalls(plain[0])}}
         if all("tta_flip" in e["protocols"][name] for e in evaluations):
             entry["tta_flip_accuracy"] = stats([e["protocols"][name]["tta_flip"]["accuracy"]
                                                 for e in evaluations])
@@ -109,14 +112,14 @@ def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> 
             "description": p["description"], "n": p["n"], "accuracy": m["accuracy"],
             "accuracy_ci95": m["ci"]["accuracy"], "macro_f1": m["macro_f1"], "macro_f1_ci95": m["ci"]["macro_f1"],
             "weighted_f1": m["weighted_f1"], "ece": m["calibration"]["ece"],
-            "recall": {r["class"]: r["recall"] for r in m["per_class"]},
+            "recall": _recalls(m),
             "tta_flip_accuracy": p.get("tta_flip", {}).get("accuracy"),
             "contamination": p["contamination"]}
         if "prior_adjusted" in p:
             a = p["prior_adjusted"]
             protocols[pname]["prior_adjusted"] = {
                 "tau": a["tau"], "accuracy": a["accuracy"], "macro_f1": a["macro_f1"],
-                "recall": {r["class"]: r["recall"] for r in a["per_class"]}}
+                "recall": _recalls(a)}
     card = {
         "name": name, "file": target.name, "sha256": _sha256(target),
         "size_mb": target.stat().st_size / 2**20, "n_params": count_params(reloaded),
