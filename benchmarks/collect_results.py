@@ -10,7 +10,8 @@ recall on P-seed and wall time. The "changes" column lists every parameter that
 differs from the starting study's baseline settings; "added" lists what differs
 from the row before it (so a table ordered lever by lever reads as an ablation).
 ``--seeds`` also writes results/seeds_summary.json|csv: mean ± std of runs that
-differ only in their seed (``fer_helpers.release.summarize_seeds``); ``--ensemble``
+differ only in their seed (``fer_helpers.release.summarize_seeds``); ``--seeds-out``
+names another file for another configuration's seeds (then no run list is needed); ``--ensemble``
 writes results/ensemble.json, the averaged probabilities of the given runs.
 """
 from __future__ import annotations
@@ -76,8 +77,10 @@ def row(run: Path, previous: Path | None = None) -> dict:
 
 def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+")
+    ap.add_argument("runs", nargs="*", help="rows of results/ablation.csv, in order (none: table kept)")
     ap.add_argument("--seeds", nargs="*", default=[], help="runs of one configuration, different seeds")
+    ap.add_argument("--seeds-out", default="seeds_summary",
+                    help="file stem of the seed summary (another configuration's seeds: another stem)")
     ap.add_argument("--ensemble", nargs="*", default=[],
                     help="runs whose stored test probabilities are averaged (results/ensemble.json)")
     ap.add_argument("--out", default=str(ROOT / "results"))
@@ -95,17 +98,18 @@ def main(argv=None) -> pd.DataFrame:
             rows.append(row(run, previous))
             previous = run
     table = pd.DataFrame(rows)
-    table.to_csv(out / "ablation.csv", index=False)
+    if rows:
+        table.to_csv(out / "ablation.csv", index=False)
     if args.seeds:
         summary = summarize_seeds(args.seeds)
-        write_json(out / "seeds_summary.json", summary)
+        write_json(out / f"{args.seeds_out}.json", summary)
         flat = [{"protocol": name, "measure": measure, "mean": round(v["mean"], 4), "std": round(v["std"], 4),
                  "values": " ".join(f"{x:.4f}" for x in v["values"])}
                 for name, p in summary["protocols"].items()
                 for measure, v in [("accuracy", p["accuracy"]), ("macro_f1", p["macro_f1"]),
                                    *([("tta_flip_accuracy", p["tta_flip_accuracy"])] if "tta_flip_accuracy" in p else []),
                                    *[(f"recall_{c}", r) for c, r in p["recall"].items()]]]
-        pd.DataFrame(flat).to_csv(out / "seeds_summary.csv", index=False)
+        pd.DataFrame(flat).to_csv(out / f"{args.seeds_out}.csv", index=False)
         print(pd.DataFrame(flat).head(6).to_string(index=False))
     if args.ensemble:
         ens = evaluate_ensemble(args.ensemble)
@@ -116,7 +120,8 @@ def main(argv=None) -> pd.DataFrame:
             m.pop("text_report", None)
         write_json(out / "ensemble.json", ens)
         print("ensemble", {n: round(m["accuracy"], 4) for n, m in ens["protocols"].items()})
-    print(table.drop(columns=[c for c in table if c.startswith("recall_")]).to_string(index=False))
+    if rows:
+        print(table.drop(columns=[c for c in table if c.startswith("recall_")]).to_string(index=False))
     return table
 
 
