@@ -91,6 +91,7 @@ class ReportMeta:
     language: str = "tr"
     ablation_csv: str = ""        # optional results/ablation.csv of several runs
     seeds_summary: str = ""       # optional results/seeds_summary.json (one configuration, several seeds)
+    seeds_compare: tuple = ()     # optional summaries of compared configurations' seeds (same table)
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -218,6 +219,19 @@ def _env() -> Environment:
     return env
 
 
+def seed_groups(final: dict, *others: dict) -> list[dict]:
+    """Seed summaries as table row groups, each labelled by the settings in which they differ."""
+    params = [g.get("params", {}) for g in (final, *others)]
+    keys = sorted({k for p in params for k in p})
+    diff = [k for k in keys if k != "seed" and len({repr(p.get(k)) for p in params}) > 1]
+
+    def label(name: str, p: dict) -> str:
+        return f"{name} ({', '.join(f'{k}={p.get(k)}' for k in diff)})" if diff else name
+
+    return ([{"label": label("son yapılandırma", params[0]), "summary": final}]
+            + [{"label": label("karşılaştırma", p), "summary": g} for p, g in zip(params[1:], others)])
+
+
 def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report.html.j2") -> tuple[str, dict]:
     """The report (or slides) as one self-contained HTML string, and the context used."""
     meta = meta or ReportMeta()
@@ -228,9 +242,14 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
         import pandas as pd
 
         ctx["ablation"] = pd.read_csv(meta.ablation_csv).fillna("").to_dict("records")
-    ctx["seeds"] = None
+    ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")
+        ctx["seed_groups"] = [{"label": "son yapılandırma", "summary": ctx["seeds"]}]
+        compare = [meta.seeds_compare] if isinstance(meta.seeds_compare, str) else meta.seeds_compare
+        others = [read_json(p, "seed summary") for p in compare if p and Path(p).is_file()]
+        if others:
+            ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
                fig={k: {"src": _data_uri(p), "caption": FIGURE_CAPTIONS.get(k, k)} for k, p in figs.items()},

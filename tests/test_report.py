@@ -159,3 +159,32 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert "model_name=vgg_fast" in html and "starting-study settings" in html
     assert "3 tohum, ortalama ± standart sapma" in html
     assert "%80,12 ± %0,31" in html and "0,310 ± 0,050" in html and "38,2 ± 0,5 dk" in html
+    assert "Yapılandırma" not in html            # one configuration: no group column
+
+    # A compared configuration joins the same table, each group labelled by what differs.
+    other = {**seeds, "params": {"augmentation": "strong", "seed": 1, "epochs": 20},
+             "protocols": {"P-seed": {**seeds["protocols"]["P-seed"], "accuracy": stat(0.7824, 0.0014)}}}
+    (tmp_path / "seeds.json").write_text(json.dumps({**seeds, "params": {"augmentation": "study", "seed": 1,
+                                                                         "epochs": 20}}))
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    html, _ = render_html(demo_run, ReportMeta(seeds_summary=str(tmp_path / "seeds.json"),
+                                               seeds_compare=str(tmp_path / "other.json")))
+    assert "son yapılandırma (augmentation=study)" in html and "karşılaştırma (augmentation=strong)" in html
+    assert "%80,12 ± %0,31" in html and "%78,24 ± %0,14" in html
+
+
+def test_seed_groups_are_labelled_by_their_differences():
+    from fer_helpers.report import seed_groups
+
+    a = {"params": {"augmentation": "study", "epochs": 20, "seed": 42}}
+    b = {"params": {"augmentation": "strong", "epochs": 20, "seed": 43}}
+    groups = seed_groups(a, b)
+    assert [g["label"] for g in groups] == ["son yapılandırma (augmentation=study)",
+                                            "karşılaştırma (augmentation=strong)"]
+    assert groups[0]["summary"] is a and groups[1]["summary"] is b
+    assert [g["label"] for g in seed_groups(a, a)] == ["son yapılandırma", "karşılaştırma"]
+    # Three configurations: every setting that differs anywhere is named in every label.
+    c = {"params": {"augmentation": "study", "epochs": 30, "seed": 42}}
+    assert [g["label"] for g in seed_groups(c, a, b)] == [
+        "son yapılandırma (augmentation=study, epochs=30)", "karşılaştırma (augmentation=study, epochs=20)",
+        "karşılaştırma (augmentation=strong, epochs=20)"]
