@@ -102,6 +102,11 @@ def build_vgg(n_classes: int = len(CLASSES), augmentation: str = "strong", seed:
     return keras.Model(inputs, outputs, name=name)
 
 
+def default_augmentation(name: str) -> str:
+    """The augmentation a model gets when none is named: the study's for its CNN, "strong" for VGGs."""
+    return "study" if name == "baseline" else "strong"
+
+
 def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentation: str | None = None,
                 seed: int = 42):
     """Build a model by name: ``"baseline"`` (the study's CNN) or a VGG variant (``VGG_VARIANTS``).
@@ -112,10 +117,11 @@ def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentat
         raise ValueError(f"unknown model name {name!r}; choose one of {MODEL_NAMES}")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    augmentation = augmentation or default_augmentation(name)
     if name == "baseline":
-        return build_baseline(n_classes, augmentation or "study", seed)
+        return build_baseline(n_classes, augmentation, seed)
     widths, convs = VGG_VARIANTS[name]
-    return build_vgg(n_classes, augmentation or "strong", seed, widths=widths, convs=convs, name=name)
+    return build_vgg(n_classes, augmentation, seed, widths=widths, convs=convs, name=name)
 
 
 def count_params(model) -> int:

@@ -221,7 +221,11 @@ def _env() -> Environment:
 
 def seed_groups(final: dict, *others: dict) -> list[dict]:
     """Seed summaries as table row groups, each labelled by the settings in which they differ."""
-    params = [g.get("params", {}) for g in (final, *others)]
+    from .models import default_augmentation
+
+    # An unset augmentation means the model's default: name it, so labels compare like with like.
+    params = [{**p, "augmentation": p.get("augmentation") or default_augmentation(p.get("model_name", ""))}
+              if "augmentation" in p else p for p in (g.get("params", {}) for g in (final, *others))]
     keys = sorted({k for p in params for k in p})
     diff = [k for k in keys if k != "seed" and len({repr(p.get(k)) for p in params}) > 1]
 
