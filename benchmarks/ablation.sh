@@ -2,7 +2,7 @@
 # The ablation table and the three-seed final configuration, exactly as measured for
 # results/ablation.csv, results/seeds_summary.json (the reference configuration) and
 # results/seeds_summary_strong_aug.json (the same with strong augmentation) and
-# results/seeds_summary_study_e30.json (the reference configuration for 30 epochs, 2 seeds so far),
+# results/seeds_summary_study_e30.json (the reference configuration for 30 epochs),
 # about 3 h on 2 CPU cores.
 #
 #   FER_DATA_DIR=/path/to/ferplus bash benchmarks/ablation.sh
@@ -31,7 +31,7 @@ A5="$A4 --imbalance oversample --oversample-fraction 0.15"                      
 STRONG="--model vgg_fast --label-mode distribution --targets soft --epochs 20 --learning-rate 0.002 \
 --optimizer adamw --schedule cosine --warmup-epochs 1 --imbalance oversample --oversample-fraction 0.15"
 FINAL="$STRONG --augmentation study"
-E30="${FINAL/--epochs 20/--epochs 30}"   # the next candidate: won on validation for seeds 42 and 43
+E30="${FINAL/--epochs 20/--epochs 30}"   # the next candidate: won on validation for all 3 seeds
 
 lane() {   # lane CORE name "args" [name "args" ...]
   local core=$1; shift
@@ -42,7 +42,8 @@ lane() {   # lane CORE name "args" [name "args" ...]
   done
 }
 lane 0 final_s42_studyaug "$FINAL --seed 42" final_s44_studyaug "$FINAL --seed 44" \
-       final_s43 "$STRONG --seed 43" abl_opt "$A3" abl_aug "$A4" study_e30_s42 "$E30 --seed 42" &
+       final_s43 "$STRONG --seed 43" abl_opt "$A3" abl_aug "$A4" study_e30_s42 "$E30 --seed 42" \
+       study_e30_s44 "$E30 --seed 44" &
 lane 1 final_s43_studyaug "$FINAL --seed 43" final_s42 "$STRONG --seed 42" final_s44 "$STRONG --seed 44" \
        abl_baseline "$A0" abl_arch "$A1" abl_soft "$A2" abl_oversample "$A5" study_e30_s43 "$E30 --seed 43" &
 wait
@@ -53,7 +54,7 @@ FULL=$(for r in baseline_e15 baseline_e60 vgg_soft_e18; do [ -d "runs/$r" ] && e
 STRONG_SEEDS="runs/final_s42 runs/final_s43 runs/final_s44"
 SEEDS="runs/final_s42_studyaug runs/final_s43_studyaug runs/final_s44_studyaug"
 "$PY" benchmarks/collect_results.py runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
-  runs/abl_oversample $FULL $STRONG_SEEDS $SEEDS runs/study_e30_s42 runs/study_e30_s43 --seeds $SEEDS \
+  runs/abl_oversample $FULL $STRONG_SEEDS $SEEDS runs/study_e30_s42 runs/study_e30_s43 runs/study_e30_s44 --seeds $SEEDS \
   --ensemble runs/final_s43_studyaug runs/final_s44_studyaug   # the two trained side by side
 "$PY" benchmarks/collect_results.py --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
-"$PY" benchmarks/collect_results.py --seeds runs/study_e30_s42 runs/study_e30_s43 --seeds-out seeds_summary_study_e30
+"$PY" benchmarks/collect_results.py --seeds runs/study_e30_s42 runs/study_e30_s43 runs/study_e30_s44 --seeds-out seeds_summary_study_e30
