@@ -109,6 +109,9 @@ def test_export_parity(tmp_path, model_file):
 
     summary = export_all(fh.load_model(model_file), tmp_path, formats=("tflite", "tflite_int8", "onnx"))
     for fmt, s in summary.items():
-        assert s["top1_agreement"] == 1.0, fmt
+        # Float exports must agree exactly. Dynamic-range int8 may flip a near-tie of this tiny,
+        # barely trained demo model (seen once: 63 of 64 images, probabilities within 5e-3), so it
+        # is held to its probability error and to ≥ 95% top-1 agreement.
+        assert s["top1_agreement"] >= (0.95 if fmt == "tflite_int8" else 1.0), fmt
         assert s["max_abs_diff"] < (5e-3 if fmt == "tflite_int8" else 1e-5), fmt
     assert summary["tflite_int8"]["size_mb"] < summary["tflite"]["size_mb"] / 2
