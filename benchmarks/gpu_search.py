@@ -129,6 +129,18 @@ def load_pack(folder: Path) -> dict:
 
 # --------------------------------------------------------------------------- one training (there)
 
+def train_config(settings: dict):
+    """The package's TrainConfig for one grid entry (BASE with its changes), validated."""
+    from fer_helpers.training import TrainConfig
+
+    s = {**BASE, **settings}
+    return TrainConfig(model_name=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
+                       learning_rate=s["learning_rate"], optimizer="adamw", schedule="cosine",
+                       warmup_epochs=1, targets="soft", imbalance="oversample",
+                       oversample_fraction=s["oversample_fraction"], augmentation=s["augmentation"],
+                       seed=s["seed"]).validate("distribution")
+
+
 def train_one(name: str, settings: dict, pack_dir: Path, out_json: Path, smoke: bool = False) -> None:
     """Train one configuration; rewrite ``out_json`` after every epoch (a kill keeps the epochs run)."""
     import keras
@@ -136,7 +148,7 @@ def train_one(name: str, settings: dict, pack_dir: Path, out_json: Path, smoke: 
     from fer_helpers.evaluation import classification_metrics
     from fer_helpers.models import build_model
     from fer_helpers.preprocessing import oversample_indices
-    from fer_helpers.training import TrainConfig, _make_optimizer, make_loss
+    from fer_helpers.training import _make_optimizer, make_loss
 
     s = {**BASE, **settings}
     out_json.parent.mkdir(parents=True, exist_ok=True)
@@ -151,11 +163,7 @@ def train_one(name: str, settings: dict, pack_dir: Path, out_json: Path, smoke: 
     idx = oversample_indices(d["l_train"], s["seed"], s["oversample_fraction"])
     x_train, y_train = d["x_train"][idx][..., None].astype(np.float32), d["y_train"][idx]
     x_val = d["x_val"][..., None].astype(np.float32)
-    config = TrainConfig(model_name=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
-                         learning_rate=s["learning_rate"], optimizer="adamw", schedule="cosine",
-                         warmup_epochs=1, targets="soft", imbalance="oversample",
-                         oversample_fraction=s["oversample_fraction"], augmentation=s["augmentation"],
-                         seed=s["seed"])
+    config = train_config(s)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     model = build_model(config.model_name, len(classes), config.augmentation, config.seed)
     model.compile(optimizer=_make_optimizer(config, steps), loss=make_loss(config), metrics=["accuracy"])

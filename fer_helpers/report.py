@@ -249,11 +249,9 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")
-        ctx["seed_groups"] = [{"label": "son yapılandırma", "summary": ctx["seeds"]}]
         compare = [meta.seeds_compare] if isinstance(meta.seeds_compare, str) else meta.seeds_compare
         others = [read_json(p, "seed summary") for p in compare if p and Path(p).is_file()]
-        if others:
-            ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)
+        ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)   # alone: one unlabelled group
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
                fig={k: {"src": _data_uri(p), "caption": FIGURE_CAPTIONS.get(k, k)} for k, p in figs.items()},
