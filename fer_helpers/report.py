@@ -92,6 +92,7 @@ class ReportMeta:
     ablation_csv: str = ""        # optional results/ablation.csv of several runs
     seeds_summary: str = ""       # optional results/seeds_summary.json (one configuration, several seeds)
     seeds_compare: tuple = ()     # optional summaries of compared configurations' seeds (same table)
+    validation_csv: str = ""      # optional results/validation_compare.csv (the numbers choices were made on)
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -246,6 +247,11 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
         import pandas as pd
 
         ctx["ablation"] = pd.read_csv(meta.ablation_csv).fillna("").to_dict("records")
+    ctx["validation_rows"] = None
+    if meta.validation_csv and Path(meta.validation_csv).is_file():
+        import pandas as pd
+
+        ctx["validation_rows"] = pd.read_csv(meta.validation_csv).fillna("").to_dict("records")
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

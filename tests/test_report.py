@@ -173,6 +173,17 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert "%80,12 ± %0,31" in html and "%78,24 ± %0,14" in html
 
 
+    # The validation numbers the choices were made on get their own table (Turkish decimals).
+    val = tmp_path / "validation.csv"
+    val.write_text("run,seed,epochs,oversample_fraction,augmentation,n_val,val_accuracy,val_macro_f1,"
+                   "val_recall_Contempt,val_recall_Disgust\n"
+                   "study_e30_s42,42,30,0.15,study,5677,0.8126,0.6567,0.2647,0.4737\n")
+    html, _ = render_html(demo_run, ReportMeta(validation_csv=str(val)))
+    assert "Seçimlerin dayandığı doğrulama sayıları" in html
+    assert "study_e30_s42" in html and "%81,26" in html and "0,657" in html and "0,26" in html
+    assert "Seçimlerin dayandığı" not in render_html(demo_run, ReportMeta())[0]
+
+
 def test_seed_groups_are_labelled_by_their_differences():
     from fer_helpers.report import seed_groups
 
