@@ -175,8 +175,10 @@ def model_card_markdown(card: dict) -> str:
             lines.append(f"| {pname} | {ms(m['accuracy'])} | {ms(m['macro_f1'], f3)} | "
                          f"{ms(m['recall']['Contempt'], f3) if 'Contempt' in m['recall'] else '–'} | "
                          f"{ms(m['recall']['Disgust'], f3) if 'Disgust' in m['recall'] else '–'} | {tta} |")
-        lines += ["", f"Validation accuracy {ms(s['val_accuracy'])}; training time "
-                  f"{s['wall_time_min']['mean']:.1f} ± {s['wall_time_min']['std']:.1f} min. The released file "
+        # Per-seed wall times, not mean ± std: seeds may have shared the cores with other runs.
+        times = " / ".join(f"{t:.1f}" for t in s["wall_time_min"]["values"])
+        lines += ["", f"Validation accuracy {ms(s['val_accuracy'])}; training wall time per seed {times} min "
+                  "(each run's training.json records the cores it had). The released file "
                   f"is the seed-{card['training']['seed']} model, fixed before training (not picked among the "
                   "seeds by any number); the seed also sets the validation split."]
     lines += ["", "Per-class recall:", ""]

@@ -158,7 +158,7 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     html, _ = render_html(demo_run, ReportMeta(ablation_csv=str(ablation), seeds_summary=str(tmp_path / "seeds.json")))
     assert "model_name=vgg_fast" in html and "starting-study settings" in html
     assert "3 tohum, ortalama ± standart sapma" in html
-    assert "%80,12 ± %0,31" in html and "0,310 ± 0,050" in html and "38,2 ± 0,5 dk" in html
+    assert "%80,12 ± %0,31" in html and "0,310 ± 0,050" in html and "tohum başına 38,2 dk" in html
     assert "Yapılandırma" not in html            # one configuration: no group column
 
     # A compared configuration joins the same table, each group labelled by what differs.
