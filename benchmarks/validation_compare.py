@@ -5,9 +5,9 @@
 
 Each run's best checkpoint predicts its own validation split (the stratified share of
 FER2013Train written in ``results/data.json``; a run's seed fixes its split, so runs
-with the same seed are compared on the same images). One row per run: accuracy,
-macro-F1 and per-class recall on validation, plus the run's parameters that differ
-from the first run given. No held-out image (FER2013Valid/FER2013Test) is read.
+with the same seed are compared on the same images). One row per run: the settings
+compared so far (seed, epochs, oversampling fraction, augmentation), then accuracy,
+macro-F1 and per-class recall on validation. No held-out image (FER2013Valid/FER2013Test) is read.
 """
 from __future__ import annotations
 

@@ -237,21 +237,22 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
             + [{"label": label("karşılaştırma", p), "summary": g} for p, g in zip(params[1:], others)])
 
 
+def _csv_records(path: str) -> list[dict] | None:
+    """Rows of an optional results table (empty cells as ""), or None when it is not given or absent."""
+    if not path or not Path(path).is_file():
+        return None
+    import pandas as pd
+
+    return pd.read_csv(path).fillna("").to_dict("records")
+
+
 def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report.html.j2") -> tuple[str, dict]:
     """The report (or slides) as one self-contained HTML string, and the context used."""
     meta = meta or ReportMeta()
     ctx = collect(run_dir)
     figs = ctx.pop("figures")
-    ctx["ablation"] = None
-    if meta.ablation_csv and Path(meta.ablation_csv).is_file():
-        import pandas as pd
-
-        ctx["ablation"] = pd.read_csv(meta.ablation_csv).fillna("").to_dict("records")
-    ctx["validation_rows"] = None
-    if meta.validation_csv and Path(meta.validation_csv).is_file():
-        import pandas as pd
-
-        ctx["validation_rows"] = pd.read_csv(meta.validation_csv).fillna("").to_dict("records")
+    ctx["ablation"] = _csv_records(meta.ablation_csv)
+    ctx["validation_rows"] = _csv_records(meta.validation_csv)
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

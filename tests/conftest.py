@@ -19,6 +19,16 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
 
 
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (a script folder, not a package) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def real_data_dir() -> Path | None:
     """FER_DATA_DIR, else ../shared/data/ferplus beside the checkout; None if absent."""
     for cand in (os.environ.get("FER_DATA_DIR"), ROOT.parent / "shared" / "data" / "ferplus"):

@@ -6,20 +6,15 @@ package accepts, so a few lent GPU minutes are not lost to a typo.
 """
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_ferplus
+from conftest import load_benchmark, make_ferplus
 
 
 @pytest.fixture(scope="module")
 def gpu_search():
-    spec = importlib.util.spec_from_file_location("gpu_search", ROOT / "benchmarks" / "gpu_search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_search")
 
 
 def test_mosaics_round_trip_exactly(gpu_search):

@@ -1,26 +1,16 @@
 """benchmarks/validation_compare.py: the validation numbers configuration choices are made on."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 
-from conftest import ROOT
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("validation_compare",
-                                                  ROOT / "benchmarks" / "validation_compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def test_rows_use_the_runs_own_validation_split(demo_run, tmp_path):
     from fer_helpers.data import load_run_data
 
-    vc = _module()
+    vc = load_benchmark("validation_compare")
     out = tmp_path / "vc.csv"
     vc.main([str(demo_run), "--out", str(out)])
     row = pd.read_csv(out).iloc[0]
