@@ -3,7 +3,7 @@
 # results/ablation.csv, results/seeds_summary.json (the reference configuration, 30 epochs),
 # results/seeds_summary_<group>.json of the configurations it was chosen against, and
 # results/validation_compare.csv (the validation numbers each choice was made on);
-# about 5 h on 2 CPU cores.
+# about 7.5 h on 2 CPU cores.
 #
 #   FER_DATA_DIR=/path/to/ferplus bash benchmarks/ablation.sh
 #
@@ -34,6 +34,8 @@ STRONG="--model vgg_fast --label-mode distribution --targets soft --epochs 20 --
 STUDY="$STRONG --augmentation study"
 E30="${STUDY/--epochs 20/--epochs 30}"
 OS30="${E30/--oversample-fraction 0.15/--oversample-fraction 0.3}"
+# The GPU search's best vgg_fast schedule (results/gpu_search.csv): 50 epochs, ≈ 49 min on 2 cores.
+E50="${E30/--epochs 30/--epochs 50}"
 
 lane() {   # lane CORE name "args" [name "args" ...]
   local core=$1; shift
@@ -53,6 +55,9 @@ wait
 # The released seed of the reference configuration once more, alone on both cores: its wall time is
 # the one the model card reports (the lanes above share the machine).
 TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 study_e30_s42_clean "$E30 --seed 42"
+# Each alone on both cores: seed 42 is the candidate's timed run.
+TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 study_e50_s42_clean "$E50 --seed 42" \
+  study_e50_s43 "$E50 --seed 43" study_e50_s44 "$E50 --seed 44"
 
 # Full-schedule runs from earlier sessions join the table when their folders are here
 # (benchmarks/train_benchmark.py; their settings are in results/runs/*/training.json).
@@ -62,8 +67,11 @@ STRONG_SEEDS=$(group final); STUDY_SEEDS="runs/final_s42_studyaug runs/final_s43
 SEEDS="runs/study_e30_s42_clean runs/study_e30_s43 runs/study_e30_s44"   # the reference configuration
 "$PY" benchmarks/collect_results.py runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
   runs/abl_oversample $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
-  --seeds $SEEDS --ensemble ${SEEDS#* }   # seeds 43 and 44
+  runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44 --seeds $SEEDS --ensemble ${SEEDS#* }   # seeds 43 and 44
 "$PY" benchmarks/collect_results.py --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
 "$PY" benchmarks/collect_results.py --seeds $STUDY_SEEDS --seeds-out seeds_summary_study_e20
 "$PY" benchmarks/collect_results.py --seeds $(group os30_e30) --seeds-out seeds_summary_os30_e30
-"$PY" benchmarks/validation_compare.py $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30)
+"$PY" benchmarks/collect_results.py --seeds runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44 \
+  --seeds-out seeds_summary_e50
+"$PY" benchmarks/validation_compare.py $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
+  runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44

@@ -93,6 +93,7 @@ class ReportMeta:
     seeds_summary: str = ""       # optional results/seeds_summary.json (one configuration, several seeds)
     seeds_compare: tuple = ()     # optional summaries of compared configurations' seeds (same table)
     validation_csv: str = ""      # optional results/validation_compare.csv (the numbers choices were made on)
+    gpu_search_csv: str = ""      # optional results/gpu_search.csv (wider search on a lent GPU, validation only)
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -253,6 +254,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     figs = ctx.pop("figures")
     ctx["ablation"] = _csv_records(meta.ablation_csv)
     ctx["validation_rows"] = _csv_records(meta.validation_csv)
+    ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv)
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

@@ -1,10 +1,15 @@
-"""benchmarks/gpu_search.py: lossless packing for the GPU machine and a valid grid.
+"""benchmarks/gpu_search.py: lossless packing, a valid grid and a faithful PyTorch mirror.
 
 The GPU itself is never needed here: these tests check what is prepared on
-this machine (the pack) and that every grid entry is a configuration the
-package accepts, so a few lent GPU minutes are not lost to a typo.
+this machine (the pack), that every grid entry is a configuration the package
+accepts, that the mirror's schedule, layouts and augmentation ranges are the
+Keras recipe's, and the summary the report reads. The tests that build the
+mirror itself need PyTorch, which the project does not depend on; they skip
+without it (``pip install torch`` to run them).
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -53,8 +58,98 @@ def test_missing_pack_is_named(gpu_search, tmp_path):
 def test_every_grid_entry_is_a_valid_training_config(gpu_search):
     from fer_helpers.models import MODEL_NAMES
 
+    assert len(set(gpu_search.GRID)) == len(gpu_search.GRID)
     for name, changes in gpu_search.GRID.items():
-        s = {**gpu_search.BASE, **changes}
-        assert s["model"] in MODEL_NAMES, name
+        s = gpu_search.settings_of(changes)
+        assert s["model"] in MODEL_NAMES or s["model"] in gpu_search.EXTRA_VARIANTS, name
         assert s["augmentation"] in ("study", "strong"), name
+        gpu_search.stage_layout(s["model"])
         gpu_search.train_config(changes)      # validate() raises for an invalid setting
+    # BASE is the reference configuration the CPU runs use.
+    import yaml
+
+    ref = yaml.safe_load((gpu_search.ROOT / "configs" / "ferplus_reference.yaml").read_text())["params"]
+    base = gpu_search.BASE
+    assert (base["model"], base["epochs"], base["augmentation"], base["oversample_fraction"],
+            base["learning_rate"], base["seed"]) == (ref["model_name"], ref["epochs"], ref["augmentation"],
+                                                     ref["oversample_fraction"], ref["learning_rate"], ref["seed"])
+
+
+def test_mirror_schedule_is_keras_cosine_decay_with_warmup(gpu_search):
+    from fer_helpers.training import _make_optimizer
+
+    config = gpu_search.train_config({"epochs": 5})
+    keras_lr = _make_optimizer(config, steps_per_epoch=7)._learning_rate
+    for step in range(36):
+        assert gpu_search.lr_at_step(step, 0.002, 7, 5) == pytest.approx(float(keras_lr(step)), rel=1e-5)
+
+
+def test_mirror_layouts_are_the_package_layouts(gpu_search):
+    from fer_helpers.models import VGG_VARIANTS
+
+    for name, layout in VGG_VARIANTS.items():
+        assert gpu_search.stage_layout(name) == layout
+    with pytest.raises(ValueError, match="no VGG layout for 'resnet'"):
+        gpu_search.stage_layout("resnet")
+
+
+def test_keras_contrast_range_the_mirror_copies():
+    """Keras 3's RandomContrast(0.2) draws factors from [1.0, 1.2] (not [0.8, 1.2]); the mirror does too."""
+    import keras
+
+    from fer_helpers.preprocessing import augmentation_layers
+
+    contrast = [layer for layer in augmentation_layers("study") if layer.name == "aug_contrast"][0]
+    x = np.zeros((4000, 4, 4, 1), np.float32)
+    f = np.asarray(contrast.get_random_transformation(x, training=True)["contrast_factor"]).ravel()
+    assert f.min() >= 1.0 and 1.18 < f.max() <= 1.2
+    assert isinstance(contrast, keras.layers.RandomContrast)
+
+
+def test_mirror_matches_keras_models_and_augmentation(gpu_search):
+    torch = pytest.importorskip("torch")
+    from fer_helpers.models import build_model
+    from fer_helpers.preprocessing import augmentation_layers
+
+    for name in ("vgg_fast", "vgg"):
+        keras_model = build_model(name, 8, "study", 42)
+        n_keras = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
+        assert sum(p.numel() for p in gpu_search.torch_vgg(name).parameters()) == n_keras
+    # Augmentation: same ranges, so the same statistics of the change on a batch.
+    rng = np.random.default_rng(0)
+    x = rng.random((1500, 48, 48, 1), dtype=np.float32)
+    import keras
+
+    pipeline = keras.Sequential([keras.Input((48, 48, 1))] + augmentation_layers("study", 42))
+    k = np.asarray(pipeline(x, training=True))
+    t = gpu_search.augment_batch(torch.from_numpy(x.transpose(0, 3, 1, 2)), "study",
+                                 torch.Generator().manual_seed(0)).numpy().transpose(0, 2, 3, 1)
+    assert t.shape == k.shape
+    for stat in (np.mean, np.std):
+        assert stat(t) == pytest.approx(stat(k), rel=0.05)
+    assert np.abs(t - x).mean() == pytest.approx(np.abs(k - x).mean(), rel=0.1)
+
+
+def test_summary_table_from_a_search(gpu_search, tmp_path):
+    def result(name, epochs, run, acc, **settings):
+        hist = [{"epoch": e, "seconds": 2.0 + e % 2, "loss": 1.0, "val_accuracy": acc - 0.01,
+                 "val_macro_f1": 0.6} for e in range(1, run + 1)]
+        best = {"epoch": run, "val_accuracy": acc, "val_macro_f1": 0.61,
+                "val_recall": {"Contempt": 0.25, "Disgust": 0.5}}
+        return {"name": name, "settings": gpu_search.settings_of({"epochs": epochs, **settings}),
+                "n_params": 657032, "history": hist, "best": best, "last": best}
+
+    search = tmp_path / "lease.json"
+    search.write_text(json.dumps({"gpu": "NVIDIA H200", "results": [
+        result("stopped", 50, 20, 0.83), result("a", 30, 30, 0.81), result("b", 27, 27, 0.82, model="vgg")]}))
+    rows = gpu_search.summarize([search], tmp_path / "out.csv")
+    # Finished runs first, best first; the run stopped at the budget last, however good.
+    assert [r["name"] for r in rows] == ["b", "a", "stopped"]
+    assert rows[0]["model"] == "vgg" and rows[2]["epochs_run"] == 20 and rows[2]["epochs"] == 50
+    assert rows[1]["seconds_per_epoch"] == 2.5 and rows[1]["val_recall_Contempt"] == 0.25
+    text = (tmp_path / "out.csv").read_text().splitlines()
+    assert text[0].split(",") == gpu_search.SUMMARY_COLUMNS and len(text) == 4
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"results": []}))
+    with pytest.raises(ValueError, match="no results"):
+        gpu_search.summarize([empty], tmp_path / "x.csv")
