@@ -397,7 +397,7 @@ def summarize(search_files: list[Path], out_csv: Path) -> list[dict]:
     ``epochs_run`` < ``epochs`` marks a run stopped at the lease's budget: its numbers
     are those of an unfinished cosine schedule and are not comparable to finished runs.
     """
-    import csv
+    import pandas as pd
 
     rows = []
     for f in search_files:
@@ -420,10 +420,7 @@ def summarize(search_files: list[Path], out_csv: Path) -> list[dict]:
         raise ValueError(f"no results in {[str(f) for f in search_files]}")
     rows.sort(key=lambda row: (row["epochs_run"] < row["epochs"], -row["val_accuracy"]))
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_csv, "w", newline="") as fh:
-        w = csv.DictWriter(fh, SUMMARY_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    pd.DataFrame(rows, columns=SUMMARY_COLUMNS).to_csv(out_csv, index=False)
     return rows
 
 

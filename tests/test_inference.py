@@ -108,12 +108,11 @@ def test_missing_model_gives_a_clear_cli_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_export_parity(tmp_path, model_file):
-    from fer_helpers.export import export_all
-
-    from fer_helpers.export import run_tflite
+    from fer_helpers.export import export_all, run_tflite
 
     model = fh.load_model(model_file)
-    summary = export_all(model, tmp_path, formats=("tflite", "tflite_int8", "onnx"))
+    images = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    summary = export_all(model, tmp_path, formats=("tflite", "tflite_int8", "onnx"), check_images=images)
     for fmt, s in summary.items():
         # Float exports must agree exactly; dynamic-range int8 is held to its probability error.
         assert s["max_abs_diff"] < (5e-3 if fmt == "tflite_int8" else 1e-5), fmt
@@ -122,7 +121,6 @@ def test_export_parity(tmp_path, model_file):
     # The untrained model's outputs are nearly uniform, so int8 may flip a near-tie (seen: 60 of
     # 64 agreeing): every image where it disagrees must be one whose two best float
     # probabilities lie within the int8 error of each other.
-    images = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)  # export_all's default
     ref = fh.predict_proba(model, images)
     int8 = run_tflite(summary["tflite_int8"]["path"], images)
     top2 = np.sort(ref, axis=1)[:, -2:]
