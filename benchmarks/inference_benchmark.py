@@ -17,7 +17,7 @@ import numpy as np
 
 from fer_helpers import load_model, predict_proba
 from fer_helpers.artifacts import machine_info, now_iso, write_json
-from fer_helpers.models import count_params
+from fer_helpers.models import count_params, model_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,8 @@ def main(argv=None) -> dict:
         t = time.perf_counter()
         predict_proba(model, images, batch_size=args.batch_size)
         times.append(time.perf_counter() - t)
-    result = {"model": str(path), "n_params": count_params(model), "file_mb": path.stat().st_size / 2**20,
+    result = {"model": str(path), "n_params": count_params(model), "precision": model_precision(model),
+              "file_mb": path.stat().st_size / 2**20,
               "n_images": args.n_images, "batch_size": args.batch_size, "seconds": times,
               "images_per_second": args.n_images / min(times), "machine": machine_info(), "time": now_iso()}
     out = Path(args.out or ROOT / "results" / "benchmarks" / f"inference_{path.stem}.json")

@@ -6,7 +6,7 @@
 Each run's best checkpoint predicts its own validation split (the stratified share of
 FER2013Train written in ``results/data.json``; a run's seed fixes its split, so runs
 with the same seed are compared on the same images). One row per run: the settings
-compared so far (seed, epochs, oversampling fraction, augmentation), then accuracy,
+compared so far (model, precision, seed, epochs, oversampling fraction, augmentation), then accuracy,
 macro-F1 and per-class recall on validation. No held-out image (FER2013Valid/FER2013Test) is read.
 """
 from __future__ import annotations
@@ -33,7 +33,8 @@ def validation_row(run: Path) -> dict:
     model = load_model(run / "model" / "best.keras", n_classes=len(data.classes))
     m = classification_metrics(val.labels, predict_proba(model, val.images), data.classes)
     params = read_json(run / "results" / "training.json", "training metadata")["params"]
-    row = {"run": run.name, "seed": params["seed"], "epochs": params["epochs"],
+    row = {"run": run.name, "model": params["model_name"], "precision": params.get("precision", "float32"),
+           "seed": params["seed"], "epochs": params["epochs"],
            "oversample_fraction": params.get("oversample_fraction"),
            "augmentation": params.get("augmentation"), "n_val": m["n"],
            "val_accuracy": round(m["accuracy"], 4), "val_macro_f1": round(m["macro_f1"], 4)}

@@ -11,13 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import strip_augmentation
+from .models import strip_augmentation, to_float32
 
 FORMATS = ("tflite", "tflite_int8", "onnx")
 
 
+def _serving(model):
+    """The exported graph: no augmentation layers, float32 compute (TFLite/ONNX runtimes
+    have no bfloat16 kernels for most ops, so a mixed-precision model is exported in float32)."""
+    return strip_augmentation(to_float32(model))
+
+
 def _saved_model(model, folder: Path) -> Path:
-    strip_augmentation(model).export(str(folder), format="tf_saved_model", verbose=False)
+    _serving(model).export(str(folder), format="tf_saved_model", verbose=False)
     return folder
 
 
@@ -38,7 +44,7 @@ def export_tflite(model, path, int8: bool = False) -> Path:
 def export_onnx(model, path) -> Path:
     """ONNX graph via Keras' exporter (tf2onnx underneath)."""
     path = Path(path)
-    serving = strip_augmentation(model)
+    serving = _serving(model)
     serving(np.zeros((1, 48, 48, 1), dtype=np.float32))   # Keras' ONNX exporter needs a called model
     serving.export(str(path), format="onnx", verbose=False)
     return path

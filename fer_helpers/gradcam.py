@@ -63,7 +63,8 @@ def gradcam_heatmaps(model, images: np.ndarray, class_index=None, layer_name: st
             cls = (tf.argmax(preds, axis=1) if cls_all is None
                    else tf.convert_to_tensor(cls_all[s:s + batch_size]))
             score = tf.gather(preds, cls, axis=1, batch_dims=1)
-        grads = tape.gradient(score, conv)
+        # A mixed-precision model's feature maps are bfloat16; the map is computed in float32.
+        grads, conv = tf.cast(tape.gradient(score, conv), tf.float32), tf.cast(conv, tf.float32)
         alpha = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)        # α_k^c
         cam = tf.nn.relu(tf.reduce_sum(alpha * conv, axis=-1))            # L^c
         cam = tf.image.resize(cam[..., None], x.shape[1:3], method="bilinear")[..., 0]

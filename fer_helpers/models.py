@@ -17,16 +17,26 @@ from .labels import CLASSES
 from .preprocessing import augmentation_layers
 
 INPUT_SHAPE = (48, 48, 1)
-MODEL_NAMES = ("baseline", "vgg", "vgg_wide", "vgg_fast")
+MODEL_NAMES = ("baseline", "vgg", "vgg_wide", "vgg_fast", "vgg_mid")
+#: Keras dtype policies a model can be built with. "mixed_bfloat16" runs the conv
+#: stages in bfloat16 with float32 weights: on a CPU with AMX or AVX512-BF16 (such as
+#: this project's 2-core machine) training and inference run 1.4–2× faster, and the
+#: GPU mirror (results/gpu_search.csv) found no loss of accuracy. The stem
+#: (rescaling, augmentation) and the softmax head always compute in float32.
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 #: VGG variants: channel width and number of 3×3 convs for each of the four stages.
 #: ``vgg_fast`` is narrower and has one conv at full 48×48 resolution, where a conv
 #: costs most: about half the multiply-adds of ``vgg`` (54 M vs 117 M per image),
 #: which on 2 CPU cores doubles training speed and gives >2,000 images/s at inference.
+#: ``vgg_mid`` keeps ``vgg``'s widths but, like ``vgg_fast``, only one conv at 48×48
+#: (96 M multiply-adds): a candidate for bfloat16 training, where ``vgg`` itself trains
+#: within the budget but infers too slowly (1,763 images/s on 2 cores).
 VGG_VARIANTS = {
     "vgg": ((32, 64, 128, 256), (2, 2, 2, 2)),
     "vgg_wide": ((48, 96, 192, 384), (2, 2, 2, 2)),
     "vgg_fast": ((24, 48, 96, 192), (1, 2, 2, 2)),
+    "vgg_mid": ((32, 64, 128, 256), (1, 2, 2, 2)),
 }
 
 
@@ -45,16 +55,23 @@ def _stem(augmentation: str, seed: int):
     return inputs, x
 
 
-def _conv_bn_relu(x, filters: int, name: str, bn_momentum: float = 0.99):
+def _conv_bn_relu(x, filters: int, name: str, bn_momentum: float = 0.99, dtype: str = "float32"):
     from keras import layers
 
-    # The conv's bias is kept, as in the starting study; BatchNorm follows.
-    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+    # The conv's bias is kept, as in the starting study; BatchNorm follows (Keras
+    # computes its statistics in float32 even under a bfloat16 policy).
+    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv", dtype=dtype)(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn", dtype=dtype)(x)
+    return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
 
 
-def build_baseline(n_classes: int = len(CLASSES), augmentation: str = "study", seed: int = 42):
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+
+
+def build_baseline(n_classes: int = len(CLASSES), augmentation: str = "study", seed: int = 42,
+                   precision: str = "float32"):
     """The starting study's CNN, layer for layer (684,552 parameters for 8 classes).
 
     Three blocks Conv2D(32/64/128, 3×3, same) → BatchNorm → ReLU → MaxPool(2×2),
@@ -63,28 +80,33 @@ def build_baseline(n_classes: int = len(CLASSES), augmentation: str = "study", s
     import keras
     from keras import layers
 
+    _check_precision(precision)
     inputs, x = _stem(augmentation, seed)
     for i, filters in enumerate((32, 64, 128), start=1):
-        x = _conv_bn_relu(x, filters, f"block{i}")
-        x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(128, activation="relu", name="dense")(x)
-    x = layers.Dropout(0.3, name="dropout")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+        x = _conv_bn_relu(x, filters, f"block{i}", dtype=precision)
+        x = layers.MaxPooling2D(2, name=f"block{i}_pool", dtype=precision)(x)
+    x = layers.Flatten(name="flatten", dtype=precision)(x)
+    x = layers.Dense(128, activation="relu", name="dense", dtype=precision)(x)
+    x = layers.Dropout(0.3, name="dropout", dtype=precision)(x)
+    # The softmax head stays float32 whatever the policy: probabilities near 0 or 1
+    # lose their meaning in bfloat16's 8-bit mantissa.
+    outputs = layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="baseline")
 
 
 def build_vgg(n_classes: int = len(CLASSES), augmentation: str = "strong", seed: int = 42,
               widths=(32, 64, 128, 256), convs=(2, 2, 2, 2), dropout: float = 0.4,
-              name: str = "vgg"):
+              name: str = "vgg", precision: str = "float32"):
     """A VGG-style net for 48×48 faces: 4 stages of 3×3 convs, global average pooling.
 
     ``widths``/``convs`` give each stage's channels and number of convs (two
     each by default); dropout after every stage; global pooling keeps the head
     small (about 1.2 M parameters for the default) and the network cheap on a CPU.
+    ``precision`` is the conv stages' Keras dtype policy (``PRECISIONS``).
     """
     if len(widths) != 4 or len(convs) != 4 or min(convs) < 1:
         raise ValueError(f"need 4 stage widths and 4 conv counts ≥ 1, got {widths}, {convs}")
+    _check_precision(precision)
     import keras
     from keras import layers
 
@@ -93,12 +115,13 @@ def build_vgg(n_classes: int = len(CLASSES), augmentation: str = "strong", seed:
         for j in range(1, n_convs + 1):
             # Momentum 0.9 (not Keras' 0.99): the moving statistics that inference uses
             # settle within a few hundred steps, which matters on small data sets.
-            x = _conv_bn_relu(x, width, f"stage{stage}_{j}", bn_momentum=0.9)
-        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
-        x = layers.Dropout(min(0.1 * stage, dropout), name=f"stage{stage}_drop")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dropout(dropout, name="head_drop")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+            x = _conv_bn_relu(x, width, f"stage{stage}_{j}", bn_momentum=0.9, dtype=precision)
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool", dtype=precision)(x)
+        x = layers.Dropout(min(0.1 * stage, dropout), name=f"stage{stage}_drop", dtype=precision)(x)
+    x = layers.GlobalAveragePooling2D(name="gap", dtype=precision)(x)
+    x = layers.Dropout(dropout, name="head_drop", dtype=precision)(x)
+    # The softmax head stays float32 (see build_baseline).
+    outputs = layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -108,7 +131,7 @@ def default_augmentation(name: str) -> str:
 
 
 def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentation: str | None = None,
-                seed: int = 42):
+                seed: int = 42, precision: str = "float32"):
     """Build a model by name: ``"baseline"`` (the study's CNN) or a VGG variant (``VGG_VARIANTS``).
 
     ``augmentation`` defaults to "study" for the baseline and "strong" otherwise.
@@ -119,9 +142,32 @@ def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentat
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     augmentation = augmentation or default_augmentation(name)
     if name == "baseline":
-        return build_baseline(n_classes, augmentation, seed)
+        return build_baseline(n_classes, augmentation, seed, precision)
     widths, convs = VGG_VARIANTS[name]
-    return build_vgg(n_classes, augmentation, seed, widths=widths, convs=convs, name=name)
+    return build_vgg(n_classes, augmentation, seed, widths=widths, convs=convs, name=name,
+                     precision=precision)
+
+
+def model_precision(model) -> str:
+    """"mixed_bfloat16" when any layer computes in bfloat16, else "float32"."""
+    return "mixed_bfloat16" if any(layer.compute_dtype == "bfloat16" for layer in model.layers) else "float32"
+
+
+def to_float32(model):
+    """A float32 copy of ``model`` with the same weights, for hardware without fast bfloat16
+    and for exporters (TFLite, ONNX) that expect float32 graphs.
+
+    The weights of a mixed-precision model are float32 already, so only the
+    layers' compute dtype changes; outputs differ by bfloat16 rounding only.
+    """
+    import keras
+
+    if model_precision(model) == "float32":
+        return model
+    clone = keras.models.clone_model(
+        model, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"}))
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def count_params(model) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .artifacts import now_iso, read_json, write_json
 from .labels import CLASSES
-from .models import count_params, load_model, predict_proba
+from .models import count_params, load_model, model_precision, predict_proba
 
 
 def check_batch(n: int = 32, seed: int = 2024) -> np.ndarray:
@@ -123,7 +123,8 @@ def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> 
     card = {
         "name": name, "file": target.name, "sha256": _sha256(target),
         "size_mb": target.stat().st_size / 2**20, "n_params": count_params(reloaded),
-        "architecture": training["params"]["model_name"], "classes": list(evaluation["classes"]),
+        "architecture": training["params"]["model_name"], "precision": model_precision(reloaded),
+        "classes": list(evaluation["classes"]),
         "input": "N×48×48 (or N×48×48×1) uint8 grayscale pixels 0-255; scaling happens inside the model",
         "output": f"N×{len(evaluation['classes'])} softmax probabilities in the order of 'classes'",
         "training_data": {"data_settings": data_settings, "train_images": training["data"]["n_train_used"],
@@ -142,12 +143,20 @@ def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> 
     return card
 
 
+def _precision_note(precision: str) -> str:
+    if precision == "float32":
+        return "float32"
+    return (f"{precision} (bfloat16 convolutions, float32 weights and softmax; fast on CPUs with AMX or "
+            "AVX512-BF16; `fer_helpers.models.to_float32` gives a float32 copy with the same weights)")
+
+
 def model_card_markdown(card: dict) -> str:
     """A human-readable model card from the card JSON."""
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
     lines = [f"# Model card: `{card['file']}`", "",
              f"- Architecture: **{card['architecture']}**, {card['n_params']:,} parameters, "
              f"{card['size_mb']:.2f} MB, sha256 `{card['sha256'][:16]}…`",
+             f"- Compute: {_precision_note(card.get('precision', 'float32'))}",
              f"- Classes (output order): {', '.join(card['classes'])}",
              f"- Input: {card['input']}", f"- Output: {card['output']}",
              f"- Training data: {card['training_data']['data_settings']}, "

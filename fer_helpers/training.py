@@ -20,7 +20,7 @@ import pandas as pd
 from .artifacts import (atomic_write_bytes, data_fingerprint, git_commit, library_versions,
                         machine_info, now_iso, run_paths, write_json)
 from .data import Dataset
-from .models import MODEL_NAMES, build_model, count_params
+from .models import MODEL_NAMES, PRECISIONS, build_model, count_params
 from .preprocessing import (IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices,
                             training_targets)
 
@@ -61,6 +61,7 @@ class TrainConfig:
     schedule: str = "plateau"
     warmup_epochs: int = 0
     augmentation: str | None = None
+    precision: str = "float32"
     seed: int = 42
     max_train_images: int | None = None
     monitor: str = "val_accuracy"
@@ -98,6 +99,8 @@ class TrainConfig:
             bad(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if self.optimizer not in OPTIMIZERS:
             bad(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+        if self.precision not in PRECISIONS:
+            bad(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
         if self.monitor not in ("val_accuracy", "val_loss"):
             bad(f"monitor must be 'val_accuracy' or 'val_loss', got {self.monitor!r}")
         return self
@@ -293,7 +296,8 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
     x_train, y_train, x_val, y_val, class_weight = _train_arrays(data, config)
     steps = math.ceil(len(x_train) / config.batch_size)
 
-    model = build_model(config.model_name, len(data.classes), config.augmentation, config.seed)
+    model = build_model(config.model_name, len(data.classes), config.augmentation, config.seed,
+                        config.precision)
     model.compile(optimizer=_make_optimizer(config, steps), loss=make_loss(config),
                   metrics=["accuracy"])
 

@@ -65,14 +65,16 @@ def test_every_grid_entry_is_a_valid_training_config(gpu_search):
         assert s["augmentation"] in ("study", "strong"), name
         gpu_search.stage_layout(s["model"])
         gpu_search.train_config(changes)      # validate() raises for an invalid setting
-    # BASE is the reference configuration the CPU runs use.
+    # BASE is the reference recipe the CPU runs use; its epochs stay those the search started
+    # from (30), since every grid entry's name and epochs are written relative to it.
     import yaml
 
     ref = yaml.safe_load((gpu_search.ROOT / "configs" / "ferplus_reference.yaml").read_text())["params"]
     base = gpu_search.BASE
-    assert (base["model"], base["epochs"], base["augmentation"], base["oversample_fraction"],
-            base["learning_rate"], base["seed"]) == (ref["model_name"], ref["epochs"], ref["augmentation"],
-                                                     ref["oversample_fraction"], ref["learning_rate"], ref["seed"])
+    assert (base["model"], base["augmentation"], base["oversample_fraction"], base["learning_rate"],
+            base["seed"]) == (ref["model_name"], ref["augmentation"], ref["oversample_fraction"],
+                              ref["learning_rate"], ref["seed"])
+    assert base["epochs"] == 30 and gpu_search.GRID["fast_e50_s42"] == {"epochs": ref["epochs"]}
 
 
 def test_mirror_schedule_is_keras_cosine_decay_with_warmup(gpu_search):
@@ -142,7 +144,12 @@ def test_summary_table_from_a_search(gpu_search, tmp_path):
     search = tmp_path / "lease.json"
     search.write_text(json.dumps({"gpu": "NVIDIA H200", "results": [
         result("stopped", 50, 20, 0.83), result("a", 30, 30, 0.81), result("b", 27, 27, 0.82, model="vgg")]}))
+    old = json.loads(search.read_text())
+    for key in ("precision", "weight_decay"):      # leases 1-2 predate these settings
+        del old["results"][1]["settings"][key]
+    search.write_text(json.dumps(old))
     rows = gpu_search.summarize([search], tmp_path / "out.csv")
+    assert {(r["precision"], r["weight_decay"]) for r in rows} == {("float32", 1e-4)}
     # Finished runs first, best first; the run stopped at the budget last, however good.
     assert [r["name"] for r in rows] == ["b", "a", "stopped"]
     assert rows[0]["model"] == "vgg" and rows[2]["epochs_run"] == 20 and rows[2]["epochs"] == 50
@@ -153,3 +160,23 @@ def test_summary_table_from_a_search(gpu_search, tmp_path):
     empty.write_text(json.dumps({"results": []}))
     with pytest.raises(ValueError, match="no results"):
         gpu_search.summarize([empty], tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize("name", ["fast_e50_bf16", "fast_e50_wd05"])
+def test_mirror_trains_bf16_and_weight_decay_entries(gpu_search, tmp_path, name):
+    pytest.importorskip("torch")
+    data_dir = make_ferplus(tmp_path / "ferplus", per_split=16)
+    gpu_search.pack(str(data_dir), tmp_path / "pack")
+    # As on the GPU machine: one process per configuration (torch beside TensorFlow in one
+    # process can crash while importing its compiler stack).
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(gpu_search.ROOT / "benchmarks" / "gpu_search.py"), "one", name,
+                    "--pack", str(tmp_path / "pack"), "--work", str(tmp_path), "--smoke"], check=True,
+                   capture_output=True)
+    record = json.loads((tmp_path / f"{name}.json").read_text())
+    assert record["finished"] and len(record["history"]) == 2
+    assert record["settings"]["precision"] == gpu_search.GRID[name].get("precision", "float32")
+    assert record["settings"]["weight_decay"] == gpu_search.GRID[name].get("weight_decay", 1e-4)
+    assert all(np.isfinite(h["loss"]) for h in record["history"])

@@ -128,3 +128,21 @@ def test_export_parity(tmp_path, model_file):
     assert flipped.mean() == pytest.approx(1 - summary["tflite_int8"]["top1_agreement"])
     assert np.all(top2[flipped, 1] - top2[flipped, 0] <= 2 * summary["tflite_int8"]["max_abs_diff"])
     assert summary["tflite_int8"]["size_mb"] < summary["tflite"]["size_mb"] / 2
+
+
+@pytest.mark.slow
+def test_a_mixed_precision_model_exports_as_its_float32_copy(tmp_path):
+    import keras
+
+    from fer_helpers.export import export_all, run_tflite
+    from fer_helpers.models import to_float32
+
+    keras.utils.set_random_seed(0)
+    model = fh.build_model("vgg_fast", precision="mixed_bfloat16")
+    images = np.random.default_rng(1).integers(0, 256, (32, 48, 48), dtype=np.uint8)
+    summary = export_all(model, tmp_path, formats=("tflite",), check_images=images)["tflite"]
+    # TFLite has no bfloat16 kernels: the graph is the float32 copy's, exactly …
+    exported = run_tflite(summary["path"], images)
+    assert np.abs(exported - fh.predict_proba(to_float32(model), images)).max() < 1e-5
+    # … and differs from the bfloat16 model by bfloat16 rounding only.
+    assert summary["max_abs_diff"] < 0.02

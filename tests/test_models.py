@@ -33,6 +33,8 @@ def test_each_model_overfits_a_tiny_batch(name):
 def test_vgg_variants_have_the_documented_size():
     fast, vgg = fh.build_model("vgg_fast"), fh.build_model("vgg")
     assert count_params(vgg) == 1_177_576 and count_params(fast) == 658_424
+    # vgg_mid = vgg without its second 48×48 conv (3×3×32×32 + 32 weights, 4×32 BatchNorm).
+    assert count_params(fh.build_model("vgg_mid")) == 1_177_576 - (9 * 32 * 32 + 32) - 4 * 32
     convs = [r for r in model_table(fast) if r["type"] == "Conv2D"]
     assert len(convs) == 7 and convs[0]["output_shape"] == "(N, 48, 48, 24)"
     with pytest.raises(ValueError, match="4 stage widths"):
@@ -110,3 +112,44 @@ def test_serving_model_drops_augmentation_and_predicts_identically():
     assert count_params(served) == count_params(model)
     x = np.random.default_rng(2).integers(0, 256, (6, 48, 48, 1)).astype("float32")
     assert np.allclose(model.predict(x, verbose=0), fh.predict_proba(model, x), atol=1e-6)
+
+
+def test_mixed_bfloat16_model_keeps_float32_weights_stem_and_head(tmp_path):
+    from fer_helpers.models import model_precision, to_float32
+
+    model = fh.build_model("vgg_fast", precision="mixed_bfloat16")
+    policies = {l.name: l.dtype_policy.name for l in model.layers}
+    assert policies["stage2_1_conv"] == "mixed_bfloat16" and policies["stage4_2_bn"] == "mixed_bfloat16"
+    # Pixels and augmentation stay float32; the softmax head too (probabilities, not bf16 steps).
+    assert policies["rescale"] == policies["aug_flip"] == policies["predictions"] == "float32"
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert count_params(model) == count_params(fh.build_model("vgg_fast"))
+    assert model_precision(model) == "mixed_bfloat16"
+    # The policy survives a safe-mode round trip, and the float32 copy agrees within bf16 rounding.
+    path = tmp_path / "bf16.keras"
+    model.save(path)
+    loaded = load_model(path)
+    assert model_precision(loaded) == "mixed_bfloat16"
+    x = np.random.default_rng(3).integers(0, 256, (16, 48, 48)).astype("uint8")
+    p_bf16 = fh.predict_proba(loaded, x)
+    assert p_bf16.dtype == np.float32 and np.allclose(p_bf16.sum(1), 1, atol=1e-5)
+    assert np.array_equal(p_bf16, fh.predict_proba(model, x))
+    f32 = to_float32(loaded)
+    assert model_precision(f32) == "float32" and to_float32(f32) is f32
+    assert np.abs(fh.predict_proba(f32, x) - p_bf16).max() < 0.02
+    with pytest.raises(ValueError, match="unknown precision 'float16'"):
+        fh.build_model("vgg", precision="float16")
+
+
+def test_gradcam_of_a_mixed_precision_model_is_float32_and_close_to_its_float32_copy():
+    from fer_helpers.gradcam import gradcam_heatmaps
+    from fer_helpers.models import to_float32
+
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = fh.build_model("vgg_fast", precision="mixed_bfloat16")
+    x = np.random.default_rng(4).integers(0, 256, (4, 48, 48)).astype("uint8")
+    maps = gradcam_heatmaps(model, x, class_index=2)
+    assert maps.dtype == np.float32 and maps.shape == (4, 48, 48) and np.isfinite(maps).all()
+    assert np.abs(maps - gradcam_heatmaps(to_float32(model), x, class_index=2)).mean() < 0.05

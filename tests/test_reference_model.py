@@ -34,7 +34,9 @@ def test_model_loads_safely_and_reproduces_its_check_batch(name):
     card = json.loads((MODELS / f"{name}.card.json").read_text())
     assert card["classes"] == list(fh.CLASSES) and card["file"] == f"{name}.keras"
     assert (MODELS / f"{name}.keras").stat().st_size <= 10 * 2**20
-    probs = fh.predict_proba(fh.load_model(MODELS / f"{name}.keras"), check_batch())
+    model = fh.load_model(MODELS / f"{name}.keras")
+    assert card.get("precision", "float32") == fh.models.model_precision(model)
+    probs = fh.predict_proba(model, check_batch())
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
 
 

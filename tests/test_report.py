@@ -185,14 +185,19 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
 
     # The GPU search's table: a run stopped at the lease's budget is marked, not mixed in.
     gpu = tmp_path / "gpu_search.csv"
-    gpu.write_text("name,model,n_params,epochs,epochs_run,augmentation,label_smoothing,seed,best_epoch,"
-                   "val_accuracy,val_macro_f1,val_recall_Contempt,val_recall_Disgust,last_val_accuracy,"
-                   "seconds_per_epoch,gpu,source\n"
-                   "vgg_e27,vgg,1175656,27,27,study,0.0,42,26,0.8295,0.6869,0.3235,0.5,0.8284,3.4,H200,a.json\n"
-                   "fast_e120,vgg_fast,657032,120,101,study,0.0,42,100,0.818,0.6526,0.1765,0.4211,0.812,4.87,H200,a.json\n")
+    gpu.write_text("name,model,n_params,epochs,epochs_run,augmentation,label_smoothing,weight_decay,precision,"
+                   "seed,best_epoch,val_accuracy,val_macro_f1,val_recall_Contempt,val_recall_Disgust,"
+                   "last_val_accuracy,seconds_per_epoch,gpu,source\n"
+                   "vgg_e27,vgg,1175656,27,27,study,0.0,0.0001,float32,42,26,0.8295,0.6869,0.3235,0.5,0.8284,3.4,"
+                   "H200,a.json\n"
+                   "vgg_e45_bf16,vgg,1175656,45,45,study,0.0,0.0001,mixed_bfloat16,42,40,0.8321,0.6846,0.32,0.53,"
+                   "0.83,7.0,H100,b.json\n"
+                   "fast_e120,vgg_fast,657032,120,101,study,0.0,0.0001,float32,42,100,0.818,0.6526,0.1765,0.4211,"
+                   "0.812,4.87,H200,a.json\n")
     html, _ = render_html(demo_run, ReportMeta(gpu_search_csv=str(gpu)))
     assert "GPU araması" in html and "%82,95" in html and "0,687" in html and "1,18" in html
     assert "101/120*" in html and ">27<" in html
+    assert html.count("<td>bf16</td>") == 1 and html.count("<td>fp32</td>") == 2
     assert "GPU araması" not in render_html(demo_run, ReportMeta())[0]
 
 

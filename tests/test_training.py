@@ -54,6 +54,7 @@ def test_oversampling_raises_rare_classes():
     ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
     ({"learning_rate": -1e-3}, "learning_rate must be a positive number"),
     ({"imbalance": "smote"}, "unknown imbalance strategy 'smote'"),
+    ({"precision": "float16"}, "unknown precision 'float16'"),
 ])
 def test_invalid_config_fails_before_training(kwargs, message):
     with pytest.raises(TrainingConfigError, match=message):
@@ -87,6 +88,20 @@ def test_two_runs_with_one_seed_are_identical(tmp_path):
     b = train_model(data, TrainConfig(**cfg), tmp_path / "b", verbose=0).history
     cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
     assert np.allclose(a[cols].to_numpy(), b[cols].to_numpy(), atol=1e-6)
+
+
+def test_mixed_bfloat16_training_is_seeded_and_saves_a_mixed_model(tmp_path):
+    from fer_helpers.models import load_model, model_precision
+
+    data = small_demo()
+    cfg = dict(model_name="vgg_fast", epochs=2, patience=0, max_train_images=200, precision="mixed_bfloat16")
+    a = train_model(data, TrainConfig(**cfg), tmp_path / "a", verbose=0)
+    b = train_model(data, TrainConfig(**cfg), tmp_path / "b", verbose=0).history
+    cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert np.isfinite(a.history[cols].to_numpy()).all()
+    assert np.allclose(a.history[cols].to_numpy(), b[cols].to_numpy(), atol=1e-6)
+    assert model_precision(load_model(a.model_path)) == "mixed_bfloat16"
+    assert a.metadata["params"]["precision"] == "mixed_bfloat16"
 
 
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, capsys):

@@ -17,6 +17,7 @@ def test_rows_use_the_runs_own_validation_split(demo_run, tmp_path):
     data = load_run_data(demo_run)
     val = data.get_split("val")
     assert row["n_val"] == len(val) > 0
+    assert row["precision"] == "float32" and row["model"] == "baseline"
     recalls = np.array([row[f"val_recall_{c}"] for c in data.classes])
     assert ((0 <= recalls) & (recalls <= 1)).all()
     # Accuracy is the support-weighted mean of per-class recall: the columns agree.
