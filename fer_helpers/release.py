@@ -16,7 +16,7 @@ import numpy as np
 
 from .artifacts import now_iso, read_json, write_json
 from .labels import CLASSES
-from .models import count_params, load_model, model_precision, predict_proba
+from .models import count_params, load_model, model_precision, predict_proba, to_float32
 
 
 def check_batch(n: int = 32, seed: int = 2024) -> np.ndarray:
@@ -102,9 +102,13 @@ def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> 
     reloaded = load_model(target)
     batch = check_batch()
     probs = predict_proba(reloaded, batch)
-    write_json(out_dir / f"{name}.check.json", {
-        "batch": "fer_helpers.release.check_batch(n=32, seed=2024)", "probabilities": probs.tolist(),
-        "tolerance": 1e-4})
+    check = {"batch": "fer_helpers.release.check_batch(n=32, seed=2024)", "probabilities": probs.tolist(),
+             "tolerance": 1e-4}
+    if model_precision(reloaded) != "float32":
+        # bfloat16 results depend on the CPU's bfloat16 kernels (native AMX/AVX512-BF16 or emulated),
+        # so also store the float32 copy's values, which any CPU reproduces.
+        check["probabilities_float32"] = predict_proba(to_float32(reloaded), batch).tolist()
+    write_json(out_dir / f"{name}.check.json", check)
     protocols = {}
     for pname, p in evaluation["protocols"].items():
         m = p["plain"]
@@ -147,7 +151,9 @@ def _precision_note(precision: str) -> str:
     if precision == "float32":
         return "float32"
     return (f"{precision} (bfloat16 convolutions, float32 weights and softmax; fast on CPUs with AMX or "
-            "AVX512-BF16; `fer_helpers.models.to_float32` gives a float32 copy with the same weights)")
+            "AVX512-BF16; `fer_helpers.models.to_float32` gives a float32 copy with the same weights). "
+            "bfloat16 outputs can differ between CPUs by rounding, so the check file also holds the float32 "
+            "copy's values (`verify_release(..., float32=True)`), which any CPU reproduces.")
 
 
 def model_card_markdown(card: dict) -> str:
@@ -217,12 +223,24 @@ def _cores(machine: dict) -> str:
     return f"{total} CPU cores"
 
 
-def verify_release(out_dir, name: str = "reference") -> float:
-    """Largest difference between stored and recomputed check-batch probabilities."""
+def verify_release(out_dir, name: str = "reference", float32: bool = False) -> float:
+    """Largest difference between stored and recomputed check-batch probabilities.
+
+    ``float32=True`` checks the model's float32 copy (``to_float32``) instead: for a
+    bfloat16 model that is the check any CPU passes, whatever its bfloat16 kernels.
+    """
     out_dir = Path(out_dir)
-    stored = np.asarray(read_json(out_dir / f"{name}.check.json")["probabilities"])
-    probs = predict_proba(load_model(out_dir / f"{name}.keras", n_classes=len(CLASSES)), check_batch())
-    return float(np.abs(stored - probs).max())
+    check_file = out_dir / f"{name}.check.json"
+    check = read_json(check_file, "check values")
+    model = load_model(out_dir / f"{name}.keras", n_classes=len(CLASSES))
+    key = "probabilities"
+    if float32 and model_precision(model) != "float32":
+        if "probabilities_float32" not in check:
+            raise ValueError(f"{check_file}: no 'probabilities_float32' for this {model_precision(model)} model; "
+                             "release it again with fer_helpers.release.release_model")
+        model, key = to_float32(model), "probabilities_float32"
+    probs = predict_proba(model, check_batch())
+    return float(np.abs(np.asarray(check[key]) - probs).max())
 
 
 def add_inference_to_card(out_dir, name: str, benchmark: dict) -> dict:

@@ -65,3 +65,24 @@ def test_model_card_shows_the_seed_table(tmp_path):
     assert "- Compute: float32" in md
     md = model_card_markdown({**card, "precision": "mixed_bfloat16"})
     assert "- Compute: mixed_bfloat16 (bfloat16 convolutions" in md and "to_float32" in md
+
+
+def test_verify_release_checks_a_bfloat16_model_and_its_portable_float32_copy(tmp_path):
+    import fer_helpers as fh
+    from fer_helpers.models import to_float32
+    from fer_helpers.release import check_batch, verify_release
+
+    model = fh.build_model("vgg_fast", precision="mixed_bfloat16", seed=0)
+    model.save(tmp_path / "m.keras")
+    batch = check_batch()
+    bf16 = fh.predict_proba(model, batch)
+    f32 = fh.predict_proba(to_float32(model), batch)
+    assert 0 < np.abs(bf16 - f32).max() < 0.05          # bfloat16 rounding: visible, small
+    check = {"probabilities": bf16.tolist(), "tolerance": 1e-4}
+    (tmp_path / "m.check.json").write_text(json.dumps(check))
+    assert verify_release(tmp_path, "m") < 1e-6
+    # An older check file without float32 values: the float32 check refuses rather than compare bf16 to fp32.
+    with pytest.raises(ValueError, match=r"m\.check\.json: no 'probabilities_float32'"):
+        verify_release(tmp_path, "m", float32=True)
+    (tmp_path / "m.check.json").write_text(json.dumps({**check, "probabilities_float32": f32.tolist()}))
+    assert verify_release(tmp_path, "m", float32=True) < 1e-6
