@@ -36,8 +36,9 @@ IGNORED = {"max_train_images", "deterministic", "monitor"}
 def changes(params: dict, label_mode: str, reference: dict | None = None,
             reference_label_mode: str = "plurality") -> str:
     reference = reference or BASELINE
+    # A setting the reference run predates had its default value there (e.g. precision float32).
     diff = [f"{k}={v}" for k, v in params.items()
-            if k not in IGNORED and k in reference and v != reference[k]]
+            if k not in IGNORED and (k in reference or k in BASELINE) and v != reference.get(k, BASELINE.get(k))]
     if label_mode != reference_label_mode:
         diff.insert(0, f"label_mode={label_mode}")
     return "; ".join(diff) or ("starting-study settings" if reference is BASELINE else "(same)")

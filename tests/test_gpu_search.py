@@ -65,16 +65,19 @@ def test_every_grid_entry_is_a_valid_training_config(gpu_search):
         assert s["augmentation"] in ("study", "strong"), name
         gpu_search.stage_layout(s["model"])
         gpu_search.train_config(changes)      # validate() raises for an invalid setting
-    # BASE is the reference recipe the CPU runs use; its epochs stay those the search started
-    # from (30), since every grid entry's name and epochs are written relative to it.
+    # BASE is the reference recipe the CPU runs use; its model and epochs stay those the search
+    # started from (vgg_fast, 30), since every grid entry's name is written relative to it. The
+    # reference in force (vgg_mid, bfloat16, 50 epochs) is a named grid entry.
     import yaml
 
     ref = yaml.safe_load((gpu_search.ROOT / "configs" / "ferplus_reference.yaml").read_text())["params"]
     base = gpu_search.BASE
-    assert (base["model"], base["augmentation"], base["oversample_fraction"], base["learning_rate"],
-            base["seed"]) == (ref["model_name"], ref["augmentation"], ref["oversample_fraction"],
-                              ref["learning_rate"], ref["seed"])
-    assert base["epochs"] == 30 and gpu_search.GRID["fast_e50_s42"] == {"epochs": ref["epochs"]}
+    assert (base["augmentation"], base["oversample_fraction"], base["learning_rate"], base["seed"]) == (
+        ref["augmentation"], ref["oversample_fraction"], ref["learning_rate"], ref["seed"])
+    assert (base["model"], base["epochs"]) == ("vgg_fast", 30)
+    assert gpu_search.GRID["fast_e50_s42"] == {"epochs": 50}
+    assert gpu_search.GRID["mid_e50_bf16_s42"] == {"model": ref["model_name"], "epochs": ref["epochs"],
+                                                  "precision": ref["precision"], "seed": ref["seed"]}
 
 
 def test_mirror_schedule_is_keras_cosine_decay_with_warmup(gpu_search):

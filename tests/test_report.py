@@ -220,3 +220,7 @@ def test_seed_groups_are_labelled_by_their_differences():
     assert [g["label"] for g in seed_groups(c, a, b)] == [
         "son yapılandırma (augmentation=study, epochs=30)", "karşılaştırma (augmentation=study, epochs=20)",
         "karşılaştırma (augmentation=strong, epochs=20)"]
+    # A run recorded before 'precision' existed trained in float32, and is labelled so.
+    bf16 = {"params": {"augmentation": "study", "epochs": 20, "precision": "mixed_bfloat16"}}
+    assert [g["label"] for g in seed_groups(bf16, a)] == ["son yapılandırma (precision=mixed_bfloat16)",
+                                                          "karşılaştırma (precision=float32)"]
