@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The ablation table and every multi-seed configuration, exactly as measured for
-# results/ablation.csv, results/seeds_summary.json (the reference configuration, 50 epochs),
+# results/ablation.csv, results/seeds_summary.json (the reference configuration: vgg_mid, bfloat16, 50 epochs),
 # results/seeds_summary_<group>.json of the configurations it was chosen against, and
 # results/validation_compare.csv (the validation numbers each choice was made on);
-# about 10 h on 2 CPU cores.
+# about 13 h on 2 CPU cores.
 #
 #   FER_DATA_DIR=/path/to/ferplus bash benchmarks/ablation.sh
 #
@@ -74,6 +74,12 @@ done
 TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 vgg_mid_bf16_s42_clean "--model vgg_mid $BF16 --seed 42" \
   vgg_mid_bf16_s43 "--model vgg_mid $BF16 --seed 43" vgg_mid_bf16_s44 "--model vgg_mid $BF16 --seed 44"
 MID="runs/vgg_mid_bf16_s42_clean runs/vgg_mid_bf16_s43 runs/vgg_mid_bf16_s44"
+# The strong-augmentation candidate on the new reference (results/decision_rule_strong_aug_mid.txt):
+# timing run (61.5 s per epoch -> 50 epochs), then the seeds; the rule decides after all three.
+STRONG_MID="--model vgg_mid ${BF16/--augmentation study/--augmentation strong}"
+TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 timing_strong_mid "${STRONG_MID/--epochs 50/--epochs 2} --seed 42" \
+  strong_mid_s42_clean "$STRONG_MID --seed 42" strong_mid_s43 "$STRONG_MID --seed 43" strong_mid_s44 "$STRONG_MID --seed 44"
+STRONG_MID_RUNS="runs/strong_mid_s42_clean runs/strong_mid_s43 runs/strong_mid_s44"
 
 # Full-schedule runs from earlier sessions join the table when their folders are here
 # (benchmarks/train_benchmark.py; their settings are in results/runs/*/training.json).
@@ -84,12 +90,13 @@ E50S="runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44"   # the pr
 SEEDS="$MID"                                                               # the reference configuration
 "$PY" benchmarks/collect_results.py runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
   runs/abl_oversample $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
-  $E50S $MID --seeds $SEEDS --ensemble ${SEEDS#* }   # seeds 43 and 44
+  $E50S $MID $STRONG_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* }   # seeds 43 and 44
 "$PY" benchmarks/collect_results.py --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
 "$PY" benchmarks/collect_results.py --seeds $STUDY_SEEDS --seeds-out seeds_summary_study_e20
 "$PY" benchmarks/collect_results.py --seeds $(group os30_e30) --seeds-out seeds_summary_os30_e30
 "$PY" benchmarks/collect_results.py --seeds runs/study_e30_s42_clean runs/study_e30_s43 runs/study_e30_s44 \
   --seeds-out seeds_summary_study_e30
 "$PY" benchmarks/collect_results.py --seeds $E50S --seeds-out seeds_summary_study_e50
+"$PY" benchmarks/collect_results.py --seeds $STRONG_MID_RUNS --seeds-out seeds_summary_strong_aug_mid
 "$PY" benchmarks/validation_compare.py $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
-  $E50S $MID
+  $E50S $MID $STRONG_MID_RUNS
