@@ -17,7 +17,6 @@ writes results/ensemble.json, the averaged probabilities of the given runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -26,22 +25,21 @@ import pandas as pd
 from fer_helpers.artifacts import read_json, write_json
 from fer_helpers.evaluation import evaluate_ensemble
 from fer_helpers.release import summarize_seeds
-from fer_helpers.training import TrainConfig
+from fer_helpers.training import recorded_params
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = dataclasses.asdict(TrainConfig())
+BASELINE = recorded_params({})      # the starting study's settings: TrainConfig's defaults
 IGNORED = {"max_train_images", "deterministic", "monitor"}
 
 
 def changes(params: dict, label_mode: str, reference: dict | None = None,
             reference_label_mode: str = "plurality") -> str:
-    reference = reference or BASELINE
     # A setting the reference run predates had its default value there (e.g. precision float32).
-    diff = [f"{k}={v}" for k, v in params.items()
-            if k not in IGNORED and (k in reference or k in BASELINE) and v != reference.get(k, BASELINE.get(k))]
+    ref = recorded_params(reference) if reference else BASELINE
+    diff = [f"{k}={v}" for k, v in params.items() if k not in IGNORED and k in ref and v != ref[k]]
     if label_mode != reference_label_mode:
         diff.insert(0, f"label_mode={label_mode}")
-    return "; ".join(diff) or ("starting-study settings" if reference is BASELINE else "(same)")
+    return "; ".join(diff) or ("starting-study settings" if not reference else "(same)")
 
 
 def row(run: Path, previous: Path | None = None) -> dict:

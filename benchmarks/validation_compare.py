@@ -20,6 +20,7 @@ from fer_helpers.artifacts import read_json
 from fer_helpers.data import load_run_data
 from fer_helpers.evaluation import classification_metrics
 from fer_helpers.models import load_model, predict_proba
+from fer_helpers.training import recorded_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def validation_row(run: Path) -> dict:
     model = load_model(run / "model" / "best.keras", n_classes=len(data.classes))
     m = classification_metrics(val.labels, predict_proba(model, val.images), data.classes)
     params = read_json(run / "results" / "training.json", "training metadata")["params"]
-    row = {"run": run.name, "model": params["model_name"], "precision": params.get("precision", "float32"),
+    row = {"run": run.name, "model": params["model_name"], "precision": recorded_params(params)["precision"],
            "seed": params["seed"], "epochs": params["epochs"],
            "oversample_fraction": params.get("oversample_fraction"),
            "augmentation": params.get("augmentation"), "n_val": m["n"],

@@ -221,20 +221,15 @@ def _env() -> Environment:
     return env
 
 
-#: Settings added to the training parameters after some runs were recorded, with the value
-#: those earlier runs used.
-IMPLICIT_SETTINGS = {"precision": "float32"}
-
-
 def seed_groups(final: dict, *others: dict) -> list[dict]:
     """Seed summaries as table row groups, each labelled by the settings in which they differ."""
     from .models import default_augmentation
+    from .training import recorded_params
 
-    # An unset augmentation means the model's default: name it, so labels compare like with like.
-    # Runs recorded before a setting existed used its first value (e.g. float32 before 'precision').
-    params = [{**IMPLICIT_SETTINGS, **p} for p in (g.get("params", {}) for g in (final, *others))]
-    params = [{**p, "augmentation": p.get("augmentation") or default_augmentation(p.get("model_name", ""))}
-              if "augmentation" in p else p for p in params]
+    # Settings a run predates get the defaults it trained with; an unset augmentation means
+    # the model's default: name it, so labels compare like with like.
+    params = [recorded_params(g.get("params", {})) for g in (final, *others)]
+    params = [{**p, "augmentation": p["augmentation"] or default_augmentation(p["model_name"])} for p in params]
     keys = sorted({k for p in params for k in p})
     diff = [k for k in keys if k != "seed" and len({repr(p.get(k)) for p in params}) > 1]
 

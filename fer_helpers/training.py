@@ -106,6 +106,16 @@ class TrainConfig:
         return self
 
 
+def recorded_params(params: dict) -> dict:
+    """A run's recorded training parameters, completed with ``TrainConfig``'s defaults.
+
+    A run recorded before a setting existed trained with that setting's default
+    (e.g. float32 before ``precision``), so comparisons between runs of different
+    ages see the value each run actually used.
+    """
+    return {**dataclasses.asdict(TrainConfig()), **params}
+
+
 def make_loss(config: TrainConfig):
     """Keras loss for the config: categorical cross-entropy or focal loss (alpha = 1)."""
     import keras
