@@ -119,6 +119,10 @@ GRID = {
     # inference target on the CPU (results/decision_rule_vgg_mid_bf16.txt).
     **{f"mid_e50_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16", "seed": seed}
        for seed in (42, 43, 44)},
+    # The weight-decay screen on the CPU reference (results/decision_rule_wd05_mid.txt).
+    **{f"mid_e50_wd05_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
+                                      "weight_decay": 0.05, "seed": seed}
+       for seed in (42, 43, 44)},
 }
 DEFAULT_LANES = 8
 
