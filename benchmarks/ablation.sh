@@ -2,7 +2,7 @@
 # The ablation table and every multi-seed configuration, exactly as measured for
 # results/ablation.csv, results/seeds_summary.json (the reference configuration: vgg_mid, bfloat16, 50 epochs),
 # results/seeds_summary_<group>.json of the configurations it was chosen against, and
-# results/validation_compare.csv (the validation numbers each choice was made on);
+# results/validation_compare.csv (the validation numbers each choice was made on) and results/decisions.csv;
 # about 13 h on 2 CPU cores.
 #
 #   FER_DATA_DIR=/path/to/ferplus bash benchmarks/ablation.sh
@@ -100,3 +100,14 @@ SEEDS="$MID"                                                               # the
 "$PY" benchmarks/collect_results.py --seeds $STRONG_MID_RUNS --seeds-out seeds_summary_strong_aug_mid
 "$PY" benchmarks/validation_compare.py $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
   $E50S $MID $STRONG_MID_RUNS
+# The rules written before each candidate trained (results/decision_rule_*.txt), applied to those
+# validation numbers (results/decisions.csv); the timestamps are when each was first decided.
+"$PY" benchmarks/decide.py os30_e30 --rule results/decision_rule_oversample.txt --reference $(group study_e30) \
+  --candidate $(group os30_e30) --decided 2026-11-26T06:03:09Z \
+  --note "oversample_fraction 0.30 instead of 0.15, 30 epochs; no budget test (same cost)"
+"$PY" benchmarks/decide.py epochs50 --rule results/decision_rule_epochs50.txt \
+  --reference runs/study_e30_s42_clean runs/study_e30_s43 runs/study_e30_s44 --candidate $E50S --budget-min 60 \
+  --decided 2026-11-26T10:48:01Z --note "vgg_fast, 50 instead of 30 epochs"
+"$PY" benchmarks/decide.py vgg_mid_bf16 --rule results/decision_rule_vgg_mid_bf16.txt --reference $E50S \
+  --candidate $MID --budget-min 60 --decided 2026-11-26T13:49:37Z \
+  --note "vgg_mid in bfloat16 instead of vgg_fast; inference gate 2,661 images/s >= 2,000 before training; released model 2,705 images/s, 4.58 MB"

@@ -94,6 +94,7 @@ class ReportMeta:
     seeds_compare: tuple = ()     # optional summaries of compared configurations' seeds (same table)
     validation_csv: str = ""      # optional results/validation_compare.csv (the numbers choices were made on)
     gpu_search_csv: str = ""      # optional results/gpu_search.csv (wider search on a lent GPU, validation only)
+    decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -257,6 +258,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["ablation"] = _csv_records(meta.ablation_csv)
     ctx["validation_rows"] = _csv_records(meta.validation_csv)
     ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv)
+    ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

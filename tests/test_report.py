@@ -200,6 +200,18 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert html.count("<td>bf16</td>") == 1 and html.count("<td>fp32</td>") == 2
     assert "GPU araması" not in render_html(demo_run, ReportMeta())[0]
 
+    # Rules written before training, with their verdicts (benchmarks/decide.py's table).
+    dec = tmp_path / "decisions.csv"
+    dec.write_text("name,rule,written,decided,reference_val_macro_f1,candidate_val_macro_f1,reference_val_accuracy,"
+                   "candidate_val_accuracy,timed_run_min,budget_min,decision\n"
+                   "os30_e30,r1.txt,2026-11-26T04:36:10Z,2026-11-26T06:03:09Z,0.6456,0.6405,0.8075,0.8068,,,keep\n"
+                   "epochs50,r2.txt,2026-11-26T07:21:45Z,2026-11-26T10:48:01Z,0.6466,0.6614,0.8082,0.8181,46.1,60.0,adopt\n")
+    html, _ = render_html(demo_run, ReportMeta(decisions_csv=str(dec)))
+    assert "Önceden yazılan karar kuralları" in html and "2026-11-26 04:36" in html
+    assert "0,6466 → 0,6614" in html and "%80,82 → %81,81" in html and "46,1 / 60" in html
+    assert html.count("<td>referans kaldı</td>") == 1 and html.count("<td>benimsendi</td>") == 1
+    assert "Önceden yazılan karar" not in render_html(demo_run, ReportMeta())[0]
+
 
 def test_seed_groups_are_labelled_by_their_differences():
     from fer_helpers.report import seed_groups
