@@ -247,7 +247,9 @@ def _csv_records(path: str) -> list[dict] | None:
         return None
     import pandas as pd
 
-    return pd.read_csv(path).fillna("").to_dict("records")
+    table = pd.read_csv(path)
+    # As objects first: filling a float column with "" is deprecated in pandas.
+    return table.astype(object).where(table.notna(), "").to_dict("records")
 
 
 def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report.html.j2") -> tuple[str, dict]:

@@ -236,3 +236,19 @@ def test_seed_groups_are_labelled_by_their_differences():
     bf16 = {"params": {"augmentation": "study", "epochs": 20, "precision": "mixed_bfloat16"}}
     assert [g["label"] for g in seed_groups(bf16, a)] == ["son yapılandırma (precision=mixed_bfloat16)",
                                                           "karşılaştırma (precision=float32)"]
+
+
+def test_results_tables_read_blank_cells_as_empty_text(tmp_path):
+    """An empty cell (a setting a run predates) renders as "", without pandas' dtype warning."""
+    import warnings
+
+    from fer_helpers.report import _csv_records
+
+    table = tmp_path / "t.csv"
+    table.write_text("run,oversample_fraction,augmentation\na,,study\nb,0.15,\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = _csv_records(str(table))
+    assert rows == [{"run": "a", "oversample_fraction": "", "augmentation": "study"},
+                    {"run": "b", "oversample_fraction": 0.15, "augmentation": ""}]
+    assert _csv_records("") is None and _csv_records(str(tmp_path / "absent.csv")) is None
