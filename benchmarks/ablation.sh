@@ -111,3 +111,6 @@ SEEDS="$MID"                                                               # the
 "$PY" benchmarks/decide.py vgg_mid_bf16 --rule results/decision_rule_vgg_mid_bf16.txt --reference $E50S \
   --candidate $MID --budget-min 60 --decided 2026-11-26T13:49:37Z \
   --note "vgg_mid in bfloat16 instead of vgg_fast; inference gate 2,661 images/s >= 2,000 before training; released model 2,705 images/s, 4.58 MB"
+"$PY" benchmarks/decide.py strong_aug_mid --rule results/decision_rule_strong_aug_mid.txt --reference $MID \
+  --candidate $STRONG_MID_RUNS --budget-min 60 --decided 2026-11-26T17:14:36Z \
+  --note "augmentation strong (study + shift + zoom) instead of study, on the vgg_mid bf16 reference"
