@@ -112,11 +112,14 @@ def summary(name: str, d: dict) -> str:
     return "\n".join(lines)
 
 
+def load_decisions(table: Path) -> pd.DataFrame:
+    """The decisions table as text, so a missing budget stays an empty cell and True/False stay booleans."""
+    return pd.read_csv(table, dtype=str, keep_default_na=False) if table.is_file() else pd.DataFrame(columns=COLUMNS)
+
+
 def record(table: Path, row: dict) -> pd.DataFrame:
     """Write ``row`` into the decisions table, replacing a row with the same name."""
-    # As text, so a missing budget stays an empty cell and True/False stay booleans.
-    old = (pd.read_csv(table, dtype=str, keep_default_na=False) if table.is_file()
-           else pd.DataFrame(columns=COLUMNS))
+    old = load_decisions(table)
     text = {k: "" if row.get(k) is None else str(row[k]) for k in COLUMNS}
     new = pd.concat([old[old["name"] != row["name"]], pd.DataFrame([text])], ignore_index=True)[COLUMNS]
     new = new.sort_values("decided", kind="stable").reset_index(drop=True)

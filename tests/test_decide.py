@@ -91,7 +91,7 @@ def test_committed_decisions_follow_from_the_committed_validation_table(dc):
     if not table.is_file():
         pytest.skip("no decisions recorded yet")
     validation = pd.read_csv(ROOT / "results" / "validation_compare.csv")
-    for row in pd.read_csv(table, dtype=str, keep_default_na=False).to_dict("records"):
+    for row in dc.load_decisions(table).to_dict("records"):
         number = lambda key: float(row[key]) if row[key] else None                  # noqa: E731
         d = dc.decide(validation, row["reference_runs"].split(), row["candidate_runs"].split(),
                       timed_minutes=number("timed_run_min"), budget_min=number("budget_min"),
