@@ -192,7 +192,11 @@ def model_card_markdown(card: dict) -> str:
                          f"{ms(m['recall']['Disgust'], f3) if 'Disgust' in m['recall'] else '–'} | {tta} |")
         # Per-seed wall times, not mean ± std: seeds may have shared the cores with other runs.
         times = " / ".join(f"{t:.1f}" for t in s["wall_time_min"]["values"])
-        lines += ["", f"Validation accuracy {ms(s['val_accuracy'])}; training wall time per seed {times} min "
+        lines += ["", f"Validation accuracy at the checkpoint {ms(s['val_accuracy'])} (the Keras metric that "
+                  "selected it: argmax of the vote distribution, ties to the first class in class order; "
+                  "`benchmarks/validation_compare.py`, whose numbers the decision rules use, scores the same "
+                  "checkpoints against plurality labels, so its numbers differ slightly); "
+                  f"training wall time per seed {times} min "
                   "(each run's training.json records the cores it had). The released file "
                   f"is the seed-{card['training']['seed']} model, fixed before training (not picked among the "
                   "seeds by any number); the seed also sets the validation split."]

@@ -61,6 +61,8 @@ def test_model_card_shows_the_seed_table(tmp_path):
     assert "3 seeds (0, 1, 2): mean ± std" in md
     assert "| P-seed | 81.00% ± 1.00% |" in md
     assert "1 of the machine's 2 CPU cores" in md
+    # The card's validation accuracy is the checkpoint metric, not the decision table's number.
+    assert "argmax of the vote distribution" in md and "validation_compare.py" in md
     # Older cards have no precision (float32); a bfloat16 model's card says so and how to get float32.
     assert "- Compute: float32" in md
     md = model_card_markdown({**card, "precision": "mixed_bfloat16"})

@@ -157,6 +157,7 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     (tmp_path / "seeds.json").write_text(json.dumps(seeds))
     html, _ = render_html(demo_run, ReportMeta(ablation_csv=str(ablation), seeds_summary=str(tmp_path / "seeds.json")))
     assert "model_name=vgg_fast" in html and "starting-study settings" in html
+    assert "checkpoint'i seçen Keras ölçütü" in html        # which validation accuracy this column is
     assert "3 tohum, ortalama ± standart sapma" in html
     assert "%80,12 ± %0,31" in html and "0,310 ± 0,050" in html and "tohum başına 38,2 dk" in html
     assert "Yapılandırma" not in html            # one configuration: no group column
@@ -180,6 +181,8 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
                    "study_e30_s42,42,30,0.15,study,5677,0.8126,0.6567,0.2647,0.4737\n")
     html, _ = render_html(demo_run, ReportMeta(validation_csv=str(val)))
     assert "Seçimlerin dayandığı doğrulama sayıları" in html
+    # Two validation accuracies appear in the report; the note says why they differ.
+    assert "çoğulluk etiketleriyle" in html and "oy dağılımının argmax" in html
     assert "study_e30_s42" in html and "%81,26" in html and "0,657" in html and "0,26" in html
     assert "Seçimlerin dayandığı" not in render_html(demo_run, ReportMeta())[0]
 
