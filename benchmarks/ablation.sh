@@ -3,7 +3,7 @@
 # results/ablation.csv, results/seeds_summary.json (the reference configuration: vgg_mid, bfloat16, 50 epochs),
 # results/seeds_summary_<group>.json of the configurations it was chosen against, and
 # results/validation_compare.csv (the validation numbers each choice was made on) and results/decisions.csv;
-# about 13 h on 2 CPU cores.
+# about 17 h on 2 CPU cores.
 #
 #   FER_DATA_DIR=/path/to/ferplus bash benchmarks/ablation.sh
 #
@@ -80,6 +80,12 @@ STRONG_MID="--model vgg_mid ${BF16/--augmentation study/--augmentation strong}"
 TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 timing_strong_mid "${STRONG_MID/--epochs 50/--epochs 2} --seed 42" \
   strong_mid_s42_clean "$STRONG_MID --seed 42" strong_mid_s43 "$STRONG_MID --seed 43" strong_mid_s44 "$STRONG_MID --seed 44"
 STRONG_MID_RUNS="runs/strong_mid_s42_clean runs/strong_mid_s43 runs/strong_mid_s44"
+# AdamW weight decay 0.05 instead of 1e-4 on the reference (results/decision_rule_wd05_mid.txt): the step
+# costs the same, so no timing run; seed 43 first, then seed 42 alone on both cores (the timed run), then 44.
+WD05_MID="--model vgg_mid $BF16 --weight-decay 0.05"
+TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 wd05_mid_s43 "$WD05_MID --seed 43" \
+  wd05_mid_s42_clean "$WD05_MID --seed 42" wd05_mid_s44 "$WD05_MID --seed 44"
+WD05_MID_RUNS="runs/wd05_mid_s42_clean runs/wd05_mid_s43 runs/wd05_mid_s44"
 
 # Full-schedule runs from earlier sessions join the table when their folders are here
 # (benchmarks/train_benchmark.py; their settings are in results/runs/*/training.json).
@@ -90,7 +96,7 @@ E50S="runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44"   # the pr
 SEEDS="$MID"                                                               # the reference configuration
 "$PY" benchmarks/collect_results.py runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
   runs/abl_oversample $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
-  $E50S $MID $STRONG_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* }   # seeds 43 and 44
+  $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* }   # seeds 43 and 44
 "$PY" benchmarks/collect_results.py --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
 "$PY" benchmarks/collect_results.py --seeds $STUDY_SEEDS --seeds-out seeds_summary_study_e20
 "$PY" benchmarks/collect_results.py --seeds $(group os30_e30) --seeds-out seeds_summary_os30_e30
@@ -98,8 +104,9 @@ SEEDS="$MID"                                                               # the
   --seeds-out seeds_summary_study_e30
 "$PY" benchmarks/collect_results.py --seeds $E50S --seeds-out seeds_summary_study_e50
 "$PY" benchmarks/collect_results.py --seeds $STRONG_MID_RUNS --seeds-out seeds_summary_strong_aug_mid
+"$PY" benchmarks/collect_results.py --seeds $WD05_MID_RUNS --seeds-out seeds_summary_wd05_mid
 "$PY" benchmarks/validation_compare.py $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
-  $E50S $MID $STRONG_MID_RUNS
+  $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS
 # The rules written before each candidate trained (results/decision_rule_*.txt), applied to those
 # validation numbers (results/decisions.csv); the timestamps are when each was first decided.
 "$PY" benchmarks/decide.py os30_e30 --rule results/decision_rule_oversample.txt --reference $(group study_e30) \
@@ -114,3 +121,6 @@ SEEDS="$MID"                                                               # the
 "$PY" benchmarks/decide.py strong_aug_mid --rule results/decision_rule_strong_aug_mid.txt --reference $MID \
   --candidate $STRONG_MID_RUNS --budget-min 60 --decided 2026-11-26T17:14:36Z \
   --note "augmentation strong (study + shift + zoom) instead of study, on the vgg_mid bf16 reference"
+"$PY" benchmarks/decide.py wd05_mid --rule results/decision_rule_wd05_mid.txt --reference $MID \
+  --candidate $WD05_MID_RUNS --budget-min 60 --decided 2026-11-26T20:15:25Z \
+  --note "AdamW weight_decay 0.05 instead of 1e-4, on the vgg_mid bf16 reference (study augmentation)"

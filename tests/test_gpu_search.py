@@ -72,8 +72,8 @@ def test_every_grid_entry_is_a_valid_training_config(gpu_search):
 
     ref = yaml.safe_load((gpu_search.ROOT / "configs" / "ferplus_reference.yaml").read_text())["params"]
     base = gpu_search.BASE
-    assert (base["augmentation"], base["oversample_fraction"], base["learning_rate"], base["seed"]) == (
-        ref["augmentation"], ref["oversample_fraction"], ref["learning_rate"], ref["seed"])
+    keys = ("augmentation", "oversample_fraction", "learning_rate", "weight_decay", "seed")
+    assert [base[k] for k in keys] == [ref[k] for k in keys]
     assert (base["model"], base["epochs"]) == ("vgg_fast", 30)
     assert gpu_search.GRID["fast_e50_s42"] == {"epochs": 50}
     assert gpu_search.GRID["mid_e50_bf16_s42"] == {"model": ref["model_name"], "epochs": ref["epochs"],
