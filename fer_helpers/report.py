@@ -223,7 +223,12 @@ def _env() -> Environment:
 
 
 def seed_groups(final: dict, *others: dict) -> list[dict]:
-    """Seed summaries as table row groups, each labelled by the settings in which they differ."""
+    """Seed summaries as table row groups, each labelled by the settings in which they differ.
+
+    The final configuration names its value of every setting that differs in any group; a
+    comparison names only the settings where it differs from the final configuration, so a
+    one-lever candidate reads as that lever (e.g. ``weight_decay=0.05``).
+    """
     from .models import default_augmentation
     from .training import recorded_params
 
@@ -234,11 +239,15 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     keys = sorted({k for p in params for k in p})
     diff = [k for k in keys if k != "seed" and len({repr(p.get(k)) for p in params}) > 1]
 
-    def label(name: str, p: dict) -> str:
-        return f"{name} ({', '.join(f'{k}={p.get(k)}' for k in diff)})" if diff else name
+    def label(name: str, p: dict, names: list[str]) -> str:
+        return f"{name} ({', '.join(f'{k}={p.get(k)}' for k in names)})" if names else name
 
-    return ([{"label": label("son yapılandırma", params[0]), "summary": final}]
-            + [{"label": label("karşılaştırma", p), "summary": g} for p, g in zip(params[1:], others)])
+    def differs(p: dict) -> list[str]:
+        return [k for k in diff if repr(p.get(k)) != repr(params[0].get(k))]
+
+    return ([{"label": label("son yapılandırma", params[0], diff), "summary": final}]
+            + [{"label": label("karşılaştırma", p, differs(p)), "summary": g}
+               for p, g in zip(params[1:], others)])
 
 
 def _csv_records(path: str) -> list[dict] | None:

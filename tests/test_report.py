@@ -226,14 +226,15 @@ def test_seed_groups_are_labelled_by_their_differences():
                                             "karşılaştırma (augmentation=strong)"]
     assert groups[0]["summary"] is a and groups[1]["summary"] is b
     assert [g["label"] for g in seed_groups(a, a)] == ["son yapılandırma", "karşılaştırma"]
-    # Three configurations: every setting that differs anywhere is named in every label.
+    # Three configurations: the final one names every setting that differs anywhere; each
+    # comparison names only where it differs from the final one.
     # An unset augmentation is the model's default (strong for VGGs).
     unset = {"params": {"model_name": "vgg_fast", "augmentation": None}}
     study = {"params": {"model_name": "vgg_fast", "augmentation": "study"}}
     assert seed_groups(study, unset)[1]["label"] == "karşılaştırma (augmentation=strong)"
     c = {"params": {"augmentation": "study", "epochs": 30, "seed": 42}}
     assert [g["label"] for g in seed_groups(c, a, b)] == [
-        "son yapılandırma (augmentation=study, epochs=30)", "karşılaştırma (augmentation=study, epochs=20)",
+        "son yapılandırma (augmentation=study, epochs=30)", "karşılaştırma (epochs=20)",
         "karşılaştırma (augmentation=strong, epochs=20)"]
     # A run recorded before 'precision' existed trained in float32, and is labelled so.
     bf16 = {"params": {"augmentation": "study", "epochs": 20, "precision": "mixed_bfloat16"}}
