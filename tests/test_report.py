@@ -199,6 +199,8 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
                    "0.812,4.87,H200,a.json\n")
     html, _ = render_html(demo_run, ReportMeta(gpu_search_csv=str(gpu)))
     assert "GPU araması" in html and "%82,95" in html and "0,687" in html and "1,18" in html
+    # The limitations then say what the wider search reached, not that nothing larger was tried.
+    assert "en iyisi doğrulamada %83,21 (vgg_e45_bf16" in html and "denenmemiştir" not in html
     assert "101/120*" in html and ">27<" in html
     assert html.count("<td>bf16</td>") == 1 and html.count("<td>fp32</td>") == 2
     assert "GPU araması" not in render_html(demo_run, ReportMeta())[0]
