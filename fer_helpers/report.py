@@ -236,14 +236,16 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     # the model's default: name it, so labels compare like with like.
     params = [recorded_params(g.get("params", {})) for g in (final, *others)]
     params = [{**p, "augmentation": p["augmentation"] or default_augmentation(p["model_name"])} for p in params]
-    keys = sorted({k for p in params for k in p})
-    diff = [k for k in keys if k != "seed" and len({repr(p.get(k)) for p in params}) > 1]
+    keys = sorted({k for p in params for k in p} - {"seed"})
+
+    def differs(p: dict) -> list[str]:
+        return [k for k in keys if repr(p.get(k)) != repr(params[0].get(k))]
+
+    # A setting differs somewhere exactly when some comparison differs from the final one in it.
+    diff = [k for k in keys if any(k in differs(p) for p in params[1:])]
 
     def label(name: str, p: dict, names: list[str]) -> str:
         return f"{name} ({', '.join(f'{k}={p.get(k)}' for k in names)})" if names else name
-
-    def differs(p: dict) -> list[str]:
-        return [k for k in diff if repr(p.get(k)) != repr(params[0].get(k))]
 
     return ([{"label": label("son yapılandırma", params[0], diff), "summary": final}]
             + [{"label": label("karşılaştırma", p, differs(p)), "summary": g}
