@@ -37,6 +37,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--n-images", type=int, default=2048)
+    ap.add_argument("--out", default=None, help="JSON to write (default results/benchmarks/export_<stem>.json)")
     args = ap.parse_args(argv)
     model = load_model(args.model)
     images = np.random.default_rng(0).integers(0, 256, (args.n_images, 48, 48), dtype=np.uint8)
@@ -50,7 +51,7 @@ def main(argv=None) -> dict:
             result[fmt] = {k: v for k, v in s.items() if k != "path"}
             result[fmt]["images_per_second"] = throughput(lambda x: RUNNERS[fmt](s["path"], x), images)
     result.update(machine=machine_info(), time=now_iso(), n_images=args.n_images)
-    write_json(ROOT / "results" / "benchmarks" / f"export_{Path(args.model).stem}.json", result)
+    write_json(Path(args.out or ROOT / "results" / "benchmarks" / f"export_{Path(args.model).stem}.json"), result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     return result
 

@@ -214,7 +214,7 @@ def model_card_markdown(card: dict) -> str:
     if card.get("inference"):
         inf = card["inference"]
         lines += ["", f"Inference: {inf['images_per_second']:,.0f} images/s through `predict_proba` "
-                  f"(batch {inf['batch_size']}, {inf['machine']['cpu_count']} CPU cores, {inf['time']})."]
+                  f"(batch {inf['batch_size']}, {_cores(inf['machine'])}, {inf['time']})."]
     lines += ["", "Reproduce: `fer_helpers.load_model` + `fer_helpers.predict_proba` on the protocol's images "
               "(see `tests/test_reference_model.py`)."]
     return "\n".join(lines) + "\n"
@@ -222,9 +222,21 @@ def model_card_markdown(card: dict) -> str:
 
 def _cores(machine: dict) -> str:
     usable, total = machine.get("cpus_usable"), machine["cpu_count"]
-    if usable and usable < total:
-        return f"{usable} of the machine's {total} CPU cores (pinned with taskset)"
-    return f"{total} CPU cores"
+    cores = (f"{usable} of the machine's {total} CPU cores (pinned with taskset)" if usable and usable < total
+             else f"{total} CPU cores")
+    return cores + _cpu(machine)
+
+
+def _cpu(machine: dict) -> str:
+    """", <CPU model>, native bfloat16: …" where the run recorded its CPU (``cpu_features``).
+
+    Timings of a bfloat16 model mean little without it: the same 2 cores are an order of
+    magnitude slower when the CPU emulates bfloat16. Older runs did not record the CPU.
+    """
+    if not machine.get("cpu_model"):
+        return ""
+    native = [f for f in machine.get("cpu_flags") or () if f in ("avx512_bf16", "amx_bf16")]
+    return f", {machine['cpu_model']}, native bfloat16: {', '.join(native) if native else 'no'}"
 
 
 def verify_release(out_dir, name: str = "reference", float32: bool = False) -> float:

@@ -67,6 +67,15 @@ def test_model_card_shows_the_seed_table(tmp_path):
     assert "- Compute: float32" in md
     md = model_card_markdown({**card, "precision": "mixed_bfloat16"})
     assert "- Compute: mixed_bfloat16 (bfloat16 convolutions" in md and "to_float32" in md
+    # A run that recorded its CPU names it and whether it runs bfloat16 natively; older runs did not.
+    assert "native bfloat16" not in md
+    for flags, native in ((["avx2", "avx512_vnni"], "no"), (["avx512_bf16", "amx_bf16"], "avx512_bf16, amx_bf16")):
+        machine = {"cpu_count": 2, "cpus_usable": 2, "cpu_model": "Xeon X", "cpu_flags": flags}
+        md = model_card_markdown({**card, "training": {**card["training"], "machine": machine},
+                                  "inference": {"images_per_second": 600.0, "batch_size": 512, "n_images": 4096,
+                                                "machine": machine, "time": "t"}})
+        assert f"min on 2 CPU cores, Xeon X, native bfloat16: {native}, seed 0" in md
+        assert f"600 images/s through `predict_proba` (batch 512, 2 CPU cores, Xeon X, native bfloat16: {native}, t)" in md
 
 
 def test_verify_release_checks_a_bfloat16_model_and_its_portable_float32_copy(tmp_path):

@@ -79,6 +79,19 @@ def test_training_writes_history_and_metadata(tmp_path):
         assert key in meta
     assert meta["data"]["fingerprint"]["n_images"] == len(data)
     assert meta["test_split_used"] is False and meta["params"]["seed"] == 42
+    assert {"cpu_model", "cpu_flags", "cpus_usable"} <= set(meta["machine"])
+
+
+def test_cpu_features_name_the_cpu_and_its_speed_flags(tmp_path):
+    from fer_helpers.artifacts import cpu_features
+
+    # Two processors as /proc/cpuinfo lists them; only the flags that decide speed are kept.
+    block = "processor\t: {}\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n\n"
+    (tmp_path / "cpuinfo").write_text(block.format(0) + block.format(1))
+    assert cpu_features(tmp_path / "cpuinfo") == {"cpu_model": "Intel(R) Xeon(R) Platinum 8480+",
+                                                  "cpu_flags": ["avx2", "avx512f", "amx_tile", "amx_bf16"]}
+    # Without /proc/cpuinfo (macOS, Windows) the flags are unknown, not "none".
+    assert cpu_features(tmp_path / "missing")["cpu_flags"] is None
 
 
 def test_two_runs_with_one_seed_are_identical(tmp_path):

@@ -1,0 +1,85 @@
+"""benchmarks/budget_check.py and precision_parity.py: will a recipe fit this CPU, and does float32 agree?"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import fer_helpers as fh
+from conftest import ROOT, load_benchmark
+from fer_helpers.runner import load_config
+
+
+def test_recipe_keeps_the_training_settings_of_a_config():
+    bc = load_benchmark("budget_check")
+    params = load_config(ROOT / "configs" / "ferplus_reference.yaml")["params"]
+    config = bc.recipe({**params, "data_dir": "/somewhere"})   # non-training keys are dropped
+    assert (config.model_name, config.precision, config.epochs) == ("vgg_mid", "mixed_bfloat16", 50)
+    assert config.weight_decay == params["weight_decay"] and config.augmentation == params["augmentation"]
+
+
+def test_projection_counts_whole_steps_and_one_validation_pass():
+    bc = load_benchmark("budget_check")
+    p = bc.project(step_s=0.4, batch_size=64, infer_ips=500.0, epochs=50, n_train=25605, n_val=5677)
+    # 25,605 images are 401 steps of 64 (the last one partial).
+    assert p["epoch_seconds"] == pytest.approx(401 * 0.4 + 5677 / 500)
+    assert p["run_minutes"] == pytest.approx(50 * p["epoch_seconds"] / 60)
+
+
+@pytest.mark.slow
+def test_budget_check_times_the_configs_recipe_on_demo_data(tmp_path):
+    bc = load_benchmark("budget_check")
+    out = tmp_path / "budget.json"
+    result = bc.main(["--config", str(ROOT / "configs" / "demo.yaml"), "-p", "model_name=baseline",
+                      "-p", "epochs=60", "--budget-min", "1e6", "--out", str(out)])
+    assert json.loads(out.read_text())["run_minutes"] == pytest.approx(result["run_minutes"])
+    assert result["overrides"] == {"model_name": "baseline", "epochs": 60} and result["epochs"] == 60
+    assert result["step_seconds"] > 0 and result["inference_images_per_second"] > 0
+    steps = math.ceil(25605 / result["batch_size"])
+    assert result["epoch_seconds"] == pytest.approx(steps * result["step_seconds"]
+                                                    + 5677 / result["inference_images_per_second"])
+    assert result["fits_budget"] is True and "cpu_flags" in result["machine"]
+
+
+@pytest.mark.slow
+def test_precision_parity_compares_a_bfloat16_model_with_its_float32_copy(tmp_path):
+    import keras
+
+    pp = load_benchmark("precision_parity")
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "bf16.keras"
+    fh.build_model("vgg_fast", precision="mixed_bfloat16").save(path)
+    out = tmp_path / "parity.json"
+    result = pp.main(["--model", str(path), "--data", "demo", "--out", str(out)])
+    assert result["precision_saved"] == "mixed_bfloat16"
+    test = result["protocols"]["test"]          # the demo layout's own test split
+    data = fh.load_dataset("demo")
+    images, labels = data.get_split("test").images, data.get_split("test").labels
+    assert test["n"] == len(labels) > 0
+    model = fh.load_model(path)
+    expected = float((fh.predict_proba(model, images).argmax(1) == labels).mean())
+    assert test["saved"]["accuracy"] == pytest.approx(expected)
+    f32 = fh.predict_proba(fh.models.to_float32(model), images)
+    assert test["float32"]["accuracy"] == pytest.approx(float((f32.argmax(1) == labels).mean()))
+    assert 0 <= test["top1_agreement"] <= 1 and 0 <= test["max_abs_diff"] < 0.05
+
+
+def test_precision_parity_refuses_a_float32_model(tmp_path, capsys):
+    import keras
+
+    pp = load_benchmark("precision_parity")
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "f32.keras"
+    fh.build_model("baseline").save(path)
+    with pytest.raises(SystemExit):
+        pp.main(["--model", str(path), "--data", "demo"])
+    assert "already computes in float32" in capsys.readouterr().err
+
+
+def test_inference_benchmark_will_not_write_a_float32_number_into_the_card(tmp_path, capsys):
+    ib = load_benchmark("inference_benchmark")
+    with pytest.raises(SystemExit):
+        ib.main(["--model", str(tmp_path / "m.keras"), "--float32", "--card"])
+    assert "without --float32" in capsys.readouterr().err
