@@ -95,6 +95,7 @@ class ReportMeta:
     validation_csv: str = ""      # optional results/validation_compare.csv (the numbers choices were made on)
     gpu_search_csv: str = ""      # optional results/gpu_search.csv (wider search on a lent GPU, validation only)
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
+    budget_jsons: tuple = ()      # optional benchmarks/budget_check.py results (the recipe's time on other CPUs)
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -272,6 +273,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["validation_rows"] = _csv_records(meta.validation_csv)
     ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv)
     ctx["decisions"] = _csv_records(meta.decisions_csv)
+    ctx["cpu_budgets"] = [read_json(p, "budget check") for p in meta.budget_jsons if p and Path(p).is_file()]
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

@@ -28,9 +28,17 @@ def test_reference_card_summarises_at_least_three_seeds_including_its_own():
         assert seeds["protocols"][protocol]["accuracy"]["values"][i] == pytest.approx(m["accuracy"])
 
 
+#: How far a bfloat16 model's probabilities may move between CPUs: its stored check values
+#: come from the CPU that released it (AMX), and a CPU that emulates bfloat16 rounds
+#: differently (seen: 2.9e-4 on a Xeon without AMX/AVX512-BF16). One bfloat16 unit of
+#: rounding, 2**-8, bounds that; the float32 copy's check stays exact on every CPU.
+BFLOAT16_CROSS_CPU_TOL = 2**-8
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_model_loads_safely_and_reproduces_its_check_batch(name):
-    assert verify_release(MODELS, name) < 1e-4
+    precision = json.loads((MODELS / f"{name}.card.json").read_text()).get("precision", "float32")
+    assert verify_release(MODELS, name) < (1e-4 if precision == "float32" else BFLOAT16_CROSS_CPU_TOL)
     assert verify_release(MODELS, name, float32=True) < 1e-4     # the portable check
     card = json.loads((MODELS / f"{name}.card.json").read_text())
     assert card["classes"] == list(fh.CLASSES) and card["file"] == f"{name}.keras"

@@ -217,6 +217,22 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert html.count("<td>referans kaldı</td>") == 1 and html.count("<td>benimsendi</td>") == 1
     assert "Önceden yazılan karar" not in render_html(demo_run, ReportMeta())[0]
 
+    # Budget checks on other CPUs (benchmarks/budget_check.py) become a limitation, worded by their numbers.
+    budgets = []
+    for name, flags, minutes, fits in (("slow", ["avx2"], 378.6, False), ("fast", ["amx_bf16"], 49.0, True)):
+        path = tmp_path / f"budget_{name}.json"
+        path.write_text(json.dumps({"model_name": "vgg_mid", "precision": "mixed_bfloat16", "epochs": 50,
+                                    "run_minutes": minutes, "inference_images_per_second": 204.5,
+                                    "budget_minutes": 60.0, "fits_budget": fits,
+                                    "machine": {"cpu_model": f"Xeon {name}", "cpu_count": 2, "cpu_flags": flags}}))
+        budgets.append(str(path))
+    html, _ = render_html(demo_run, ReportMeta(budget_jsons=(*budgets, str(tmp_path / "absent.json"))))
+    text = " ".join(html.split())
+    assert ("Xeon slow (2 çekirdek, bfloat16 donanımda yok) üzerinde vgg_mid, mixed_bfloat16, 50 epok: 379 dk, "
+            "çıkarım 204 görüntü/s; 60 dakikalık bütçeye sığmaz;") in text
+    assert "Xeon fast (2 çekirdek, bfloat16 donanımda var) üzerinde" in text and "bütçeye sığar." in text
+    assert "budget_check.py" not in render_html(demo_run, ReportMeta())[0]
+
 
 def test_seed_groups_are_labelled_by_their_differences():
     from fer_helpers.report import seed_groups
