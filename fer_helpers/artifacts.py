@@ -130,10 +130,11 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-#: CPU instruction sets that decide how fast this project's models run: ``avx512_bf16`` and
-#: the AMX extensions execute bfloat16 natively (without them TensorFlow emulates it, and the
-#: bfloat16 reference ran about 13 times slower, 199 vs 2,705 images/s); VNNI speeds up int8.
+#: CPU instruction sets that decide how fast this project's models run: ``NATIVE_BF16_FLAGS``
+#: execute bfloat16 natively (without them TensorFlow emulates it, and the bfloat16 reference
+#: ran about 12 times slower, 217 vs 2,705 images/s); VNNI speeds up int8.
 SPEED_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
@@ -150,6 +151,11 @@ def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     flags = set(fields.get("flags", "").split())
     return {"cpu_model": fields.get("model name"), "cpu_flags": [f for f in SPEED_CPU_FLAGS if f in flags]}
+
+
+def native_bfloat16(machine: dict) -> list[str]:
+    """Which of ``NATIVE_BF16_FLAGS`` a recorded ``machine_info()`` lists (empty: emulated or not recorded)."""
+    return [f for f in machine.get("cpu_flags") or () if f in NATIVE_BF16_FLAGS]
 
 
 def machine_info() -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import now_iso, read_json, write_json
+from .artifacts import native_bfloat16, now_iso, read_json, write_json
 from .labels import CLASSES
 from .models import count_params, load_model, model_precision, predict_proba, to_float32
 
@@ -235,7 +235,7 @@ def _cpu(machine: dict) -> str:
     """
     if not machine.get("cpu_model"):
         return ""
-    native = [f for f in machine.get("cpu_flags") or () if f in ("avx512_bf16", "amx_bf16")]
+    native = native_bfloat16(machine)
     return f", {machine['cpu_model']}, native bfloat16: {', '.join(native) if native else 'no'}"
 
 

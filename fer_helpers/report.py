@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .artifacts import ArtifactError, atomic_write_bytes, read_json
+from .artifacts import ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
 from .labels import DISPLAY_NAMES
 
@@ -273,7 +273,8 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["validation_rows"] = _csv_records(meta.validation_csv)
     ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv)
     ctx["decisions"] = _csv_records(meta.decisions_csv)
-    ctx["cpu_budgets"] = [read_json(p, "budget check") for p in meta.budget_jsons if p and Path(p).is_file()]
+    ctx["cpu_budgets"] = [{**b, "native_bf16": native_bfloat16(b["machine"])}
+                          for b in (read_json(p, "budget check") for p in meta.budget_jsons if p and Path(p).is_file())]
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")
