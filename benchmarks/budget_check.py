@@ -28,53 +28,32 @@ import pandas as pd
 
 from fer_helpers.artifacts import machine_info, now_iso, write_json
 from fer_helpers.data import load_dataset
-from fer_helpers.models import load_model, predict_proba
+from fer_helpers.models import images_per_second, load_model, predict_proba
 from fer_helpers.runner import load_config, parse_overrides
 from fer_helpers.training import TrainConfig, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def recipe(params: dict) -> TrainConfig:
-    """The config's training settings as a TrainConfig (other keys, e.g. data paths, are dropped)."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in params.items() if k in names})
-
-
-class StepTimer:
-    """Keras callback: the time between consecutive training steps of the last epoch.
+def make_step_timer():
+    """A Keras callback that times consecutive training steps of the last epoch.
 
     Timing steps, not the whole epoch, leaves out the per-epoch costs (validation set-up,
     checkpoint writes) that weigh heavily in a 21-step demo epoch but little in a 400-step one.
     """
+    import keras
 
-    def __new__(cls):
-        import keras
+    class StepTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.ends = []
 
-        class _Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.ends = []
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
 
-            def on_train_batch_end(self, batch, logs=None):
-                self.ends.append(time.perf_counter())
+        def step_seconds(self) -> float:
+            return float(np.median(np.diff(self.ends)))
 
-            def step_seconds(self) -> float:
-                return float(np.median(np.diff(self.ends)))
-
-        return _Timer()
-
-
-def inference_rate(model, images: np.ndarray, repeats: int = 3) -> float:
-    """Best-of-``repeats`` images/s of ``predict_proba`` after one warm-up call."""
-    predict_proba(model, images[:64])
-    best = min(_seconds(model, images) for _ in range(repeats))
-    return len(images) / best
-
-
-def _seconds(model, images) -> float:
-    t = time.perf_counter()
-    predict_proba(model, images)
-    return time.perf_counter() - t
+    return StepTimer()
 
 
 def project(step_s: float, batch_size: int, infer_ips: float, epochs: int, n_train: int, n_val: int) -> dict:
@@ -93,18 +72,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     params = {**load_config(args.config).get("params", {}), **parse_overrides(args.param)}
-    full = recipe(params)
+    full = TrainConfig.from_params(params)
     # Two epochs on the demo set with the same recipe; the schedule's length does not change a step's cost.
     probe = dataclasses.replace(full, epochs=2, patience=0)
     data = load_dataset("demo", label_mode=params.get("label_mode", "plurality"),
                         val_fraction=params.get("val_fraction", 0.2), seed=full.seed)
     n_train, n_val = int((data.split == "train").sum()), int((data.split == "val").sum())
     with tempfile.TemporaryDirectory() as tmp:
-        timer = StepTimer()
+        timer = make_step_timer()
         res = train_model(data, probe, tmp, verbose=0, extra_callbacks=[timer])
         history = pd.read_csv(Path(tmp) / "results" / "history.csv")
         model = load_model(res.model_path)
-        infer_ips = inference_rate(model, data.get_split("val").images)
+        infer_ips = images_per_second(lambda x: predict_proba(model, x), data.get_split("val").images)
     step_s = timer.step_seconds()
     result = {"config": args.config, "overrides": parse_overrides(args.param),
               "model_name": full.model_name, "precision": full.precision, "epochs": full.epochs,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,9 @@ import numpy as np
 from fer_helpers import load_model, predict_proba
 from fer_helpers.artifacts import machine_info, now_iso, write_json
 from fer_helpers.export import FORMATS, RUNNERS, export_all
+from fer_helpers.models import images_per_second
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def throughput(fn, images: np.ndarray, repeats: int = 3) -> float:
-    fn(images[:64])                                   # warm-up
-    best = min(_timed(fn, images) for _ in range(repeats))
-    return len(images) / best
-
-
-def _timed(fn, images) -> float:
-    t = time.perf_counter()
-    fn(images)
-    return time.perf_counter() - t
 
 
 def main(argv=None) -> dict:
@@ -44,12 +32,12 @@ def main(argv=None) -> dict:
     # Keras first, before any converter runs: measured after them, the same model was about a
     # third slower here (1,574 vs 2,394 images/s for the bfloat16 reference).
     result = {"model": args.model, "keras": {"size_mb": Path(args.model).stat().st_size / 2**20,
-              "images_per_second": throughput(lambda x: predict_proba(model, x), images)}}
+              "images_per_second": images_per_second(lambda x: predict_proba(model, x), images)}}
     with tempfile.TemporaryDirectory() as tmp:
         summary = export_all(model, tmp, FORMATS)
         for fmt, s in summary.items():
             result[fmt] = {k: v for k, v in s.items() if k != "path"}
-            result[fmt]["images_per_second"] = throughput(lambda x: RUNNERS[fmt](s["path"], x), images)
+            result[fmt]["images_per_second"] = images_per_second(lambda x: RUNNERS[fmt](s["path"], x), images)
     result.update(machine=machine_info(), time=now_iso(), n_images=args.n_images)
     write_json(Path(args.out or ROOT / "results" / "benchmarks" / f"export_{Path(args.model).stem}.json"), result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))

@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     out, evaluate = Path(args.pop("out")), args.pop("evaluate")
     # Later stages (evaluation, Grad-CAM, report) reload exactly this data and split.
     save_data_settings(out, data_dir, label_mode, val_fraction, args["seed"])
-    config = TrainConfig(**{k: v for k, v in args.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+    config = TrainConfig.from_params(args)
     result = train_model(data, config, out)
     meta = result.metadata
     row = {"run": str(out), "data": meta["data"]["source"], "model": config.model_name,

@@ -7,6 +7,7 @@ with ``training=True``).
 """
 from __future__ import annotations
 
+import time
 import weakref
 import zipfile
 from pathlib import Path
@@ -261,6 +262,17 @@ def serving_model(model):
         except ValueError:
             _SERVING[model] = model
     return _SERVING[model]
+
+
+def images_per_second(predict, images: np.ndarray, repeats: int = 3) -> float:
+    """Best-of-``repeats`` throughput of ``predict(images)`` after one warm-up call (tracing)."""
+    predict(images[:64])
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        predict(images)
+        best = min(best, time.perf_counter() - t)
+    return len(images) / best
 
 
 def predict_proba(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:

@@ -67,6 +67,12 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     deterministic: bool = True
 
+    @classmethod
+    def from_params(cls, params: dict) -> "TrainConfig":
+        """The training settings among ``params`` (a config's or a CLI's); other keys, e.g. data paths, are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in params.items() if k in names})
+
     def validate(self, label_mode: str | None = None) -> "TrainConfig":
         """Raise TrainingConfigError for any invalid or incompatible setting."""
         def bad(msg):
