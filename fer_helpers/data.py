@@ -398,6 +398,12 @@ def default_cache_dir() -> Path:
 
 def _signature(path: Path, layout: str) -> dict:
     """Sizes/mtimes of what a layout reads, so any edit invalidates the cache."""
+    if layout == "demo":
+        # The demo set is a pure function of its generator's code, so the code's
+        # hash is its signature: editing ``demo.py`` draws the faces anew.
+        code = hashlib.sha1(Path(demo.__file__).read_bytes()).hexdigest()
+        return {"path": DEMO_PATH, "layout": layout, "version": _CACHE_VERSION, "code": code}
+
     def stat(p: Path) -> list:
         s = p.stat()
         return [p.name, s.st_size, s.st_mtime_ns]
@@ -430,7 +436,7 @@ def _save_raw(raw: RawData, target: Path, prefix: str) -> None:
     from .artifacts import atomic_write_bytes
 
     arrays = {k: getattr(raw, k) for k in ("images", "names", "source_split", "split",
-                                           "votes", "labels") if getattr(raw, k) is not None}
+                                           "votes", "labels", "regions") if getattr(raw, k) is not None}
     meta = {"classes": list(raw.classes), "pre_excluded": raw.pre_excluded,
             "n_converted": raw.n_converted, "label_file": raw.label_file}
     arrays["meta"] = np.array(json.dumps(meta))
@@ -448,7 +454,7 @@ def _load_raw(path: Path) -> RawData:
         meta = json.loads(str(z["meta"]))
         get = lambda k: z[k] if k in z.files else None  # noqa: E731
         return RawData(images=z["images"], names=z["names"], source_split=z["source_split"],
-                       split=z["split"], votes=get("votes"), labels=get("labels"),
+                       split=z["split"], votes=get("votes"), labels=get("labels"), regions=get("regions"),
                        classes=tuple(meta["classes"]), pre_excluded=meta["pre_excluded"],
                        n_converted=meta["n_converted"], label_file=meta["label_file"])
 
@@ -456,18 +462,19 @@ def _load_raw(path: Path) -> RawData:
 def read_raw(path, cache_dir=None, use_cache: bool = True) -> tuple[RawData, str]:
     """Decoded images and votes/labels of ``path`` and its layout name, via the cache."""
     layout = detect_layout(path)
-    if layout == "demo":
-        return _demo_raw(), layout
     p = Path(path)
+    # Drawing the demo faces takes seconds and every notebook loads them, so
+    # they are cached like decoded images.
+    read = _demo_raw if layout == "demo" else lambda: READERS[layout](p)
     if not use_cache:
-        return READERS[layout](p), layout
+        return read(), layout
     cache_file, prefix = _cache_paths(p, layout, Path(cache_dir) if cache_dir else default_cache_dir())
     if cache_file.is_file():
         try:
             return _load_raw(cache_file), layout
         except (OSError, ValueError, KeyError):
             cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, not trusted
-    raw = READERS[layout](p)
+    raw = read()
     _save_raw(raw, cache_file, prefix)
     return raw, layout
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,12 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests on the shared demo run go first, so under pytest-xdist the first worker builds the
+    run while the other works through the rest instead of waiting on the run's lock."""
+    items.sort(key=lambda item: "demo_run" not in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(autouse=True)
@@ -114,13 +121,11 @@ def make_folders(root: Path, classes=("angry", "happy", "Sad", "surprised", "neu
     return root
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """One quick demo run of every notebook (01-07) through the run command, shared by the
-    runner and report tests: a comparison model, a cross-dataset folder, published outputs."""
+def _build_demo_run(tmp: Path) -> Path:
+    """One quick demo run of every notebook (01-07) through the run command: a comparison
+    model, a cross-dataset folder, published outputs."""
     from fer_helpers.runner import RunSpec, run
 
-    tmp = tmp_path_factory.mktemp("demo_run")
     extra = make_folders(tmp / "başka veri")
     saved = os.environ.pop("FER_DATA_DIR", None)
     try:
@@ -131,3 +136,25 @@ def demo_run(tmp_path_factory):
     finally:
         if saved is not None:
             os.environ["FER_DATA_DIR"] = saved
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The demo run shared by the runner and report tests (read-only: copy it to change it).
+
+    It takes minutes, so it is built once per test session even under pytest-xdist: the
+    first worker that needs it builds it under a file lock in the folder all workers share,
+    the others wait and reuse it (pytest-xdist's recipe for once-only session fixtures).
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    done = base / "demo_run.txt"
+    with FileLock(str(base / "demo_run.lock")):
+        if not done.is_file():
+            tmp = base / "demo_run"
+            shutil.rmtree(tmp, ignore_errors=True)   # a worker that failed before leaves no half run
+            done.write_text(str(_build_demo_run(tmp)))
+    return Path(done.read_text())

@@ -129,6 +129,32 @@ def test_demo_through_load_dataset():
     assert set(ds.split.tolist()) == {"train", "val", "test"}
 
 
+def test_demo_is_cached_with_its_regions_and_redrawn_when_its_code_changes(tmp_path, monkeypatch):
+    from fer_helpers import data, demo
+
+    # A 64-face demo set keeps the three draws below fast; the cache path is the same.
+    draw = data._demo_raw
+    monkeypatch.setattr(data, "_demo_raw", lambda: draw(n=64))
+    cache = tmp_path / "c"
+    fresh = load_dataset("demo", use_cache=False)
+    first = load_dataset("demo", cache_dir=cache)
+    (entry,) = cache.glob("*.npz")
+    mtime = entry.stat().st_mtime_ns
+    second = load_dataset("demo", cache_dir=cache)
+    assert entry.stat().st_mtime_ns == mtime                            # reused, not redrawn
+    for ds in (first, second):
+        assert ds.is_demo and ds.layout == "demo"
+        for key in ("images", "regions", "votes", "labels", "split", "names"):
+            assert (getattr(ds, key) == getattr(fresh, key)).all(), key
+    # An edited generator is a different demo set: the old entry is replaced.
+    edited = tmp_path / "demo.py"
+    edited.write_bytes(open(demo.__file__, "rb").read() + b"\n# edited\n")
+    monkeypatch.setattr(demo, "__file__", str(edited))
+    load_dataset("demo", cache_dir=cache)
+    (replaced,) = cache.glob("*.npz")
+    assert replaced.name != entry.name
+
+
 def test_resolve_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("FER_DATA_DIR", raising=False)
     assert resolve_data_dir("") == "demo"
