@@ -386,7 +386,10 @@ def _demo_raw(n: int = 2400, seed: int = 0) -> RawData:
                    regions=faces["regions"], label_file="demo")
 
 
-READERS = {"ferplus": _read_ferplus, "fer2013csv": _read_fer2013_csv, "folders": _read_folders}
+#: One reader per layout. The demo set has no path to read; it is drawn (and then cached)
+#: like any layout is decoded, because drawing takes seconds and every notebook loads it.
+READERS = {"ferplus": _read_ferplus, "fer2013csv": _read_fer2013_csv, "folders": _read_folders,
+           "demo": lambda _path: _demo_raw()}
 
 
 # --------------------------------------------------------------------------- cache
@@ -463,18 +466,15 @@ def read_raw(path, cache_dir=None, use_cache: bool = True) -> tuple[RawData, str
     """Decoded images and votes/labels of ``path`` and its layout name, via the cache."""
     layout = detect_layout(path)
     p = Path(path)
-    # Drawing the demo faces takes seconds and every notebook loads them, so
-    # they are cached like decoded images.
-    read = _demo_raw if layout == "demo" else lambda: READERS[layout](p)
     if not use_cache:
-        return read(), layout
+        return READERS[layout](p), layout
     cache_file, prefix = _cache_paths(p, layout, Path(cache_dir) if cache_dir else default_cache_dir())
     if cache_file.is_file():
         try:
             return _load_raw(cache_file), layout
         except (OSError, ValueError, KeyError):
             cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, not trusted
-    raw = read()
+    raw = READERS[layout](p)
     _save_raw(raw, cache_file, prefix)
     return raw, layout
 
