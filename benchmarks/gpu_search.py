@@ -64,7 +64,7 @@ MOSAIC_SIDE = 64        # images per mosaic row and column (3072×3072 px PNG)
 BASE = dict(model="vgg_fast", epochs=30, augmentation="study", oversample_fraction=0.15,
             learning_rate=0.002, batch_size=64, label_smoothing=0.0, weight_decay=1e-4,
             precision="float32", seed=42, ema=0.0, mixup=0.0, erase=0.0)
-#: Mirror-only probes (lease 5), none of them in the package yet, each with a Keras 3
+#: Mirror-only probes (leases 5-6), none of them in the package yet, each with a Keras 3
 #: counterpart a CPU candidate would use: ``ema`` = decay of an exponential moving
 #: average of the weights, validated and checkpointed in place of the live weights
 #: (``keras.optimizers.AdamW(use_ema=True, ema_momentum=...)``; BatchNorm statistics stay
@@ -73,6 +73,8 @@ BASE = dict(model="vgg_fast", epochs=30, augmentation="study", oversample_fracti
 #: ``erase`` = probability of one random rectangle (2-25% of the face, aspect 0.3-3.3)
 #: filled with uniform noise, after the other augmentation (``keras.layers.RandomErasing``).
 #: All three cost next to nothing on the CPU, so they fit the 60-minute budget as they are.
+#: Each maps to the upper bound of its setting (0 = off).
+PROBE_BOUNDS = {"ema": 1.0, "mixup": math.inf, "erase": 1.0}
 #: Stage widths and conv counts: the package's ``VGG_VARIANTS`` plus ``vgg_xl``, a
 #: ceiling probe (too slow for the CPU budget, so not in the package).
 EXTRA_VARIANTS = {"vgg_xl": ((64, 128, 256, 512), (2, 2, 2, 2))}
@@ -130,8 +132,8 @@ GRID = {
     # inference target on the CPU (results/decision_rule_vgg_mid_bf16.txt).
     **{f"mid_e50_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16", "seed": seed}
        for seed in (42, 43, 44)},
-    # Lease 5: cheap levers on the CPU reference recipe (vgg_mid, bf16, 50 epochs), two seeds
-    # each against the plain recipe's seeds 42 and 43 above.
+    # Leases 5-6: cheap levers on the CPU reference recipe (vgg_mid, bf16, 50 epochs), against
+    # the plain recipe's seeds above.
     **{f"mid_e50_{tag}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                        "seed": seed, **probe}
        for tag, probe in [("ema", {"ema": 0.999}), ("mixup", {"mixup": 0.2}), ("erase", {"erase": 0.5}),
@@ -221,7 +223,7 @@ def train_config(changes: dict):
     from fer_helpers.training import TrainConfig
 
     s = settings_of(changes)
-    for probe, high in (("ema", 1), ("erase", 1), ("mixup", math.inf)):
+    for probe, high in PROBE_BOUNDS.items():
         if not 0 <= s[probe] < high:
             raise ValueError(f"{probe}={s[probe]!r}: expected a value in [0, {high})")
     return TrainConfig(model_name="vgg" if s["model"] in EXTRA_VARIANTS else s["model"],
@@ -512,8 +514,8 @@ EXCLUDED = {("lease5_probes.json" if seed < 44 else "lease6_probes_s44.json", f"
             for tag in ("ema", "all3") for seed in (42, 43, 44)}
 
 SUMMARY_COLUMNS = ["name", "model", "n_params", "epochs", "epochs_run", "augmentation", "label_smoothing",
-                   "weight_decay", "precision", "ema", "mixup", "erase", "seed", "best_epoch", "val_accuracy", "val_macro_f1", "val_recall_Contempt",
-                   "val_recall_Disgust", "last_val_accuracy", "seconds_per_epoch", "gpu", "source"]
+                   "weight_decay", "precision", *PROBE_BOUNDS, "seed", "best_epoch", "val_accuracy",
+                   "val_macro_f1", "val_recall_Contempt", "val_recall_Disgust", "last_val_accuracy", "seconds_per_epoch", "gpu", "source"]
 
 
 def summarize(search_files: list[Path], out_csv: Path) -> list[dict]:
@@ -538,7 +540,7 @@ def summarize(search_files: list[Path], out_csv: Path) -> list[dict]:
                 "label_smoothing": s.get("label_smoothing", 0.0),
                 # Leases 1-2 predate these settings: float32 and weight decay 1e-4 throughout.
                 "weight_decay": s.get("weight_decay", 1e-4), "precision": s.get("precision", "float32"),
-                **{probe: s.get(probe, 0.0) for probe in ("ema", "mixup", "erase")},   # leases ≥ 5
+                **{probe: s.get(probe, 0.0) for probe in PROBE_BOUNDS},   # leases ≥ 5
                 "seed": s["seed"],
                 "best_epoch": best["epoch"], "val_accuracy": round(best["val_accuracy"], 4),
                 "val_macro_f1": round(best["val_macro_f1"], 4),
