@@ -47,6 +47,7 @@ macro-F1 and per-class recall, and the last epoch's) and ``results/gpu_search.cs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -353,6 +354,23 @@ def erase_batch(x, p: float, gen):
     return torch.where(box[:, None], u(b, 1, h, w), x)
 
 
+@contextlib.contextmanager
+def weights_swapped(params: list, values: list | None):
+    """Inside the block the parameters hold ``values`` (e.g. their moving average); on exit,
+    whatever happens inside, they hold their own weights again. ``None`` changes nothing."""
+    if values is None:
+        yield
+        return
+    live = [q.detach().clone() for q in params]
+    for q, v in zip(params, values):
+        q.data.copy_(v)
+    try:
+        yield
+    finally:
+        for q, v in zip(params, live):
+            q.data.copy_(v)
+
+
 def train_one(name: str, changes: dict, pack_dir: Path, out_json: Path, smoke: bool = False) -> None:
     """Train one configuration; rewrite ``out_json`` after every epoch (a stop keeps the epochs run)."""
     import torch
@@ -398,18 +416,14 @@ def train_one(name: str, changes: dict, pack_dir: Path, out_json: Path, smoke: b
         return (xb.float() / 255).contiguous(memory_format=torch.channels_last)
 
     def validate() -> dict:
-        if ema is not None:         # validate (and checkpoint) the averaged weights
-            live = [q.detach().clone() for q in params]
-            for q, e in zip(params, ema):
-                q.data.copy_(e)
+        # With EMA, the averaged weights are validated (and checkpointed); training goes on
+        # from the live ones.
         net.eval()
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        with weights_swapped(params, ema), torch.no_grad(), \
+                torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             probs = torch.cat([net(as_input(x_val[i:i + 1024])).float().softmax(1)
                                for i in range(0, len(x_val), 1024)]).cpu().numpy()
         net.train()
-        if ema is not None:         # training goes on from the live weights
-            for q, w in zip(params, live):
-                q.data.copy_(w)
         return classification_metrics(d["l_val"], probs, classes)
 
     step, t_start = 0, time.perf_counter()
@@ -435,7 +449,8 @@ def train_one(name: str, changes: dict, pack_dir: Path, out_json: Path, smoke: b
             loss.backward()
             opt.step()
             if ema is not None:
-                torch._foreach_lerp_(ema, [q.detach() for q in params], 1 - s["ema"])
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema, params, 1 - s["ema"])
             total_loss += loss.detach()
             step += 1
         m = validate()
