@@ -1,11 +1,14 @@
 """Error analysis: which classes are confused, where the model is confidently wrong,
-whether errors follow annotator disagreement, and whether rare classes really fail.
+whether errors follow annotator disagreement, how a single annotator would score,
+and whether rare classes really fail.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import confusion_matrix, roc_auc_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score, roc_auc_score
+
+from .labels import leave_one_out_votes
 
 
 def top_confused_pairs(y_true: np.ndarray, y_pred: np.ndarray, classes, top: int = 10) -> list[dict]:
@@ -50,6 +53,39 @@ def errors_vs_entropy(y_true: np.ndarray, y_pred: np.ndarray, entropy: np.ndarra
     }
 
 
+def _weighted_scores(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray, classes) -> dict:
+    labels = list(range(len(classes)))
+    recall = recall_score(y_true, y_pred, labels=labels, average=None, sample_weight=weight, zero_division=0)
+    return {"accuracy": float(accuracy_score(y_true, y_pred, sample_weight=weight)),
+            "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", sample_weight=weight,
+                                       zero_division=0)),
+            "recall": {c: float(r) for c, r in zip(classes, recall)}}
+
+
+def annotator_baseline(votes: np.ndarray, label_mode: str, y_pred: np.ndarray, classes) -> dict:
+    """A single FER+ annotator against the other annotators' label, and the model on the same labels.
+
+    Both are scored on the same references: for each image and each annotator who named an
+    emotion, the label of the remaining votes under ``label_mode`` (``leave_one_out_votes``),
+    weighted by vote count, so an image weighs as much as its annotators. The model's score
+    here differs a little from its test score, whose label uses every vote. Votes of
+    ``unknown``/``NF`` name no class; their share is reported and they are left out of both.
+    """
+    loo = leave_one_out_votes(votes, label_mode)
+    named = loo["vote"] >= 0
+    total = int(loo["weight"].sum())
+    if not named.any():
+        raise ValueError("no annotator names an emotion that the other annotators' votes can be scored "
+                         f"against ({len(votes)} images under the {label_mode!r} rule)")
+    row, vote, others, weight = (loo[k][named] for k in ("row", "vote", "others", "weight"))
+    return {
+        "label_mode": label_mode, "n_images": int(np.unique(row).size), "n_votes": int(weight.sum()),
+        "unnamed_vote_share": float(1 - weight.sum() / total) if total else 0.0,
+        "annotator": _weighted_scores(others, vote, weight, classes),
+        "model": _weighted_scores(others, np.asarray(y_pred)[row], weight, classes),
+    }
+
+
 def support_vs_recall(per_class: list[dict], train_counts: dict[str, int]) -> dict:
     """Test the claim "rare classes fail": Spearman correlation of training support and recall."""
     names = [r["class"] for r in per_class]
@@ -70,7 +106,7 @@ def analyze_run(run_dir, top_pairs: int = 10, top_errors: int = 24) -> dict:
 
     from .artifacts import read_json, run_paths, write_json
     from .data import load_run_data
-    from .evaluation import load_predictions
+    from .evaluation import PROTOCOL_LABEL_MODES, load_predictions
     from .labels import vote_entropy
 
     paths = run_paths(run_dir)
@@ -91,6 +127,13 @@ def analyze_run(run_dir, top_pairs: int = 10, top_errors: int = 24) -> dict:
     }
     if data.votes is not None:
         result["entropy"] = errors_vs_entropy(y_true, y_pred, vote_entropy(data.votes[idx]))
+        result["annotator_baseline"] = {}
+        for name in evaluation["protocols"]:
+            preds = pred_set if name == primary else load_predictions(run_dir, name)
+            rows = data.indices_of(preds["names"])
+            result["annotator_baseline"][name] = annotator_baseline(
+                data.votes[rows], PROTOCOL_LABEL_MODES.get(name, data.label_mode), preds["probs"].argmax(axis=1),
+                classes)
     worst = most_confident_errors(y_true, probs, top_errors)
     result["most_confident_errors"] = [
         {"name": str(pred_set["names"][i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],

@@ -18,6 +18,8 @@ PROTOCOLS = {
     "P-seed": "plurality labels on FER2013Valid + FER2013Test (the starting study's protocol)",
     "P-FER+": "majority labels on FER2013Test (the FER+ paper's protocol)",
 }
+#: The vote rule behind each protocol's labels (other test sets use the run's label mode).
+PROTOCOL_LABEL_MODES = {"P-seed": "plurality", "P-FER+": "majority"}
 
 
 def _normalised(probs: np.ndarray) -> np.ndarray:

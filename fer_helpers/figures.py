@@ -232,6 +232,27 @@ def support_recall_plot(result: dict, language: str = "tr"):
     return fig
 
 
+def annotator_model_recall_plot(result: dict, language: str = "tr", protocol: str = ""):
+    """Per-class recall of one annotator and of the model against the other annotators' label."""
+    import pandas as pd
+
+    classes = list(result["annotator"]["recall"])
+    who = {"annotator": "Tek işaretleyici", "model": "Model"}
+    frame = pd.DataFrame([{"Sınıf": n, "Kim": who[k], "Duyarlılık": result[k]["recall"][c]}
+                          for k in who for c, n in zip(classes, _names(classes, language))])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sns.barplot(frame, x="Sınıf", y="Duyarlılık", hue="Kim", palette=["#7f8c8d", "#2980b9"], ax=ax)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("")
+    ax.set_ylabel("Duyarlılık (recall)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(title=None)
+    where = f" ({protocol})" if protocol else ""
+    ax.set_title(f"Kalan işaretleyicilerin etiketine karşı{where}: tek işaretleyici ve model")
+    fig.tight_layout()
+    return fig
+
+
 def class_maps_grid(maps: np.ndarray, classes, language: str = "tr"):
     names = _names(classes, language)
     fig, axes = plt.subplots(1, len(classes), figsize=(1.6 * len(classes), 2))

@@ -128,6 +128,37 @@ def vote_entropy(votes: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
+def leave_one_out_votes(votes: np.ndarray, label_mode: str) -> dict[str, np.ndarray]:
+    """Each annotator's vote against the label that the *other* annotators give.
+
+    A single annotator is the human yardstick for a model trained on crowd labels: the
+    test label is itself a vote among about ten people, so no one (and no model) can
+    agree with it everywhere. For every image and every vote column holding a vote, one
+    vote is taken out and ``label_mode``'s rule labels the remaining votes. Identical votes
+    of one image meet the same remaining votes, so each (image, column) pair is one row
+    weighted by its vote count instead of one row per person.
+
+    Returns arrays ``row`` (image index), ``vote`` (the annotator's class in ``CLASSES``
+    indices, -1 for ``unknown``/``NF``), ``others`` (the remaining votes' label) and
+    ``weight`` (how many annotators cast that vote). Pairs whose remaining votes give no
+    label (-1 under the rule, or no votes at all) are left out: there is nothing to agree with.
+    """
+    votes = _check_votes(votes)
+    vote_class = np.concatenate([_VOTE_TO_CLASS, [-1, -1]])
+    parts = {"row": [], "vote": [], "others": [], "weight": []}
+    for col in range(len(VOTE_COLUMNS)):
+        rows = np.flatnonzero(votes[:, col] > 0)
+        rest = votes[rows].copy()
+        rest[:, col] -= 1
+        others = labels_from_votes(rest, label_mode)
+        keep = (others >= 0) & (rest.sum(axis=1) > 0)   # a lone vote leaves no one to agree with
+        parts["row"].append(rows[keep])
+        parts["vote"].append(np.full(keep.sum(), vote_class[col], dtype=np.int64))
+        parts["others"].append(others[keep])
+        parts["weight"].append(votes[rows[keep], col].astype(np.int64))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
 def labels_from_votes(votes: np.ndarray, label_mode: str) -> np.ndarray:
     """Hard labels for ``label_mode`` (distribution mode uses the plurality label)."""
     if label_mode == "majority":

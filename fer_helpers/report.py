@@ -71,6 +71,7 @@ FIGURE_CAPTIONS = {
     "06_karisan_ciftler": "En sık karıştırılan sınıf çiftleri.",
     "06_emin_hatalar": "Modelin en emin olduğu hatalar.",
     "06_entropi_hata": "Oy entropisi aralıklarına göre hata oranı.",
+    "06_isaretleyici_model": "Sınıf başına duyarlılık: tek işaretleyici ve model, kalan işaretleyicilerin etiketine karşı.",
     "06_destek_duyarlilik": "Eğitim örnek sayısı ve test duyarlılığı.",
 }
 

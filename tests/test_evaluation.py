@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from fer_helpers.errors import errors_vs_entropy, support_vs_recall, top_confused_pairs
+from fer_helpers.errors import annotator_baseline, errors_vs_entropy, support_vs_recall, top_confused_pairs
 from fer_helpers.evaluation import (bootstrap_ci, classification_metrics, expected_calibration_error,
                                     mcnemar_test)
 from fer_helpers.gradcam import gradcam_heatmaps, mass_in_region, sanity_check
@@ -82,6 +82,29 @@ def test_errors_vs_entropy_detects_dependence():
     res = errors_vs_entropy(y, pred, ent)
     assert res["auc_entropy_predicts_error"] > 0.7
     assert res["mean_entropy_wrong"] > res["mean_entropy_correct"]
+
+
+def test_annotator_baseline_scores_annotator_and_model_on_the_same_labels():
+    from fer_helpers.labels import CLASSES
+    neutral, happy = CLASSES.index("Neutral"), CLASSES.index("Happiness")
+    # Image 0: ten votes Neutral. Image 1: a 5-5 split, where each annotator disagrees with the
+    # other nine. Image 2: nine Happiness votes and one NF (names no class: left out of both).
+    votes = np.array([[10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                      [5, 5, 0, 0, 0, 0, 0, 0, 0, 0],
+                      [0, 9, 0, 0, 0, 0, 0, 0, 0, 1]])
+    res = annotator_baseline(votes, "plurality", np.array([neutral, neutral, neutral]), CLASSES)
+    assert res["n_images"] == 3 and res["n_votes"] == 29
+    assert res["unnamed_vote_share"] == pytest.approx(1 / 30)
+    # Annotator: 10 + 0 + 9 of 29 weighted votes agree with the rest.
+    assert res["annotator"]["accuracy"] == pytest.approx(19 / 29)
+    # Model (always Neutral): image 0 right (10), image 1 right against the 5 rests that say
+    # Neutral, wrong against the 5 that say Happiness, image 2 wrong (9).
+    assert res["model"]["accuracy"] == pytest.approx(15 / 29)
+    assert res["model"]["recall"]["Happiness"] == 0.0
+    assert res["annotator"]["recall"]["Happiness"] == pytest.approx(9 / 14)
+    # One vote per image leaves nothing to agree with: a clear error, not an empty score.
+    with pytest.raises(ValueError, match="no annotator"):
+        annotator_baseline(np.array([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0]]), "plurality", np.array([neutral]), CLASSES)
 
 
 # ----------------------------------------------------------------------------- Grad-CAM

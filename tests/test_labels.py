@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import VOTE_ROWS
-from fer_helpers.labels import (CLASSES, display_names, majority_labels, plurality_labels,
-                                vote_distribution, vote_entropy)
+from fer_helpers.labels import (CLASSES, VOTE_COLUMNS, display_names, leave_one_out_votes,
+                                majority_labels, plurality_labels, vote_distribution, vote_entropy)
 
 C = {c: i for i, c in enumerate(CLASSES)}
 
@@ -56,6 +56,24 @@ def test_bad_vote_shape_is_refused():
         plurality_labels(np.zeros((3, 8)))
 
 
+def test_leave_one_out_on_hand_computed_rows():
+    # Row 0: neutral 6, happiness 3, unknown 1. Whoever is left out, the other nine say Neutral.
+    # Row 1: a 5-5 split. Leaving out a Neutral vote makes the rest say Happiness, and vice versa,
+    # so no annotator agrees with the others: the label itself is a coin toss there.
+    votes = np.array([[6, 3, 0, 0, 0, 0, 0, 0, 1, 0],
+                      [5, 5, 0, 0, 0, 0, 0, 0, 0, 0]])
+    loo = leave_one_out_votes(votes, "plurality")
+    got = sorted(zip(loo["row"].tolist(), loo["vote"].tolist(), loo["others"].tolist(), loo["weight"].tolist()))
+    assert got == sorted([(0, C["Neutral"], C["Neutral"], 6), (0, C["Happiness"], C["Neutral"], 3),
+                          (0, -1, C["Neutral"], 1),
+                          (1, C["Neutral"], C["Happiness"], 5), (1, C["Happiness"], C["Neutral"], 5)])
+    # Majority rule: leaving out the unknown vote leaves a 4-4 tie, which has no label, so that
+    # annotator is left out; leaving out one of the eight leaves a strict 4-3 majority.
+    tie = leave_one_out_votes(np.array([[4, 4, 0, 0, 0, 0, 0, 0, 1, 0]]), "majority")
+    got = sorted(zip(tie["vote"].tolist(), tie["others"].tolist(), tie["weight"].tolist()))
+    assert got == sorted([(C["Neutral"], C["Happiness"], 4), (C["Happiness"], C["Neutral"], 4)])
+
+
 votes_strategy = arrays(np.int64, st.tuples(st.integers(1, 30), st.just(10)), elements=st.integers(0, 10))
 
 
@@ -75,3 +93,21 @@ def test_vote_label_properties(votes):
     # The plurality label's class holds the largest share of the distribution.
     ok = plur >= 0
     assert (dist[ok, plur[ok]] >= dist[ok].max(axis=1) - 1e-6).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(votes_strategy, st.sampled_from(["plurality", "majority"]))
+def test_leave_one_out_properties(votes, mode):
+    loo = leave_one_out_votes(votes, mode)
+    assert (loo["others"] >= 0).all() and (loo["weight"] >= 1).all()
+    # An emotion vote weighs as many annotators as cast it; no image gives more votes than it has.
+    column = {i: VOTE_COLUMNS.index(c.lower()) for i, c in enumerate(CLASSES)}
+    for r, v, w in zip(loo["row"], loo["vote"], loo["weight"]):
+        if v >= 0:
+            assert w == votes[r, column[v]]
+    per_image = np.bincount(loo["row"], weights=loo["weight"], minlength=len(votes))
+    assert (per_image <= votes.sum(axis=1)).all()
+    # A unanimous image: every annotator agrees with the rest (when any rest is left).
+    unanimous = (votes[:, :8] == votes.sum(axis=1, keepdims=True)).any(axis=1) & (votes.sum(axis=1) > 1)
+    hit = np.isin(loo["row"], np.flatnonzero(unanimous))
+    assert (loo["vote"][hit] == loo["others"][hit]).all()

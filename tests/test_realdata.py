@@ -29,3 +29,25 @@ def test_held_out_protocol_split(ferplus_dir, tmp_path_factory):
     tr = np.bincount(ds.labels[ds.split == "train"], minlength=8) / (ds.split == "train").sum()
     va = np.bincount(ds.labels[ds.split == "val"], minlength=8) / (ds.split == "val").sum()
     assert np.abs(tr - va).max() < 0.01
+
+
+def test_committed_single_annotator_numbers_reproduce_from_the_votes(ferplus_dir, tmp_path_factory):
+    """The single-annotator side of the README's human comparison
+    (results/runs/reference_report/error_analysis.json) follows from the FER+ vote counts alone."""
+    import json
+    from pathlib import Path
+
+    from fer_helpers.errors import annotator_baseline
+
+    committed = json.loads((Path(__file__).resolve().parents[1] / "results" / "runs" / "reference_report"
+                            / "error_analysis.json").read_text())["annotator_baseline"]
+    cache = tmp_path_factory.getbasetemp() / "realcache"
+    for protocol, mode, splits in (("P-seed", "plurality", ["FER2013Valid", "FER2013Test"]),
+                                   ("P-FER+", "majority", ["FER2013Test"])):
+        ds = load_dataset(ferplus_dir, label_mode=mode, cache_dir=cache)
+        test = ds.subset(np.isin(ds.source_split, splits))
+        got = annotator_baseline(test.votes, mode, test.labels, ds.classes)   # model side unused here
+        want = committed[protocol]
+        assert got["n_images"] == want["n_images"] and got["n_votes"] == want["n_votes"]
+        assert got["annotator"]["accuracy"] == pytest.approx(want["annotator"]["accuracy"], abs=1e-9)
+        assert got["annotator"]["macro_f1"] == pytest.approx(want["annotator"]["macro_f1"], abs=1e-9)

@@ -92,9 +92,12 @@ def test_all_notebooks_run_on_demo_data(demo_run):
     cross = json.loads((results / "cross_dataset.json").read_text())["datasets"]
     assert cross[0]["layout"] == "folders" and "Contempt" not in cross[0]["shared_classes"]
     assert "Çapraz veri seti değerlendirmesi" in (demo_run / "reports" / "rapor.html").read_text()
+    human = json.loads((results / "error_analysis.json").read_text())["annotator_baseline"]["test"]
+    assert human["n_votes"] > 0 and 0 < human["annotator"]["accuracy"] <= 1
+    assert "Tek bir işaretleyiciyle karşılaştırma" in (demo_run / "reports" / "rapor.html").read_text()
     figs = {p.name for p in (root / "figures").glob("*.png")}
     assert {"01_sinif_dagilimi.png", "03_egitim_egrileri.png", "04_guvenilirlik_diyagrami.png",
-            "05_gradcam_ornekler.png", "06_destek_duyarlilik.png"} <= figs
+            "05_gradcam_ornekler.png", "06_isaretleyici_model.png", "06_destek_duyarlilik.png"} <= figs
     assert len(list((root / "reports" / "notebooks").glob("*.html"))) == 7
     manifest = json.loads((results / "run.json").read_text())
     assert manifest["status"] == "complete" and manifest["is_demo"]
