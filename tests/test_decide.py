@@ -93,6 +93,16 @@ def test_committed_decisions_follow_from_the_committed_validation_table(dc):
     validation = pd.read_csv(ROOT / "results" / "validation_compare.csv")
     for row in dc.load_decisions(table).to_dict("records"):
         number = lambda key: float(row[key]) if row[key] else None                  # noqa: E731
+        if row["name"] == "head_rebalance":   # one model, post hoc: its numbers are in its own results file
+            hr = load_benchmark("head_rebalance")
+            result = json.loads((ROOT / "results" / "head_rebalance.json").read_text())
+            assert hr.choose({n: c["val"] for n, c in result["candidates"].items()})[0] == result["chosen"]
+            expected = hr.decision_row(result, ROOT / row["rule"])
+            for key in ("decision", "written", "criterion", "guard"):
+                assert str(expected[key]) == row[key], (row["name"], key)
+            for key in ("candidate_val_macro_f1", "reference_val_macro_f1", "candidate_val_accuracy"):
+                assert expected[key] == pytest.approx(number(key)), (row["name"], key)
+            continue
         d = dc.decide(validation, row["reference_runs"].split(), row["candidate_runs"].split(),
                       timed_minutes=number("timed_run_min"), budget_min=number("budget_min"),
                       guard_pt=number("guard_pt"))

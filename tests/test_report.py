@@ -207,14 +207,21 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
 
     # Rules written before training, with their verdicts (benchmarks/decide.py's table).
     dec = tmp_path / "decisions.csv"
-    dec.write_text("name,rule,written,decided,reference_val_macro_f1,candidate_val_macro_f1,reference_val_accuracy,"
+    dec.write_text("name,rule,written,decided,seeds,reference_val_macro_f1,candidate_val_macro_f1,reference_val_accuracy,"
                    "candidate_val_accuracy,timed_run_min,budget_min,decision\n"
-                   "os30_e30,r1.txt,2026-11-26T04:36:10Z,2026-11-26T06:03:09Z,0.6456,0.6405,0.8075,0.8068,,,keep\n"
-                   "epochs50,r2.txt,2026-11-26T07:21:45Z,2026-11-26T10:48:01Z,0.6466,0.6614,0.8082,0.8181,46.1,60.0,adopt\n")
+                   "os30_e30,r1.txt,2026-11-26T04:36:10Z,2026-11-26T06:03:09Z,42 43 44,0.6456,0.6405,0.8075,0.8068,,,keep\n"
+                   "epochs50,r2.txt,2026-11-26T07:21:45Z,2026-11-26T10:48:01Z,42 43 44,0.6466,0.6614,0.8082,0.8181,46.1,60.0,adopt\n")
     html, _ = render_html(demo_run, ReportMeta(decisions_csv=str(dec)))
     assert "Önceden yazılan karar kuralları" in html and "2026-11-26 04:36" in html
     assert "0,6466 → 0,6614" in html and "%80,82 → %81,81" in html and "46,1 / 60" in html
     assert html.count("<td>referans kaldı</td>") == 1 and html.count("<td>benimsendi</td>") == 1
+    assert "os30_e30 (tohum 42/43/44)" in html and "head_rebalance" not in html
+    # A one-model post-hoc rule (benchmarks/head_rebalance.py) is explained under the table.
+    with dec.open("a") as f:
+        f.write("head_rebalance,r3.txt,2026-11-27T04:07:59Z,2026-11-27T04:14:28+00:00,42,0.6719,0.6757,0.8263,0.8224,,,keep\n")
+    html, _ = render_html(demo_run, ReportMeta(decisions_csv=str(dec)))
+    assert "head_rebalance (tohum 42)" in html and "yalnızca son katmanını sonradan yeniden dengeler" in " ".join(html.split())
+    assert html.count("<td>referans kaldı</td>") == 2
     assert "Önceden yazılan karar" not in render_html(demo_run, ReportMeta())[0]
 
     # Budget checks on other CPUs (benchmarks/budget_check.py) become a limitation, worded by their numbers.

@@ -1,0 +1,220 @@
+"""Is the Contempt gap in the classifier head or in the features? A post-hoc test on one model.
+
+    python benchmarks/head_rebalance.py --data ../shared/data/ferplus [--model models/reference.keras]
+
+Decoupling (Kang et al., ICLR 2020) keeps a trained network and changes only its last Dense
+layer: if re-weighting the head alone lifts the rare classes on validation, the features
+already separate them and the head's bias toward frequent classes was the problem; if not,
+the features are the limit. The rule, its grid and its guard were written before any number
+(results/decision_rule_head_rebalance.txt):
+
+- plain: the trained head;
+- tau-norm: head weights ``w_c / ||w_c||^tau`` without bias (no training);
+- cRT-q: the head re-trained on frozen features with soft targets and per-image weights
+  ``n_c^-q`` (q = 0.5: square-root balancing, q = 1: full balancing).
+
+Features are the 256-d global-average-pooling output of the saved model on the seed-42 split
+(training images and their mirror images; validation). The choice uses validation only; the
+test numbers of every candidate are written next to it (results/head_rebalance.json), the
+verdict is appended to the rule and recorded in results/decisions.csv (benchmarks/decide.py's
+table). One model (seed 42): a post-hoc variant reported separately.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fer_helpers.artifacts import machine_info, now_iso, write_json
+from fer_helpers.data import load_dataset
+from fer_helpers.evaluation import classification_metrics, protocol_masks
+from fer_helpers.models import load_model, predict_proba
+
+ROOT = Path(__file__).resolve().parents[1]
+TAUS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+QS = (0.5, 1.0)
+MIN_GAIN, MAX_ACC_DROP = 0.005, 0.005
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def extract_features(model, images: np.ndarray, layer: str = "gap", batch_size: int = 512) -> np.ndarray:
+    """The ``layer`` output (float32) of ``model`` for N×48×48 uint8 images (inference mode)."""
+    import keras
+
+    # The saved model's own graph (its augmentation layers are identity at inference); the layer's
+    # first output is the one in that graph, even after serving_model() reused the layer.
+    head = keras.Model(model.inputs, model.get_layer(layer).output)
+    x = np.asarray(images, dtype=np.float32)[..., None]
+    return np.asarray(head.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def tau_normalize(kernel: np.ndarray, tau: float) -> np.ndarray:
+    """Kang et al.'s tau-normalisation: each class's weight vector divided by its norm**tau.
+
+    Frequent classes grow larger weight vectors during training; tau = 1 removes that
+    advantage entirely, tau = 0 leaves the head as it is. The bias is dropped.
+    """
+    norms = np.linalg.norm(kernel, axis=0, keepdims=True)
+    return kernel / np.maximum(norms, 1e-12) ** tau
+
+
+def class_weights(labels: np.ndarray, n_classes: int, q: float) -> np.ndarray:
+    """Per-image weights ``n_c^-q`` for each image's class ``c``, scaled to mean 1."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, np.maximum(counts, 1) ** -q, 0.0)[labels]
+    return (w / w.mean()).astype(np.float32)
+
+
+def retrain_head(features: np.ndarray, targets: np.ndarray, weights: np.ndarray, kernel: np.ndarray,
+                 bias: np.ndarray, epochs: int = 20, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
+                 batch_size: int = 512, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """Classifier re-training (cRT): a softmax layer, started from the trained head, fitted on
+    frozen features with soft targets and per-image weights; returns its kernel and bias."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    head = keras.Sequential([keras.Input((features.shape[1],)),
+                             keras.layers.Dense(kernel.shape[1], activation="softmax")])
+    head.layers[-1].set_weights([kernel, bias])
+    head.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay),
+                 loss="categorical_crossentropy")
+    head.fit(features, targets, sample_weight=weights, epochs=epochs, batch_size=batch_size,
+             shuffle=True, verbose=0)
+    new_kernel, new_bias = head.layers[-1].get_weights()
+    return new_kernel, new_bias
+
+
+def rule_tests(plain: dict, candidate: dict) -> tuple[bool, bool]:
+    """The rule's criterion (macro-F1 at least MIN_GAIN above plain) and guard (accuracy drop ≤ MAX_ACC_DROP)."""
+    return (candidate["macro_f1"] >= plain["macro_f1"] + MIN_GAIN,
+            candidate["accuracy"] >= plain["accuracy"] - MAX_ACC_DROP)
+
+
+def choose(val_scores: dict) -> tuple[str, list[str]]:
+    """The rule: of the heads passing both tests, the one with the highest validation macro-F1; else plain."""
+    plain = val_scores["plain"]
+    lines, best, best_f1 = [], "plain", -1.0
+    for name, s in val_scores.items():
+        if name == "plain":
+            continue
+        beats, guard = rule_tests(plain, s)
+        lines.append(f"  {name}: validation macro-F1 {s['macro_f1']:.4f} vs plain {plain['macro_f1']:.4f} "
+                     f"({'criterion passed' if beats else 'criterion failed'}), accuracy {s['accuracy']:.2%} vs "
+                     f"{plain['accuracy']:.2%} ({'guard passed' if guard else 'guard failed'})")
+        if guard and beats and s["macro_f1"] > best_f1:
+            best, best_f1 = name, s["macro_f1"]
+    return best, lines
+
+
+def _decide_module():
+    """benchmarks/decide.py (a sibling script, not a package): its decisions table and rule parsing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("decide", Path(__file__).with_name("decide.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def decision_row(result: dict, rule: Path) -> dict:
+    """The verdict as a row of results/decisions.csv: plain head vs the chosen head, or, when plain
+    stays, vs the head with the highest validation macro-F1."""
+    decide = _decide_module()
+    val = {name: c["val"] for name, c in result["candidates"].items()}
+    best = result["chosen"] if result["chosen"] != "plain" else max(
+        (n for n in val if n != "plain"), key=lambda n: val[n]["macro_f1"])
+    plain, cand = val["plain"], val[best]
+    criterion, guard = rule_tests(plain, cand)
+    return {"name": "head_rebalance", "rule": f"results/{Path(rule).name}", "written": decide.rule_written_at(rule),
+            "decided": result["time"], "seeds": str(result["seed"]),
+            "reference_runs": f"{result['model']} (trained head)",
+            "candidate_runs": f"{best} ({'chosen' if best == result['chosen'] else 'best'} of {len(val) - 1} heads "
+                              "on validation)",
+            "reference_val_macro_f1": round(plain["macro_f1"], 4), "candidate_val_macro_f1": round(cand["macro_f1"], 4),
+            "reference_val_accuracy": round(plain["accuracy"], 4), "candidate_val_accuracy": round(cand["accuracy"], 4),
+            "guard_pt": MAX_ACC_DROP * 100,
+            "criterion": criterion, "guard": guard,
+            "decision": "keep" if result["chosen"] == "plain" else "adopt",
+            "note": f"post-hoc head only, one model; criterion needs +{MIN_GAIN} validation macro-F1; "
+                    f"chosen: {result['chosen']}"}
+
+
+def summary(metrics: dict) -> dict:
+    recall = {r["class"]: r["recall"] for r in metrics["per_class"]}
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "recall": recall}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="FER+ folder (official layout)")
+    ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
+    ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
+    ap.add_argument("--out", default=str(ROOT / "results" / "head_rebalance.json"))
+    ap.add_argument("--rule", default=str(ROOT / "results" / "decision_rule_head_rebalance.txt"))
+    ap.add_argument("--decisions", default=str(ROOT / "results" / "decisions.csv"),
+                    help="the decisions table the report shows (one row, replaced on a re-run)")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+
+    data = load_dataset(args.data, label_mode="distribution", val_fraction=0.2, seed=args.seed)
+    classes, k = data.classes, len(data.classes)
+    train, val = data.get_split("train"), data.get_split("val")
+    sets = protocol_masks(load_dataset(args.data, label_mode="plurality", val_fraction=0.2, seed=args.seed),
+                          load_dataset(args.data, label_mode="majority", val_fraction=0.2, seed=args.seed))
+    model = load_model(args.model, n_classes=k)
+    kernel, bias = model.get_layer("predictions").get_weights()
+
+    # Features: training images and their mirror images (the model trained with flips), validation, tests.
+    f_train = np.concatenate([extract_features(model, train.images),
+                              extract_features(model, train.images[:, :, ::-1])])
+    y_train = np.concatenate([train.labels, train.labels])
+    t_train = np.concatenate([train.soft_labels, train.soft_labels])
+    feats = {"val": (extract_features(model, val.images), val.labels)}
+    for name, (subset, _) in sets.items():
+        feats[name] = (extract_features(model, subset.images), subset.labels)
+    t_features = time.perf_counter() - t0
+
+    # The head on extracted features must reproduce the model's own predictions.
+    check = predict_proba(model, val.images[:512])
+    agreement = float((softmax(feats["val"][0][:512] @ kernel + bias).argmax(1) == check.argmax(1)).mean())
+    if agreement < 0.999:
+        raise RuntimeError(f"features do not reproduce the model's predictions (top-1 agreement {agreement:.4f})")
+
+    heads = {"plain": (kernel, bias)}
+    for tau in TAUS:
+        heads[f"tau-norm {tau:g}"] = (tau_normalize(kernel, tau), np.zeros_like(bias))
+    for q in QS:
+        heads[f"cRT q={q:g}"] = retrain_head(f_train, t_train, class_weights(y_train, k, q), kernel, bias,
+                                            seed=args.seed)
+
+    scores = {name: {split: summary(classification_metrics(y, softmax(f @ w + b), classes))
+                     for split, (f, y) in feats.items()} for name, (w, b) in heads.items()}
+    chosen, lines = choose({name: s["val"] for name, s in scores.items()})
+    result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name,
+              "features": {"layer": "gap", "train_images": int(len(train)), "train_rows_with_mirrors": int(len(f_train)),
+                           "val_images": int(len(val)), "head_agreement_with_model": agreement},
+              "chosen": chosen, "candidates": scores,
+              "seconds": {"features": round(t_features, 1), "total": round(time.perf_counter() - t0, 1)},
+              "machine": machine_info(), "time": now_iso()}
+    write_json(args.out, result)
+    verdict = [f"Decision {now_iso()} (benchmarks/head_rebalance.py; test numbers not consulted):", *lines,
+               f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
+    with open(args.rule, "a", encoding="utf-8") as f:
+        f.write("\n".join(verdict) + "\n")
+    _decide_module().record(Path(args.decisions), decision_row(result, Path(args.rule)))
+    print("\n".join(verdict))
+    print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}
+                      for n, sc in scores.items()}, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
