@@ -124,26 +124,26 @@ def _decide_module():
     return module
 
 
-def decision_row(result: dict, rule: Path) -> dict:
-    """The verdict as a row of results/decisions.csv: plain head vs the chosen head, or, when plain
-    stays, vs the head with the highest validation macro-F1."""
+def decision_row(result: dict, rule: Path, name: str = "head_rebalance", what: str = "post-hoc head only") -> dict:
+    """The verdict as a row of results/decisions.csv: plain vs the chosen candidate, or, when plain
+    stays, vs the candidate with the highest validation macro-F1."""
     decide = _decide_module()
     val = {name: c["val"] for name, c in result["candidates"].items()}
     best = result["chosen"] if result["chosen"] != "plain" else max(
         (n for n in val if n != "plain"), key=lambda n: val[n]["macro_f1"])
     plain, cand = val["plain"], val[best]
     criterion, guard = rule_tests(plain, cand)
-    return {"name": "head_rebalance", "rule": f"results/{Path(rule).name}", "written": decide.rule_written_at(rule),
+    return {"name": name, "rule": f"results/{Path(rule).name}", "written": decide.rule_written_at(rule),
             "decided": result["time"], "seeds": str(result["seed"]),
-            "reference_runs": f"{result['model']} (trained head)",
-            "candidate_runs": f"{best} ({'chosen' if best == result['chosen'] else 'best'} of {len(val) - 1} heads "
-                              "on validation)",
+            "reference_runs": f"{result['model']} (plain)",
+            "candidate_runs": f"{best} ({'chosen' if best == result['chosen'] else 'best'} of {len(val) - 1} "
+                              "candidates on validation)",
             "reference_val_macro_f1": round(plain["macro_f1"], 4), "candidate_val_macro_f1": round(cand["macro_f1"], 4),
             "reference_val_accuracy": round(plain["accuracy"], 4), "candidate_val_accuracy": round(cand["accuracy"], 4),
             "guard_pt": MAX_ACC_DROP * 100,
             "criterion": criterion, "guard": guard,
             "decision": "keep" if result["chosen"] == "plain" else "adopt",
-            "note": f"post-hoc head only, one model; criterion needs +{MIN_GAIN} validation macro-F1; "
+            "note": f"{what}, one model; criterion needs +{MIN_GAIN} validation macro-F1; "
                     f"chosen: {result['chosen']}"}
 
 

@@ -1,0 +1,129 @@
+"""Deferred re-weighting: fine-tune the whole reference network briefly with rare classes weighted up.
+
+    python benchmarks/drw_finetune.py --data ../shared/data/ferplus [--model models/reference.keras]
+
+benchmarks/head_rebalance.py left the features alone and changed only the last layer; Contempt
+did not move, which points at the features. Deferred re-weighting (Cao et al., 2019) lets the
+features move too: after training on the natural class mix, a short phase weights each image by
+``n_c^-q``. The grid, the schedule and the choice were written down before any run
+(results/decision_rule_drw_finetune.txt):
+
+- plain: the released model's float32 copy (this CPU has no native bfloat16);
+- drw-q: 5 epochs from the released weights, soft targets, weights ``n_c^-q`` (q = 0.5, 1),
+  the model's own augmentation, AdamW with a cosine learning rate from 1e-4 to 1e-6.
+
+The choice uses validation only; every candidate's test numbers are written next to it
+(results/drw_finetune.json), the verdict is appended to the rule and recorded in
+results/decisions.csv. One model (seed 42): a post-hoc variant reported separately.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fer_helpers.artifacts import machine_info, now_iso, write_json
+from fer_helpers.data import load_dataset
+from fer_helpers.evaluation import classification_metrics, protocol_masks
+from fer_helpers.models import load_model, predict_proba, to_float32
+from fer_helpers.training import set_seeds
+
+ROOT = Path(__file__).resolve().parents[1]
+QS = (0.5, 1.0)
+
+
+def _sibling(name: str):
+    """Another script of this folder (not a package) as a module: head_rebalance shares the rule's code."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hr = _sibling("head_rebalance")
+
+
+def finetune(model, images: np.ndarray, targets: np.ndarray, weights: np.ndarray, epochs: int = 5,
+             learning_rate: float = 1e-4, final_learning_rate: float = 1e-6, weight_decay: float = 1e-4,
+             batch_size: int = 64, seed: int = 42):
+    """A float32 copy of ``model`` trained further on ``images`` with per-image ``weights``.
+
+    The copy keeps the model's augmentation layers, which are active in ``fit``; the
+    released model itself is never changed.
+    """
+    import keras
+
+    set_seeds(seed)
+    net = keras.models.clone_model(to_float32(model))
+    net.set_weights(model.get_weights())
+    steps = math.ceil(len(images) / batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps,
+                                                      alpha=final_learning_rate / learning_rate)
+    net.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+                loss=keras.losses.CategoricalCrossentropy())
+    x = np.asarray(images, dtype=np.float32)[..., None]
+    net.fit(x, targets, sample_weight=weights, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2)
+    return net
+
+
+def scores_of(model, sets: dict, classes) -> dict:
+    """Accuracy, macro-F1 and per-class recall of ``model`` on each named (images, labels) set."""
+    return {name: hr.summary(classification_metrics(labels, predict_proba(model, images), classes))
+            for name, (images, labels) in sets.items()}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="FER+ folder (official layout)")
+    ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
+    ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
+    ap.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (the rule fixes 5)")
+    ap.add_argument("--out", default=str(ROOT / "results" / "drw_finetune.json"))
+    ap.add_argument("--rule", default=str(ROOT / "results" / "decision_rule_drw_finetune.txt"))
+    ap.add_argument("--decisions", default=str(ROOT / "results" / "decisions.csv"))
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+
+    data = load_dataset(args.data, label_mode="distribution", val_fraction=0.2, seed=args.seed)
+    classes, k = data.classes, len(data.classes)
+    train, val = data.get_split("train"), data.get_split("val")
+    protocols = protocol_masks(load_dataset(args.data, label_mode="plurality", val_fraction=0.2, seed=args.seed),
+                               load_dataset(args.data, label_mode="majority", val_fraction=0.2, seed=args.seed))
+    sets = {"val": (val.images, val.labels), **{n: (s.images, s.labels) for n, (s, _) in protocols.items()}}
+    model = load_model(args.model, n_classes=k)
+
+    candidates = {"plain": scores_of(to_float32(model), sets, classes)}
+    seconds = {}
+    for q in QS:
+        t = time.perf_counter()
+        tuned = finetune(model, train.images, train.soft_labels, hr.class_weights(train.labels, k, q),
+                         epochs=args.epochs, seed=args.seed)
+        seconds[f"drw q={q:g}"] = round(time.perf_counter() - t, 1)
+        candidates[f"drw q={q:g}"] = scores_of(tuned, sets, classes)
+
+    chosen, lines = hr.choose({name: s["val"] for name, s in candidates.items()})
+    result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name,
+              "epochs": args.epochs, "train_images": int(len(train)), "val_images": int(len(val)),
+              "precision": "float32", "chosen": chosen, "candidates": candidates,
+              "seconds": {"finetune": seconds, "total": round(time.perf_counter() - t0, 1)},
+              "machine": machine_info(), "time": now_iso()}
+    write_json(args.out, result)
+    verdict = [f"Decision {now_iso()} (benchmarks/drw_finetune.py; test numbers not consulted):", *lines,
+               f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
+    with open(args.rule, "a", encoding="utf-8") as f:
+        f.write("\n".join(verdict) + "\n")
+    hr._decide_module().record(Path(args.decisions), hr.decision_row(
+        result, Path(args.rule), name="drw_finetune", what=f"post-hoc {args.epochs}-epoch fine-tune"))
+    print("\n".join(verdict))
+    print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}
+                      for n, sc in candidates.items()}, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""benchmarks/drw_finetune.py: a short re-weighted fine-tune of a trained model, decided on validation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fer_helpers as fh
+from conftest import load_benchmark
+
+drw = load_benchmark("drw_finetune")
+
+
+def test_finetune_trains_a_float32_copy_and_leaves_the_released_model_alone():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = fh.build_model("baseline", precision="mixed_bfloat16")
+    before = [w.copy() for w in model.get_weights()]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    labels = rng.integers(0, 8, 64)
+    tuned = drw.finetune(model, images, np.eye(8, dtype=np.float32)[labels],
+                         drw.hr.class_weights(labels, 8, 1.0), epochs=1, batch_size=32)
+    assert fh.models.model_precision(tuned) == "float32"
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert any(not np.allclose(a, b) for a, b in zip(before, tuned.get_weights()))
+
+
+@pytest.mark.slow
+def test_script_runs_end_to_end_on_demo_data_and_records_its_verdict(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "vgg_fast.keras"
+    fh.build_model("vgg_fast", augmentation="study", precision="mixed_bfloat16").save(path)
+    rule = tmp_path / "rule.txt"
+    rule.write_text("Written 2026-11-27T04:30:00Z, before the numbers.\n")
+    out, table = tmp_path / "drw.json", tmp_path / "decisions.csv"
+    result = drw.main(["--data", "demo", "--model", str(path), "--epochs", "1", "--out", str(out),
+                       "--rule", str(rule), "--decisions", str(table)])
+    saved = json.loads(out.read_text())
+    assert saved["chosen"] == result["chosen"] and set(saved["candidates"]) == {"plain", "drw q=0.5", "drw q=1"}
+    assert set(saved["candidates"]["plain"]) == {"val", "test"} and saved["epochs"] == 1
+    assert "=> " in rule.read_text().splitlines()[-1]
+    row = load_benchmark("decide").load_decisions(table).iloc[0]
+    assert row["name"] == "drw_finetune" and row["decision"] == ("keep" if result["chosen"] == "plain" else "adopt")
