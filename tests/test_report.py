@@ -220,7 +220,8 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     with dec.open("a") as f:
         f.write("head_rebalance,r3.txt,2026-11-27T04:07:59Z,2026-11-27T04:14:28+00:00,42,0.6719,0.6757,0.8263,0.8224,,,keep\n")
     html, _ = render_html(demo_run, ReportMeta(decisions_csv=str(dec)))
-    assert "head_rebalance (tohum 42)" in html and "yalnızca son katmanını sonradan yeniden dengeler" in " ".join(html.split())
+    text = " ".join(html.split())
+    assert "head_rebalance (tohum 42)" in html and "Tek tohumlu satırlar (head_rebalance)" in text
     assert html.count("<td>referans kaldı</td>") == 2
     assert "Önceden yazılan karar" not in render_html(demo_run, ReportMeta())[0]
 
