@@ -19,9 +19,9 @@ results/decisions.csv. One model (seed 42): a post-hoc variant reported separate
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -34,18 +34,10 @@ from fer_helpers.models import load_model, predict_proba, to_float32
 from fer_helpers.training import set_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
+import head_rebalance as hr  # noqa: E402  (the rule's choice, weights, summary and decisions row)
+
 QS = (0.5, 1.0)
-
-
-def _sibling(name: str):
-    """Another script of this folder (not a package) as a module: head_rebalance shares the rule's code."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hr = _sibling("head_rebalance")
 
 
 def finetune(model, images: np.ndarray, targets: np.ndarray, weights: np.ndarray, epochs: int = 5,
@@ -117,7 +109,7 @@ def main(argv=None) -> dict:
                f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
     with open(args.rule, "a", encoding="utf-8") as f:
         f.write("\n".join(verdict) + "\n")
-    hr._decide_module().record(Path(args.decisions), hr.decision_row(
+    hr.decide.record(Path(args.decisions), hr.decision_row(
         result, Path(args.rule), name="drw_finetune", what=f"post-hoc {args.epochs}-epoch fine-tune"))
     print("\n".join(verdict))
     print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,9 @@ from fer_helpers.evaluation import classification_metrics, protocol_masks
 from fer_helpers.models import load_model, predict_proba
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
+import decide  # noqa: E402  (benchmarks/decide.py: the decisions table and rule parsing)
+
 TAUS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 QS = (0.5, 1.0)
 MIN_GAIN, MAX_ACC_DROP = 0.005, 0.005
@@ -114,20 +118,9 @@ def choose(val_scores: dict) -> tuple[str, list[str]]:
     return best, lines
 
 
-def _decide_module():
-    """benchmarks/decide.py (a sibling script, not a package): its decisions table and rule parsing."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("decide", Path(__file__).with_name("decide.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def decision_row(result: dict, rule: Path, name: str = "head_rebalance", what: str = "post-hoc head only") -> dict:
     """The verdict as a row of results/decisions.csv: plain vs the chosen candidate, or, when plain
     stays, vs the candidate with the highest validation macro-F1."""
-    decide = _decide_module()
     val = {name: c["val"] for name, c in result["candidates"].items()}
     best = result["chosen"] if result["chosen"] != "plain" else max(
         (n for n in val if n != "plain"), key=lambda n: val[n]["macro_f1"])
@@ -209,7 +202,7 @@ def main(argv=None) -> dict:
                f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
     with open(args.rule, "a", encoding="utf-8") as f:
         f.write("\n".join(verdict) + "\n")
-    _decide_module().record(Path(args.decisions), decision_row(result, Path(args.rule)))
+    decide.record(Path(args.decisions), decision_row(result, Path(args.rule)))
     print("\n".join(verdict))
     print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}
                       for n, sc in scores.items()}, indent=1))

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score, roc_auc_score
 
-from .labels import leave_one_out_votes
+from .labels import DISPLAY_NAMES, leave_one_out_votes
 
 
 def top_confused_pairs(y_true: np.ndarray, y_pred: np.ndarray, classes, top: int = 10) -> list[dict]:
@@ -84,6 +84,17 @@ def annotator_baseline(votes: np.ndarray, label_mode: str, y_pred: np.ndarray, c
         "annotator": _weighted_scores(others, vote, weight, classes),
         "model": _weighted_scores(others, np.asarray(y_pred)[row], weight, classes),
     }
+
+
+def annotator_table(baselines: dict[str, dict], language: str = "tr"):
+    """``annotator_baseline`` results per protocol as one table: a row per protocol and scorer."""
+    import pandas as pd
+
+    who = {"annotator": "Tek işaretleyici", "model": "Model"}
+    return pd.DataFrame([{"Protokol": protocol, "Kim": label, "Doğruluk": b[key]["accuracy"],
+                          "Makro-F1": b[key]["macro_f1"],
+                          **{DISPLAY_NAMES[language][c]: r for c, r in b[key]["recall"].items()}}
+                         for protocol, b in baselines.items() for key, label in who.items()])
 
 
 def support_vs_recall(per_class: list[dict], train_counts: dict[str, int]) -> dict:

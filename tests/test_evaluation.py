@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from fer_helpers.errors import annotator_baseline, errors_vs_entropy, support_vs_recall, top_confused_pairs
+from fer_helpers.errors import (annotator_baseline, annotator_table, errors_vs_entropy, support_vs_recall,
+                                top_confused_pairs)
 from fer_helpers.evaluation import (bootstrap_ci, classification_metrics, expected_calibration_error,
                                     mcnemar_test)
 from fer_helpers.gradcam import gradcam_heatmaps, mass_in_region, sanity_check
@@ -102,6 +103,10 @@ def test_annotator_baseline_scores_annotator_and_model_on_the_same_labels():
     assert res["model"]["accuracy"] == pytest.approx(15 / 29)
     assert res["model"]["recall"]["Happiness"] == 0.0
     assert res["annotator"]["recall"]["Happiness"] == pytest.approx(9 / 14)
+    table = annotator_table({"P-seed": res}, "tr")
+    assert table["Kim"].tolist() == ["Tek işaretleyici", "Model"]
+    assert table["Mutluluk"].tolist() == [res["annotator"]["recall"]["Happiness"], 0.0]
+    assert "Happiness" in annotator_table({"P-seed": res}, "en").columns
     # One vote per image leaves nothing to agree with: a clear error, not an empty score.
     with pytest.raises(ValueError, match="no annotator"):
         annotator_baseline(np.array([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0]]), "plurality", np.array([neutral]), CLASSES)
