@@ -19,7 +19,6 @@ results/decisions.csv. One model (seed 42): a post-hoc variant reported separate
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -27,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_helpers.artifacts import machine_info, now_iso, write_json
-from fer_helpers.data import load_dataset
-from fer_helpers.evaluation import classification_metrics, protocol_masks
+from fer_helpers.artifacts import machine_info, now_iso
+from fer_helpers.evaluation import classification_metrics
 from fer_helpers.models import load_model, predict_proba, to_float32
 from fer_helpers.training import set_seeds
 
@@ -81,11 +79,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
 
-    data = load_dataset(args.data, label_mode="distribution", val_fraction=0.2, seed=args.seed)
+    data, protocols = hr.load_split_and_protocols(args.data, args.seed)
     classes, k = data.classes, len(data.classes)
     train, val = data.get_split("train"), data.get_split("val")
-    protocols = protocol_masks(load_dataset(args.data, label_mode="plurality", val_fraction=0.2, seed=args.seed),
-                               load_dataset(args.data, label_mode="majority", val_fraction=0.2, seed=args.seed))
     sets = {"val": (val.images, val.labels), **{n: (s.images, s.labels) for n, (s, _) in protocols.items()}}
     model = load_model(args.model, n_classes=k)
 
@@ -104,16 +100,8 @@ def main(argv=None) -> dict:
               "precision": "float32", "chosen": chosen, "candidates": candidates,
               "seconds": {"finetune": seconds, "total": round(time.perf_counter() - t0, 1)},
               "machine": machine_info(), "time": now_iso()}
-    write_json(args.out, result)
-    verdict = [f"Decision {now_iso()} (benchmarks/drw_finetune.py; test numbers not consulted):", *lines,
-               f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
-    with open(args.rule, "a", encoding="utf-8") as f:
-        f.write("\n".join(verdict) + "\n")
-    hr.decide.record(Path(args.decisions), hr.decision_row(
-        result, Path(args.rule), name="drw_finetune", what=f"post-hoc {args.epochs}-epoch fine-tune"))
-    print("\n".join(verdict))
-    print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}
-                      for n, sc in candidates.items()}, indent=1))
+    hr.publish(result, lines, args.out, args.rule, args.decisions, "drw_finetune.py", "drw_finetune",
+               f"post-hoc {args.epochs}-epoch fine-tune")
     return result
 
 

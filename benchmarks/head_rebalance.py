@@ -140,6 +140,29 @@ def decision_row(result: dict, rule: Path, name: str = "head_rebalance", what: s
                     f"chosen: {result['chosen']}"}
 
 
+def load_split_and_protocols(data_dir: str, seed: int):
+    """The model's training data (vote-distribution targets, its seed's validation split) and the
+    test protocols (``{name: (Dataset, description)}``) on the same images."""
+    data = load_dataset(data_dir, label_mode="distribution", val_fraction=0.2, seed=seed)
+    protocols = protocol_masks(load_dataset(data_dir, label_mode="plurality", val_fraction=0.2, seed=seed),
+                               load_dataset(data_dir, label_mode="majority", val_fraction=0.2, seed=seed))
+    return data, protocols
+
+
+def publish(result: dict, lines: list[str], out, rule, decisions, script: str, name: str, what: str) -> None:
+    """Write the results file, append the verdict to the rule, record it in the decisions table, print."""
+    write_json(out, result)
+    chosen = result["chosen"]
+    verdict = [f"Decision {now_iso()} (benchmarks/{script}; test numbers not consulted):", *lines,
+               f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
+    with open(rule, "a", encoding="utf-8") as f:
+        f.write("\n".join(verdict) + "\n")
+    decide.record(Path(decisions), decision_row(result, Path(rule), name=name, what=what))
+    print("\n".join(verdict))
+    print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}
+                      for n, sc in result["candidates"].items()}, indent=1))
+
+
 def summary(metrics: dict) -> dict:
     recall = {r["class"]: r["recall"] for r in metrics["per_class"]}
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "recall": recall}
@@ -157,11 +180,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
 
-    data = load_dataset(args.data, label_mode="distribution", val_fraction=0.2, seed=args.seed)
+    data, sets = load_split_and_protocols(args.data, args.seed)
     classes, k = data.classes, len(data.classes)
     train, val = data.get_split("train"), data.get_split("val")
-    sets = protocol_masks(load_dataset(args.data, label_mode="plurality", val_fraction=0.2, seed=args.seed),
-                          load_dataset(args.data, label_mode="majority", val_fraction=0.2, seed=args.seed))
     model = load_model(args.model, n_classes=k)
     kernel, bias = model.get_layer("predictions").get_weights()
 
@@ -197,15 +218,8 @@ def main(argv=None) -> dict:
               "chosen": chosen, "candidates": scores,
               "seconds": {"features": round(t_features, 1), "total": round(time.perf_counter() - t0, 1)},
               "machine": machine_info(), "time": now_iso()}
-    write_json(args.out, result)
-    verdict = [f"Decision {now_iso()} (benchmarks/head_rebalance.py; test numbers not consulted):", *lines,
-               f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
-    with open(args.rule, "a", encoding="utf-8") as f:
-        f.write("\n".join(verdict) + "\n")
-    decide.record(Path(args.decisions), decision_row(result, Path(args.rule)))
-    print("\n".join(verdict))
-    print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}
-                      for n, sc in scores.items()}, indent=1))
+    publish(result, lines, args.out, args.rule, args.decisions, "head_rebalance.py", "head_rebalance",
+            "post-hoc head only")
     return result
 
 
