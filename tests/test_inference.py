@@ -73,6 +73,22 @@ def test_predict_cli_json_and_annotate(photos, model_file, tmp_path, capsys):
     assert (tmp_path / "ann" / "astronot ğüş_annotated.png").is_file()
 
 
+def test_float32_option_predicts_the_same_faces_with_a_bfloat16_model(photos, tmp_path, capsys):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "bf16.keras"
+    fh.build_model("baseline", precision="mixed_bfloat16").save(path)
+    crop = str(photos / "kırpılmış.png")
+    outs = []
+    for extra in ([], ["--float32"]):
+        assert main(["predict", crop, "--model", str(path), "--json", "--quiet", *extra]) == 0
+        outs.append(json.loads(capsys.readouterr().out)[0]["probabilities"])
+    assert outs[0].keys() == outs[1].keys()
+    diff = max(abs(outs[0][k] - outs[1][k]) for k in outs[0])
+    assert 0 < diff < 0.02       # another computation (float32), the same model: bfloat16 rounding only
+
+
 def test_predict_refuses_a_model_with_the_wrong_class_count(tmp_path, photos):
     import keras
 
@@ -96,7 +112,7 @@ def test_evaluate_on_a_class_subset(tmp_path, model_file):
 def test_evaluate_cli_writes_artifacts(tmp_path, model_file):
     root = make_folders(tmp_path / "kaggle")
     assert main(["evaluate", "--data", str(root), "--model", str(model_file), "--out", str(tmp_path / "ev"),
-                 "--n-boot", "20"]) == 0
+                 "--n-boot", "20", "--float32"]) == 0     # a float32 model is used as it is
     res = json.loads((tmp_path / "ev" / "evaluation_external.json").read_text())
     assert res["layout"] == "folders" and (tmp_path / "ev" / "karisiklik_harici.png").is_file()
 
