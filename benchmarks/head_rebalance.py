@@ -49,15 +49,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def extract_features(model, images: np.ndarray, layer: str = "gap", batch_size: int = 512) -> np.ndarray:
-    """The ``layer`` output (float32) of ``model`` for N×48×48 uint8 images (inference mode)."""
+def extract_features(model, *image_sets: np.ndarray, layer: str = "gap", batch_size: int = 512) -> list[np.ndarray]:
+    """The ``layer`` output (float32) of ``model`` for each set of N×48×48 uint8 images (inference mode)."""
     import keras
 
     # The saved model's own graph (its augmentation layers are identity at inference); the layer's
     # first output is the one in that graph, even after serving_model() reused the layer.
     head = keras.Model(model.inputs, model.get_layer(layer).output)
-    x = np.asarray(images, dtype=np.float32)[..., None]
-    return np.asarray(head.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    return [np.asarray(head.predict(np.asarray(images, dtype=np.float32)[..., None], batch_size=batch_size,
+                                    verbose=0), dtype=np.float32) for images in image_sets]
 
 
 def tau_normalize(kernel: np.ndarray, tau: float) -> np.ndarray:
@@ -73,7 +73,7 @@ def tau_normalize(kernel: np.ndarray, tau: float) -> np.ndarray:
 def class_weights(labels: np.ndarray, n_classes: int, q: float) -> np.ndarray:
     """Per-image weights ``n_c^-q`` for each image's class ``c``, scaled to mean 1."""
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    w = np.where(counts > 0, np.maximum(counts, 1) ** -q, 0.0)[labels]
+    w = counts[labels] ** -q          # every class that occurs has a count of at least 1
     return (w / w.mean()).astype(np.float32)
 
 
@@ -187,13 +187,13 @@ def main(argv=None) -> dict:
     kernel, bias = model.get_layer("predictions").get_weights()
 
     # Features: training images and their mirror images (the model trained with flips), validation, tests.
-    f_train = np.concatenate([extract_features(model, train.images),
-                              extract_features(model, train.images[:, :, ::-1])])
+    labelled = {"val": val, **{name: subset for name, (subset, _) in sets.items()}}
+    f_plain, f_mirror, *f_eval = extract_features(model, train.images, train.images[:, :, ::-1],
+                                                  *(d.images for d in labelled.values()))
+    f_train = np.concatenate([f_plain, f_mirror])
     y_train = np.concatenate([train.labels, train.labels])
     t_train = np.concatenate([train.soft_labels, train.soft_labels])
-    feats = {"val": (extract_features(model, val.images), val.labels)}
-    for name, (subset, _) in sets.items():
-        feats[name] = (extract_features(model, subset.images), subset.labels)
+    feats = {name: (f, d.labels) for (name, d), f in zip(labelled.items(), f_eval)}
     t_features = time.perf_counter() - t0
 
     # The head on extracted features must reproduce the model's own predictions.

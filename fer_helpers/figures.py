@@ -234,12 +234,11 @@ def support_recall_plot(result: dict, language: str = "tr"):
 
 def annotator_model_recall_plot(result: dict, language: str = "tr", protocol: str = ""):
     """Per-class recall of one annotator and of the model against the other annotators' label."""
-    import pandas as pd
+    from .errors import annotator_table
 
-    classes = list(result["annotator"]["recall"])
-    who = {"annotator": "Tek işaretleyici", "model": "Model"}
-    frame = pd.DataFrame([{"Sınıf": n, "Kim": who[k], "Duyarlılık": result[k]["recall"][c]}
-                          for k in who for c, n in zip(classes, _names(classes, language))])
+    names = _names(list(result["annotator"]["recall"]), language)
+    frame = annotator_table({protocol: result}, language).melt(
+        id_vars="Kim", value_vars=names, var_name="Sınıf", value_name="Duyarlılık")
     fig, ax = plt.subplots(figsize=(8, 4))
     sns.barplot(frame, x="Sınıf", y="Duyarlılık", hue="Kim", palette=["#7f8c8d", "#2980b9"], ax=ax)
     ax.set_ylim(0, 1)
