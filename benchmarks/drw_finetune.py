@@ -38,10 +38,12 @@ import head_rebalance as hr  # noqa: E402  (the rule's choice, weights, summary 
 QS = (0.5, 1.0)
 
 
-def finetune(model, images: np.ndarray, targets: np.ndarray, weights: np.ndarray, epochs: int = 5,
+def finetune(model, images: np.ndarray, targets: np.ndarray, weights: np.ndarray | None, epochs: int = 5,
              learning_rate: float = 1e-4, final_learning_rate: float = 1e-6, weight_decay: float = 1e-4,
-             batch_size: int = 64, seed: int = 42):
-    """A float32 copy of ``model`` trained further on ``images`` with per-image ``weights``.
+             batch_size: int = 64, seed: int = 42, callbacks=()):
+    """A float32 copy of ``model`` trained further on ``images`` with per-image ``weights``
+    (``None``: equal weights); the learning rate follows a cosine from ``learning_rate`` to
+    ``final_learning_rate`` (equal values: constant).
 
     The copy keeps the model's augmentation layers, which are active in ``fit``; the
     released model itself is never changed.
@@ -57,7 +59,8 @@ def finetune(model, images: np.ndarray, targets: np.ndarray, weights: np.ndarray
     net.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
                 loss=keras.losses.CategoricalCrossentropy())
     x = np.asarray(images, dtype=np.float32)[..., None]
-    net.fit(x, targets, sample_weight=weights, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2)
+    net.fit(x, targets, sample_weight=weights, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2,
+            callbacks=list(callbacks))
     return net
 
 

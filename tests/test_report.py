@@ -222,6 +222,8 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     html, _ = render_html(demo_run, ReportMeta(decisions_csv=str(dec)))
     text = " ".join(html.split())
     assert "head_rebalance (tohum 42)" in html and "Tek tohumlu satırlar (head_rebalance)" in text
+    # Only the post-hoc checks present in the table are described.
+    assert "<code>head_rebalance</code> yalnızca son katmanı yeniden dengeler" in text and "drw_finetune" not in text
     assert html.count("<td>referans kaldı</td>") == 2
     assert "Önceden yazılan karar" not in render_html(demo_run, ReportMeta())[0]
 
