@@ -18,7 +18,6 @@ results/decisions.csv. One model (seed 42): a post-hoc variant reported separate
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -28,10 +27,9 @@ import numpy as np
 
 from fer_helpers.artifacts import machine_info, now_iso
 from fer_helpers.evaluation import classification_metrics
-from fer_helpers.models import load_model, predict_proba, to_float32
+from fer_helpers.models import predict_proba, to_float32
 from fer_helpers.training import set_seeds
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
 import head_rebalance as hr  # noqa: E402  (the rule's choice, weights, summary and decisions row)
 
@@ -64,38 +62,30 @@ def finetune(model, images: np.ndarray, targets: np.ndarray, weights: np.ndarray
     return net
 
 
-def scores_of(model, sets: dict, classes) -> dict:
-    """Accuracy, macro-F1 and per-class recall of ``model`` on each named (images, labels) set."""
-    return {name: hr.summary(classification_metrics(labels, predict_proba(model, images), classes))
-            for name, (images, labels) in sets.items()}
+def scores_of(model, labelled: dict, classes) -> dict:
+    """Accuracy, macro-F1 and per-class recall of ``model`` on each named labelled set (a Dataset)."""
+    return {name: hr.summary(classification_metrics(d.labels, predict_proba(model, d.images), classes))
+            for name, d in labelled.items()}
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="FER+ folder (official layout)")
-    ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
-    ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
+    ap = hr.post_hoc_parser(__doc__, "drw_finetune")
     ap.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (the rule fixes 5)")
-    ap.add_argument("--out", default=str(ROOT / "results" / "drw_finetune.json"))
-    ap.add_argument("--rule", default=str(ROOT / "results" / "decision_rule_drw_finetune.txt"))
-    ap.add_argument("--decisions", default=str(ROOT / "results" / "decisions.csv"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
 
-    data, protocols = hr.load_split_and_protocols(args.data, args.seed)
+    data, labelled, model = hr.load_post_hoc_inputs(args.data, args.seed, args.model)
     classes, k = data.classes, len(data.classes)
-    train, val = data.get_split("train"), data.get_split("val")
-    sets = {"val": (val.images, val.labels), **{n: (s.images, s.labels) for n, (s, _) in protocols.items()}}
-    model = load_model(args.model, n_classes=k)
+    train, val = data.get_split("train"), labelled["val"]
 
-    candidates = {"plain": scores_of(to_float32(model), sets, classes)}
+    candidates = {"plain": scores_of(to_float32(model), labelled, classes)}
     seconds = {}
     for q in QS:
         t = time.perf_counter()
         tuned = finetune(model, train.images, train.soft_labels, hr.class_weights(train.labels, k, q),
                          epochs=args.epochs, seed=args.seed)
         seconds[f"drw q={q:g}"] = round(time.perf_counter() - t, 1)
-        candidates[f"drw q={q:g}"] = scores_of(tuned, sets, classes)
+        candidates[f"drw q={q:g}"] = scores_of(tuned, labelled, classes)
 
     chosen, lines = hr.choose({name: s["val"] for name, s in candidates.items()})
     result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name,

@@ -140,13 +140,28 @@ def decision_row(result: dict, rule: Path, name: str = "head_rebalance", what: s
                     f"chosen: {result['chosen']}"}
 
 
-def load_split_and_protocols(data_dir: str, seed: int):
-    """The model's training data (vote-distribution targets, its seed's validation split) and the
-    test protocols (``{name: (Dataset, description)}``) on the same images."""
+def post_hoc_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """The options every post-hoc check of the released model shares; its files are named after ``name``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="FER+ folder (official layout)")
+    ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
+    ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
+    ap.add_argument("--out", default=str(ROOT / "results" / f"{name}.json"))
+    ap.add_argument("--rule", default=str(ROOT / "results" / f"decision_rule_{name}.txt"))
+    ap.add_argument("--decisions", default=str(ROOT / "results" / "decisions.csv"),
+                    help="the decisions table the report shows (one row, replaced on a re-run)")
+    return ap
+
+
+def load_post_hoc_inputs(data_dir: str, seed: int, model_path: str):
+    """The model's training data (vote-distribution targets, its seed's validation split), the
+    labelled sets it is scored on (``{"val": ..., protocol name: ...}``, all Datasets on the same
+    images) and the model."""
     data = load_dataset(data_dir, label_mode="distribution", val_fraction=0.2, seed=seed)
     protocols = protocol_masks(load_dataset(data_dir, label_mode="plurality", val_fraction=0.2, seed=seed),
                                load_dataset(data_dir, label_mode="majority", val_fraction=0.2, seed=seed))
-    return data, protocols
+    labelled = {"val": data.get_split("val"), **{name: subset for name, (subset, _) in protocols.items()}}
+    return data, labelled, load_model(model_path, n_classes=len(data.classes))
 
 
 def publish(result: dict, lines: list[str], out, rule, decisions, script: str, name: str, what: str) -> None:
@@ -169,25 +184,15 @@ def summary(metrics: dict) -> dict:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="FER+ folder (official layout)")
-    ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
-    ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
-    ap.add_argument("--out", default=str(ROOT / "results" / "head_rebalance.json"))
-    ap.add_argument("--rule", default=str(ROOT / "results" / "decision_rule_head_rebalance.txt"))
-    ap.add_argument("--decisions", default=str(ROOT / "results" / "decisions.csv"),
-                    help="the decisions table the report shows (one row, replaced on a re-run)")
-    args = ap.parse_args(argv)
+    args = post_hoc_parser(__doc__, "head_rebalance").parse_args(argv)
     t0 = time.perf_counter()
 
-    data, sets = load_split_and_protocols(args.data, args.seed)
+    data, labelled, model = load_post_hoc_inputs(args.data, args.seed, args.model)
     classes, k = data.classes, len(data.classes)
-    train, val = data.get_split("train"), data.get_split("val")
-    model = load_model(args.model, n_classes=k)
+    train, val = data.get_split("train"), labelled["val"]
     kernel, bias = model.get_layer("predictions").get_weights()
 
     # Features: training images and their mirror images (the model trained with flips), validation, tests.
-    labelled = {"val": val, **{name: subset for name, (subset, _) in sets.items()}}
     f_plain, f_mirror, *f_eval = extract_features(model, train.images, train.images[:, :, ::-1],
                                                   *(d.images for d in labelled.values()))
     f_train = np.concatenate([f_plain, f_mirror])

@@ -21,7 +21,6 @@ results/decisions.csv. One model (seed 42): a post-hoc variant reported separate
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -29,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from fer_helpers.artifacts import machine_info, now_iso
-from fer_helpers.models import load_model, to_float32
+from fer_helpers.models import to_float32
 from fer_helpers.preprocessing import oversample_indices
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
 import drw_finetune as drw  # noqa: E402  (the fine-tuning loop and the scoring)
 import head_rebalance as hr  # noqa: E402  (the rule's choice, data loading and publishing)
@@ -111,36 +109,28 @@ def swa_finetune(model, images: np.ndarray, targets: np.ndarray, learning_rate: 
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="FER+ folder (official layout)")
-    ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
-    ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
+    ap = hr.post_hoc_parser(__doc__, "swa_finetune")
     ap.add_argument("--epochs", type=int, default=5, help="averaged epochs (the rule fixes 5)")
     ap.add_argument("--learning-rates", type=float, nargs="+", default=list(LEARNING_RATES),
                     help="the grid (the rule fixes 2e-4 and 5e-4)")
-    ap.add_argument("--out", default=str(ROOT / "results" / "swa_finetune.json"))
-    ap.add_argument("--rule", default=str(ROOT / "results" / "decision_rule_swa_finetune.txt"))
-    ap.add_argument("--decisions", default=str(ROOT / "results" / "decisions.csv"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
 
-    data, protocols = hr.load_split_and_protocols(args.data, args.seed)
-    classes, k = data.classes, len(data.classes)
-    train, val = data.get_split("train"), data.get_split("val")
-    sets = {"val": (val.images, val.labels), **{n: (s.images, s.labels) for n, (s, _) in protocols.items()}}
-    model = load_model(args.model, n_classes=k)
+    data, labelled, model = hr.load_post_hoc_inputs(args.data, args.seed, args.model)
+    classes = data.classes
+    train, val = data.get_split("train"), labelled["val"]
     # The recipe's training stream: every image once, rare classes repeated up to the fraction.
     stream = oversample_indices(train.labels, args.seed, OVERSAMPLE_FRACTION)
 
-    candidates = {"plain": drw.scores_of(to_float32(model), sets, classes)}
+    candidates = {"plain": drw.scores_of(to_float32(model), labelled, classes)}
     controls, seconds = {}, {}
     for lr in args.learning_rates:
         t = time.perf_counter()
         averaged, last = swa_finetune(model, train.images[stream], train.soft_labels[stream], lr,
                                       epochs=args.epochs, seed=args.seed)
         seconds[f"swa lr={lr:g}"] = round(time.perf_counter() - t, 1)
-        candidates[f"swa lr={lr:g}"] = drw.scores_of(averaged, sets, classes)
-        controls[f"last epoch lr={lr:g}"] = drw.scores_of(last, sets, classes)
+        candidates[f"swa lr={lr:g}"] = drw.scores_of(averaged, labelled, classes)
+        controls[f"last epoch lr={lr:g}"] = drw.scores_of(last, labelled, classes)
 
     chosen, lines = hr.choose({name: s["val"] for name, s in candidates.items()})
     result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name,

@@ -36,6 +36,23 @@ def load_benchmark(name: str):
     return module
 
 
+def post_hoc_run(tmp_path: Path, name: str, written: str, precision: str = "float32") -> dict:
+    """Files for a post-hoc benchmark's end-to-end run on demo data: a small saved vgg_fast
+    model, a rule written at ``written``, and the command-line arguments that point the script
+    at them (``{"args", "rule", "out", "table"}``)."""
+    import keras
+
+    import fer_helpers as fh
+
+    keras.utils.set_random_seed(0)
+    model = tmp_path / "vgg_fast.keras"
+    fh.build_model("vgg_fast", augmentation="study", precision=precision).save(model)
+    rule, out, table = tmp_path / "rule.txt", tmp_path / f"{name}.json", tmp_path / "decisions.csv"
+    rule.write_text(f"Written {written}, before the numbers.\n")
+    args = ["--data", "demo", "--model", str(model), "--out", str(out), "--rule", str(rule), "--decisions", str(table)]
+    return {"args": args, "rule": rule, "out": out, "table": table}
+
+
 def real_data_dir() -> Path | None:
     """FER_DATA_DIR, else ../shared/data/ferplus beside the checkout; None if absent."""
     for cand in (os.environ.get("FER_DATA_DIR"), ROOT.parent / "shared" / "data" / "ferplus"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fer_helpers as fh
-from conftest import load_benchmark
+from conftest import load_benchmark, post_hoc_run
 
 drw = load_benchmark("drw_finetune")
 
@@ -30,16 +30,9 @@ def test_finetune_trains_a_float32_copy_and_leaves_the_released_model_alone():
 
 @pytest.mark.slow
 def test_script_runs_end_to_end_on_demo_data_and_records_its_verdict(tmp_path):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path / "vgg_fast.keras"
-    fh.build_model("vgg_fast", augmentation="study", precision="mixed_bfloat16").save(path)
-    rule = tmp_path / "rule.txt"
-    rule.write_text("Written 2026-11-27T04:30:00Z, before the numbers.\n")
-    out, table = tmp_path / "drw.json", tmp_path / "decisions.csv"
-    result = drw.main(["--data", "demo", "--model", str(path), "--epochs", "1", "--out", str(out),
-                       "--rule", str(rule), "--decisions", str(table)])
+    run = post_hoc_run(tmp_path, "drw", "2026-11-27T04:30:00Z", precision="mixed_bfloat16")
+    rule, out, table = run["rule"], run["out"], run["table"]
+    result = drw.main(run["args"] + ["--epochs", "1"])
     saved = json.loads(out.read_text())
     assert saved["chosen"] == result["chosen"] and set(saved["candidates"]) == {"plain", "drw q=0.5", "drw q=1"}
     assert set(saved["candidates"]["plain"]) == {"val", "test"} and saved["epochs"] == 1

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-import fer_helpers as fh
-from conftest import load_benchmark
+from conftest import load_benchmark, post_hoc_run
 
 hr = load_benchmark("head_rebalance")
 
@@ -56,17 +55,9 @@ def test_retraining_the_head_with_balanced_weights_lifts_a_rare_class_the_old_he
 
 @pytest.mark.slow
 def test_script_runs_end_to_end_on_demo_data_and_appends_its_verdict(tmp_path):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path / "vgg_fast.keras"
-    fh.build_model("vgg_fast", augmentation="study").save(path)
-    rule = tmp_path / "rule.txt"
-    rule.write_text("Written 2026-11-27T04:00:00Z, before the numbers.\n")
-    out = tmp_path / "head.json"
-    table = tmp_path / "decisions.csv"
-    result = hr.main(["--data", "demo", "--model", str(path), "--out", str(out), "--rule", str(rule),
-                      "--decisions", str(table)])
+    run = post_hoc_run(tmp_path, "head", "2026-11-27T04:00:00Z")
+    rule, out, table = run["rule"], run["out"], run["table"]
+    result = hr.main(run["args"])
     saved = json.loads(out.read_text())
     assert saved["chosen"] == result["chosen"] and saved["chosen"] in saved["candidates"]
     assert set(saved["candidates"]) == {"plain", *(f"tau-norm {t:g}" for t in hr.TAUS),

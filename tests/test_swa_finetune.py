@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-import fer_helpers as fh
-from conftest import load_benchmark
+from conftest import load_benchmark, post_hoc_run
 
 swa = load_benchmark("swa_finetune")
 
@@ -50,16 +49,9 @@ def test_recompute_batchnorm_sets_the_plain_mean_of_the_batch_statistics_and_res
 
 @pytest.mark.slow
 def test_script_runs_end_to_end_on_demo_data_and_records_its_verdict(tmp_path):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path / "vgg_fast.keras"
-    fh.build_model("vgg_fast", augmentation="study", precision="mixed_bfloat16").save(path)
-    rule = tmp_path / "rule.txt"
-    rule.write_text("Written 2026-11-27T06:40:00Z, before the numbers.\n")
-    out, table = tmp_path / "swa.json", tmp_path / "decisions.csv"
-    result = swa.main(["--data", "demo", "--model", str(path), "--epochs", "2", "--learning-rates", "1e-3",
-                       "--out", str(out), "--rule", str(rule), "--decisions", str(table)])
+    run = post_hoc_run(tmp_path, "swa", "2026-11-27T06:40:00Z", precision="mixed_bfloat16")
+    rule, out, table = run["rule"], run["out"], run["table"]
+    result = swa.main(run["args"] + ["--epochs", "2", "--learning-rates", "1e-3"])
     saved = json.loads(out.read_text())
     assert saved["chosen"] == result["chosen"] and set(saved["candidates"]) == {"plain", "swa lr=0.001"}
     assert set(saved["controls"]) == {"last epoch lr=0.001"} and saved["epochs"] == 2
