@@ -143,6 +143,13 @@ def training_curves(history: dict):
     return fig
 
 
+def confusion_figure_name(protocol: str, normalize: bool) -> str:
+    """The file stem of a protocol's confusion-matrix figure, e.g. ``04_karisiklik_p_ferplus_normalize``
+    for ``"P-FER+"``; notebook 04 saves under it and the report captions it by it."""
+    tag = protocol.replace("+", "plus").replace("-", "_").lower()
+    return f"04_karisiklik_{tag}_{'normalize' if normalize else 'sayilar'}"
+
+
 def confusion_matrix_plot(cm, classes, normalize: bool = False, language: str = "tr", title: str = ""):
     cm = np.asarray(cm, dtype=np.float64)
     if normalize:

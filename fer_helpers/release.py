@@ -147,6 +147,49 @@ def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> 
     return card
 
 
+def source_training_run(model_path) -> Path | None:
+    """The committed folder of the run that trained a released model, or None.
+
+    A released model's card (``<name>.card.json`` beside ``<name>.keras``) names its
+    ``source_run``; the repository keeps that run's numbers (``training.json``,
+    ``history.json``; no images) in ``results/runs/<source_run>/`` beside the ``models/``
+    folder. A model without a card, or copied away from the repository, has none.
+    """
+    model_path = Path(model_path)
+    card = model_path.with_suffix(".card.json")
+    if not card.is_file():
+        return None
+    run = read_json(card, "model card").get("source_run")
+    folder = model_path.resolve().parent.parent / "results" / "runs" / run if run else None
+    if folder is None or not all((folder / f).is_file() for f in ("training.json", "history.json")):
+        return None
+    return folder
+
+
+def record_pretrained_model(model_path, data_summary: dict, results_dir) -> dict:
+    """Write ``training.json`` (and ``history.json``) for a run that evaluates a given model.
+
+    Nothing is trained, so the record says so; when the model's own training run is committed
+    (:func:`source_training_run`), its parameters, timings and per-epoch history are copied in
+    under ``source_training`` and ``history.json``, so the report and slides can describe how
+    the evaluated model was trained. Otherwise a ``history.json`` left by an earlier run in the
+    same folder is removed: it would describe another model.
+    """
+    results_dir = Path(results_dir)
+    record = {"pretrained_model": str(Path(model_path).resolve()), "params": None,
+              "note": "training skipped; evaluating a given model", "data": data_summary}
+    source = source_training_run(model_path)
+    history = results_dir / "history.json"
+    if source is None:
+        history.unlink(missing_ok=True)
+    else:
+        record["source_run"] = f"results/runs/{source.name}"
+        record["source_training"] = read_json(source / "training.json", "training metadata")
+        write_json(history, read_json(source / "history.json", "training history"))
+    write_json(results_dir / "training.json", record)
+    return record
+
+
 def _precision_note(precision: str) -> str:
     if precision == "float32":
         return "float32"

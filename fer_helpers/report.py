@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .artifacts import ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
+from .figures import confusion_figure_name
 from .labels import DISPLAY_NAMES
 
 TITLE = "Ham Piksel Tabanlı Yüz İfadesi Tanıma: CNN ile 8 Sınıflı Duygu Sınıflandırması"
@@ -74,6 +75,17 @@ FIGURE_CAPTIONS = {
     "06_isaretleyici_model": "Sınıf başına duyarlılık: tek işaretleyici ve model, kalan işaretleyicilerin etiketine karşı.",
     "06_destek_duyarlilik": "Eğitim örnek sayısı ve test duyarlılığı.",
 }
+
+
+def confusion_captions(protocols) -> dict[str, str]:
+    """Captions of notebook 04's confusion-matrix figures, one pair per evaluated protocol."""
+    captions = {}
+    for name in protocols:
+        captions[confusion_figure_name(name, False)] = (
+            f"Karışıklık matrisi, {name}: görüntü sayıları (satır: gerçek sınıf, sütun: tahmin edilen sınıf).")
+        captions[confusion_figure_name(name, True)] = (
+            f"Karışıklık matrisi, {name}: her satır kendi toplamına bölünmüş; köşegen sınıf duyarlılıklarıdır.")
+    return captions
 
 
 class ReportError(RuntimeError):
@@ -282,9 +294,10 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
         compare = [meta.seeds_compare] if isinstance(meta.seeds_compare, str) else meta.seeds_compare
         others = [read_json(p, "seed summary") for p in compare if p and Path(p).is_file()]
         ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)   # alone: one unlabelled group
+    captions = {**FIGURE_CAPTIONS, **confusion_captions((ctx.get("evaluation") or {}).get("protocols", {}))}
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
-               fig={k: {"src": _data_uri(p), "caption": FIGURE_CAPTIONS.get(k, k)} for k, p in figs.items()},
+               fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},
                f=findings(ctx, meta.language), lang=meta.language,
                cm_figures=[k for k in figs if k.startswith("04_karisiklik_")],
                generated=_dt.datetime.now().strftime("%d.%m.%Y %H:%M"))

@@ -74,5 +74,12 @@ def test_skip_training_option_evaluates_a_given_model_on_demo_data(tmp_path, mon
     training = json.loads((run_dir / "results" / "training.json").read_text())
     assert training["pretrained_model"].endswith("reference.keras")
     assert not (run_dir / "results" / "history.csv").exists()      # nothing was trained
+    # The card names the model's training run; its committed record and curves come with it.
+    card = json.loads((MODELS / "reference.card.json").read_text())
+    assert training["source_run"] == f"results/runs/{card['source_run']}"
+    assert training["source_training"]["epochs_run"] == card["training"]["epochs_run"]
+    history = json.loads((run_dir / "results" / "history.json").read_text())
+    assert len(history["epoch"]) == card["training"]["epochs_run"]
+    assert (run_dir / "figures" / "03_egitim_egrileri.png").is_file()
     ev = json.loads((run_dir / "results" / "evaluation.json").read_text())
     assert ev["is_demo"] and 0 <= ev["protocols"]["test"]["plain"]["accuracy"] <= 1

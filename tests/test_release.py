@@ -97,3 +97,45 @@ def test_verify_release_checks_a_bfloat16_model_and_its_portable_float32_copy(tm
         verify_release(tmp_path, "m", float32=True)
     (tmp_path / "m.check.json").write_text(json.dumps({**check, "probabilities_float32": f32.tolist()}))
     assert verify_release(tmp_path, "m", float32=True) < 1e-6
+
+
+def _released(tmp_path, source_run=None, committed=True):
+    """A repository-like folder: models/m.keras with a card naming ``source_run``, and that run's files."""
+    models = tmp_path / "repo" / "models"
+    models.mkdir(parents=True)
+    (models / "m.keras").write_bytes(b"not read here")
+    if source_run is not None:
+        (models / "m.card.json").write_text(json.dumps({"name": "m", "source_run": source_run}))
+    if committed and source_run:
+        run = tmp_path / "repo" / "results" / "runs" / source_run
+        run.mkdir(parents=True)
+        (run / "training.json").write_text(json.dumps({"params": {"epochs": 2}, "epochs_run": 2}))
+        (run / "history.json").write_text(json.dumps({"epoch": [1, 2], "accuracy": [0.5, 0.6]}))
+    return models / "m.keras"
+
+
+def test_a_pretrained_model_brings_its_committed_training_record_and_history(tmp_path):
+    from fer_helpers.release import record_pretrained_model, source_training_run
+
+    model = _released(tmp_path, "train_s42")
+    assert source_training_run(model) == (tmp_path / "repo" / "results" / "runs" / "train_s42").resolve()
+    results = tmp_path / "run" / "results"
+    record = record_pretrained_model(model, {"n_images": 3}, results)
+    assert record["params"] is None and record["source_run"] == "results/runs/train_s42"
+    assert record["source_training"] == {"params": {"epochs": 2}, "epochs_run": 2}
+    assert json.loads((results / "history.json").read_text())["accuracy"] == [0.5, 0.6]
+    assert json.loads((results / "training.json").read_text()) == record
+
+
+@pytest.mark.parametrize("source_run, committed", [(None, False), ("gone_s42", False)])
+def test_a_pretrained_model_without_a_committed_run_drops_a_stale_history(tmp_path, source_run, committed):
+    from fer_helpers.release import record_pretrained_model, source_training_run
+
+    model = _released(tmp_path, source_run, committed)
+    assert source_training_run(model) is None
+    results = tmp_path / "run" / "results"
+    results.mkdir(parents=True)
+    (results / "history.json").write_text("{}")          # left by an earlier run of another model
+    record = record_pretrained_model(model, {}, results)
+    assert "source_run" not in record and "source_training" not in record
+    assert not (results / "history.json").exists()

@@ -37,6 +37,9 @@ def test_every_figure_is_embedded_and_html_is_offline(demo_run):
     html = (demo_run / "reports" / "rapor.html").read_text()
     figures = {p.stem for p in (demo_run / "figures").glob("*.png")}
     assert html.count('<img src="data:image/png;base64,') == len(figures)
+    # Every figure has a written caption, never its bare file name.
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S)
+    assert len(captions) == len(figures) and not any(c.strip() in figures for c in captions)
 
     class Refs(HTMLParser):
         def __init__(self):
@@ -172,6 +175,9 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
                                                seeds_compare=str(tmp_path / "other.json")))
     assert "son yapılandırma (augmentation=study)" in html and "karşılaştırma (augmentation=strong)" in html
     assert "%80,12 ± %0,31" in html and "%78,24 ± %0,14" in html
+    # Several configurations widen the table: the wide-table style (wrapping labels) keeps it on the page.
+    assert re.search(r'<table class="small"><caption>Aynı yapılandırmanın', html)
+    assert '<td class="wrap">son yapılandırma (augmentation=study)</td>' in html
 
 
     # The validation numbers the choices were made on get their own table (Turkish decimals).
@@ -284,3 +290,41 @@ def test_results_tables_read_blank_cells_as_empty_text(tmp_path):
     assert rows == [{"run": "a", "oversample_fraction": "", "augmentation": "study"},
                     {"run": "b", "oversample_fraction": 0.15, "augmentation": ""}]
     assert _csv_records("") is None and _csv_records(str(tmp_path / "absent.csv")) is None
+
+
+@pytest.mark.slow
+def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, tmp_path):
+    """Skip-training runs (the reference report) show the evaluated model's training record, marked as such."""
+    from fer_helpers.report import ReportMeta, render_html
+
+    run = tmp_path / "given"
+    shutil.copytree(demo_run, run)
+    own = json.loads((run / "results" / "training.json").read_text())
+    given = {"pretrained_model": "/somewhere/models/reference.keras", "params": None,
+             "note": "training skipped; evaluating a given model", "data": own["data"]}
+    (run / "results" / "training.json").write_text(json.dumps({**given, "source_run": "results/runs/ref_s42",
+                                                              "source_training": own}))
+    html, _ = render_html(run, ReportMeta())
+    text = " ".join(html.split())
+    assert "Eğitim atlandı: hazır model değerlendirildi (<code>reference.keras</code>)" in text
+    assert "kendi eğitim çalışmasındandır (<code>results/runs/ref_s42</code>" in text
+    assert f"Eğitim {own['epochs_run']} epok sürdü" in text and "/somewhere" not in html
+    slides, _ = render_html(run, ReportMeta(), template="slides.html.j2")
+    assert "değerlendirilen modelin kendi eğitim kaydı" in slides and f"{own['epochs_run']} epok, en iyi epok" in slides
+
+    # Without a committed run the report says training was skipped and shows no training numbers.
+    (run / "results" / "training.json").write_text(json.dumps(given))
+    html, _ = render_html(run, ReportMeta())
+    assert "Eğitim atlandı" in html and "epok sürdü" not in html and "kendi eğitim" not in html
+
+
+def test_confusion_matrix_figures_get_a_caption_per_protocol():
+    from fer_helpers.figures import confusion_figure_name
+    from fer_helpers.report import confusion_captions
+
+    assert confusion_figure_name("P-FER+", True) == "04_karisiklik_p_ferplus_normalize"
+    assert confusion_figure_name("test", False) == "04_karisiklik_test_sayilar"
+    captions = confusion_captions({"P-seed": {}, "P-FER+": {}})
+    assert len(captions) == 4 and "P-FER+" in captions["04_karisiklik_p_ferplus_sayilar"]
+    assert "duyarlılık" in captions["04_karisiklik_p_seed_normalize"]
+    assert "sayılar" in captions["04_karisiklik_p_seed_sayilar"]
