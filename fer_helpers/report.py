@@ -294,12 +294,17 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
         compare = [meta.seeds_compare] if isinstance(meta.seeds_compare, str) else meta.seeds_compare
         others = [read_json(p, "seed summary") for p in compare if p and Path(p).is_file()]
         ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)   # alone: one unlabelled group
-    captions = {**FIGURE_CAPTIONS, **confusion_captions((ctx.get("evaluation") or {}).get("protocols", {}))}
+    evaluation = ctx.get("evaluation") or {}
+    protocols = evaluation.get("protocols", {})
+    captions = {**FIGURE_CAPTIONS, **confusion_captions(protocols)}
+    # The slides have room for one confusion matrix: the primary protocol's, row-normalised.
+    primary_cm = confusion_figure_name(evaluation["primary"], True) if "primary" in evaluation else None
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
                fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},
                f=findings(ctx, meta.language), lang=meta.language,
-               cm_figures=[k for k in figs if k.startswith("04_karisiklik_")],
+               cm_figures=[k for k in confusion_captions(protocols) if k in figs],   # evaluation's protocol order
+               cm_primary=primary_cm if primary_cm in figs else None,
                generated=_dt.datetime.now().strftime("%d.%m.%Y %H:%M"))
     html = _env().get_template(template).render(**ctx)
     return html, ctx
