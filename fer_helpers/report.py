@@ -5,8 +5,10 @@
 formulas as inline SVG from matplotlib's mathtext, no script, no CDN) and
 ``rapor.pdf`` (WeasyPrint: A4, title page, contents with page numbers,
 numbered sections, figures and tables). ``build_slides`` does the same for a
-16:9 deck. Nothing here imports training code; a missing artifact becomes a
-visible "section missing" note, never a crash or a silent gap.
+16:9 deck. Nothing here runs training code (``seed_groups`` only reads
+``training.recorded_params``'s defaults, for runs recorded before a setting
+existed); a missing artifact becomes a visible "section missing" note, never a
+crash or a silent gap.
 """
 from __future__ import annotations
 
@@ -218,6 +220,11 @@ def findings(ctx: dict, language: str = "tr") -> dict:
         seed = ev["protocols"].get("P-seed")
         if seed:
             out["vs_study"] = seed["plain"]["accuracy"] - LITERATURE[0]["accuracy"]
+        # Each published result on a protocol this run evaluated, against this model on the same images.
+        out["vs_literature"] = [{"work": r["work"], "protocol": r["protocol"], "theirs": r["accuracy"],
+                                 "ours": ev["protocols"][r["protocol"]]["plain"]["accuracy"],
+                                 "diff": ev["protocols"][r["protocol"]]["plain"]["accuracy"] - r["accuracy"]}
+                                for r in LITERATURE if r["protocol"] in ev["protocols"]]
     err = ctx.get("errors")
     if err and err.get("top_confused_pairs"):
         p = err["top_confused_pairs"][0]

@@ -335,3 +335,19 @@ def test_confusion_matrix_figures_get_a_caption_per_protocol():
     assert len(captions) == 4 and "P-FER+" in captions["04_karisiklik_p_ferplus_sayilar"]
     assert "duyarlılık" in captions["04_karisiklik_p_seed_normalize"]
     assert "sayılar" in captions["04_karisiklik_p_seed_sayilar"]
+
+
+def test_findings_compare_with_each_published_result_on_the_same_protocol():
+    from fer_helpers.report import LITERATURE, findings
+
+    def protocol(acc):
+        return {"plain": {"accuracy": acc, "macro_f1": 0.6,
+                          "per_class": [{"class": "Anger", "recall": 0.7, "support": 10},
+                                        {"class": "Contempt", "recall": 0.3, "support": 2}]}}
+
+    ev = {"primary": "P-seed", "protocols": {"P-seed": protocol(0.82), "P-FER+": protocol(0.855)}}
+    rows = findings({"evaluation": ev})["vs_literature"]
+    assert [(r["work"], r["protocol"]) for r in rows] == [(r["work"], r["protocol"]) for r in LITERATURE]
+    assert rows[0]["diff"] == pytest.approx(0.82 - 0.718) and rows[1]["diff"] == pytest.approx(0.855 - 0.8385)
+    # A run evaluated on its own test split only has nothing published to compare with.
+    assert findings({"evaluation": {"primary": "test", "protocols": {"test": protocol(0.5)}}})["vs_literature"] == []
