@@ -126,6 +126,42 @@ def choose_prior_tau(val_probs: np.ndarray, val_labels: np.ndarray, prior: np.nd
             "taus": [float(t) for t in taus], "val_macro_f1_curve": curve}
 
 
+def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities whose logits are divided by ``temperature`` (Guo et al., 2017), renormalised.
+
+    ``T > 1`` softens over-confident predictions, ``T < 1`` sharpens them; the arg-max, and so
+    every accuracy, recall and F1, stays the same: only calibration changes.
+    """
+    logits = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def negative_log_likelihood(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean ``-log p(true class)``: the quantity temperature scaling minimises."""
+    p = np.asarray(probs, dtype=np.float64)[np.arange(len(y_true)), np.asarray(y_true)]
+    return float(-np.log(np.clip(p, 1e-12, None)).mean())
+
+
+def fit_temperature(val_probs: np.ndarray, val_labels: np.ndarray, bounds=(0.05, 20.0)) -> dict:
+    """The temperature with the lowest validation negative log-likelihood, and what it changes there.
+
+    One parameter, searched over ``log T`` within ``bounds`` (scipy's bounded scalar search);
+    only validation images enter, the test protocols are then rescaled once with it.
+    """
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        return negative_log_likelihood(val_labels, temperature_scale(val_probs, float(np.exp(log_t))))
+
+    best = minimize_scalar(nll, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded")
+    temperature = float(np.exp(best.x))
+    return {"temperature": temperature, "val_nll_before": nll(0.0), "val_nll_after": nll(best.x),
+            "val_ece_before": expected_calibration_error(val_labels, val_probs)["ece"],
+            "val_ece_after": expected_calibration_error(val_labels, temperature_scale(val_probs, temperature))["ece"]}
+
+
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict:
     """ECE over equal-width confidence bins, with the bins for a reliability diagram."""
     probs = np.asarray(probs)
@@ -208,7 +244,9 @@ def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -
     on the same images and runs McNemar's test against it. When the run has a
     validation split, a prior correction (``prior_correction``) is tuned on it
     and every protocol is also reported with it (``prior_adjusted``, separate
-    from the plain number, like flip-TTA). Writes ``results/evaluation.json``
+    from the plain number, like flip-TTA), and so is a temperature
+    (``fit_temperature``; each protocol's ECE and NLL after scaling under
+    ``temperature_scaled``). Writes ``results/evaluation.json``
     and ``results/predictions.npz``.
     """
     from pathlib import Path
@@ -224,13 +262,16 @@ def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -
     compare = load_model(compare_path, n_classes=k) if compare_path.is_file() else None
     out = {"classes": list(data.classes), "is_demo": data.is_demo, "validation": data.validation,
            "train_label_mode": data.label_mode, "protocols": {}}
-    arrays, prior, adjustment = {}, None, None
+    arrays, prior, adjustment, scaling = {}, None, None, None
     train_labels, val = data.get_split("train").labels, data.get_split("val")
     if len(train_labels) and len(val):
+        val_probs = predict_proba(model, val.images)
         prior = np.bincount(train_labels, minlength=k) / len(train_labels)
-        adjustment = choose_prior_tau(predict_proba(model, val.images), val.labels, prior)
+        adjustment = choose_prior_tau(val_probs, val.labels, prior)
         out["prior_adjustment"] = {**adjustment, "prior": prior.tolist(),
                                    "method": "p_c / prior_c^tau, tau chosen on validation macro-F1"}
+        scaling = fit_temperature(val_probs, val.labels)
+        out["temperature_scaling"] = {**scaling, "method": "softmax(log p / T), T chosen on validation NLL"}
     for name, (subset, description) in sets.items():
         entry = {"description": description, "n": int(len(subset)),
                  "contamination": contamination_note(data, name)}
@@ -243,6 +284,11 @@ def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -
             adjusted = prior_correction(probs, prior, adjustment["tau"])
             entry["prior_adjusted"] = {**score_probabilities(subset.labels, adjusted, data.classes, n_boot, seed),
                                        "tau": adjustment["tau"]}
+        if scaling is not None:       # calibration only: the arg-max, hence accuracy, is unchanged
+            scaled = temperature_scale(probs, scaling["temperature"])
+            entry["temperature_scaled"] = {"ece": expected_calibration_error(subset.labels, scaled)["ece"],
+                                           "nll": negative_log_likelihood(subset.labels, scaled),
+                                           "nll_before": negative_log_likelihood(subset.labels, probs)}
         arrays.update({f"{name}__probs": probs, f"{name}__labels": subset.labels,
                        f"{name}__names": subset.names})
         if compare is not None:

@@ -215,3 +215,22 @@ def test_ensemble_averages_stored_probabilities_and_checks_the_images(tmp_path):
                 test__labels=labels, test__names=names[::-1])
     with pytest.raises(ValueError, match="not for the same images"):
         evaluate_ensemble([tmp_path / "r1", tmp_path / "r2"])
+
+
+def test_temperature_scaling_keeps_every_decision_and_recovers_a_known_overconfidence():
+    from fer_helpers.evaluation import (expected_calibration_error, fit_temperature, negative_log_likelihood,
+                                        temperature_scale)
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, (4000, 8))
+    true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(8, p=p) for p in true])       # labels drawn from calibrated probabilities
+    over = np.exp(3 * logits) / np.exp(3 * logits).sum(1, keepdims=True)   # the same ranking, 3x too sharp
+    np.testing.assert_allclose(temperature_scale(over, 1.0), over, atol=1e-9)
+    assert (temperature_scale(over, 2.5).argmax(1) == over.argmax(1)).all()
+    fit = fit_temperature(over, labels)
+    assert fit["temperature"] == pytest.approx(3.0, rel=0.1)
+    assert fit["val_nll_after"] < fit["val_nll_before"] and fit["val_ece_after"] < fit["val_ece_before"]
+    scaled = temperature_scale(over, fit["temperature"])
+    assert negative_log_likelihood(labels, scaled) == pytest.approx(fit["val_nll_after"])
+    assert expected_calibration_error(labels, scaled)["ece"] < 0.03

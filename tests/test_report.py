@@ -311,10 +311,14 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     assert f"Eğitim {own['epochs_run']} epok sürdü" in text and "/somewhere" not in html
     slides, _ = render_html(run, ReportMeta(), template="slides.html.j2")
     assert "değerlendirilen modelin kendi eğitim kaydı" in slides and f"{own['epochs_run']} epok, en iyi epok" in slides
+    # The demo run has a validation split, so it is temperature-scaled on it; calibration leaves future work.
+    ev = json.loads((run / "results" / "evaluation.json").read_text())
+    t = ev["temperature_scaling"]["temperature"]
+    assert f"T = {t:.2f}".replace(".", ",") in text and "Sıcaklık ölçekleme (Guo" in text
+    assert "Kalibrasyonun sıcaklık ölçekleme ile iyileştirilmesi" not in text
     # Confusion matrices follow the evaluation's protocol order (counts, then normalised); the slide
     # shows the primary protocol's normalised one.
     from fer_helpers.figures import confusion_figure_name
-    ev = json.loads((run / "results" / "evaluation.json").read_text())
     _, ctx = render_html(run, ReportMeta(), template="slides.html.j2")
     assert ctx["cm_figures"] == [confusion_figure_name(n, norm) for n in ev["protocols"] for norm in (False, True)]
     assert ctx["cm_primary"] == confusion_figure_name(ev["primary"], True)
