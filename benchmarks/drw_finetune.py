@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_helpers.artifacts import machine_info, now_iso
 from fer_helpers.evaluation import classification_metrics
 from fer_helpers.models import predict_proba, to_float32
 from fer_helpers.training import set_seeds
@@ -87,15 +86,9 @@ def main(argv=None) -> dict:
         seconds[f"drw q={q:g}"] = round(time.perf_counter() - t, 1)
         candidates[f"drw q={q:g}"] = scores_of(tuned, labelled, classes)
 
-    chosen, lines = hr.choose({name: s["val"] for name, s in candidates.items()})
-    result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name,
-              "epochs": args.epochs, "train_images": int(len(train)), "val_images": int(len(val)),
-              "precision": "float32", "chosen": chosen, "candidates": candidates,
-              "seconds": {"finetune": seconds, "total": round(time.perf_counter() - t0, 1)},
-              "machine": machine_info(), "time": now_iso()}
-    hr.publish(result, lines, args.out, args.rule, args.decisions, "drw_finetune.py", "drw_finetune",
-               f"post-hoc {args.epochs}-epoch fine-tune")
-    return result
+    details = {"epochs": args.epochs, "train_images": int(len(train)), "val_images": int(len(val)),
+               "precision": "float32", "seconds": {"finetune": seconds, "total": round(time.perf_counter() - t0, 1)}}
+    return hr.conclude(args, candidates, details, "drw_finetune", f"post-hoc {args.epochs}-epoch fine-tune")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,17 @@ def load_post_hoc_inputs(data_dir: str, seed: int, model_path: str):
     return data, labelled, load_model(model_path, n_classes=len(data.classes))
 
 
+def conclude(args, candidates: dict, details: dict, name: str, what: str) -> dict:
+    """Apply the rule to ``candidates`` (``{name: {"val": ..., <test sets>: ...}}``, ``"plain"`` among
+    them) and publish the verdict: the results file (``details`` joined in), the rule's appended
+    decision, the decisions-table row; print it and return the results."""
+    chosen, lines = choose({n: c["val"] for n, c in candidates.items()})
+    result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name, **details,
+              "chosen": chosen, "candidates": candidates, "machine": machine_info(), "time": now_iso()}
+    publish(result, lines, args.out, args.rule, args.decisions, f"{name}.py", name, what)
+    return result
+
+
 def publish(result: dict, lines: list[str], out, rule, decisions, script: str, name: str, what: str) -> None:
     """Write the results file, append the verdict to the rule, record it in the decisions table, print."""
     write_json(out, result)
@@ -216,16 +227,10 @@ def main(argv=None) -> dict:
 
     scores = {name: {split: summary(classification_metrics(y, softmax(f @ w + b), classes))
                      for split, (f, y) in feats.items()} for name, (w, b) in heads.items()}
-    chosen, lines = choose({name: s["val"] for name, s in scores.items()})
-    result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name,
-              "features": {"layer": "gap", "train_images": int(len(train)), "train_rows_with_mirrors": int(len(f_train)),
-                           "val_images": int(len(val)), "head_agreement_with_model": agreement},
-              "chosen": chosen, "candidates": scores,
-              "seconds": {"features": round(t_features, 1), "total": round(time.perf_counter() - t0, 1)},
-              "machine": machine_info(), "time": now_iso()}
-    publish(result, lines, args.out, args.rule, args.decisions, "head_rebalance.py", "head_rebalance",
-            "post-hoc head only")
-    return result
+    features = {"layer": "gap", "train_images": int(len(train)), "train_rows_with_mirrors": int(len(f_train)),
+                "val_images": int(len(val)), "head_agreement_with_model": agreement}
+    seconds = {"features": round(t_features, 1), "total": round(time.perf_counter() - t0, 1)}
+    return conclude(args, scores, {"features": features, "seconds": seconds}, "head_rebalance", "post-hoc head only")
 
 
 if __name__ == "__main__":

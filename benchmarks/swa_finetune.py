@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_helpers.artifacts import machine_info, now_iso
 from fer_helpers.models import to_float32
 from fer_helpers.preprocessing import oversample_indices
 
@@ -132,16 +131,10 @@ def main(argv=None) -> dict:
         candidates[f"swa lr={lr:g}"] = drw.scores_of(averaged, labelled, classes)
         controls[f"last epoch lr={lr:g}"] = drw.scores_of(last, labelled, classes)
 
-    chosen, lines = hr.choose({name: s["val"] for name, s in candidates.items()})
-    result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name,
-              "epochs": args.epochs, "train_images": int(len(train)), "stream_images": int(len(stream)),
-              "val_images": int(len(val)), "precision": "float32", "chosen": chosen,
-              "candidates": candidates, "controls": controls,
-              "seconds": {"finetune": seconds, "total": round(time.perf_counter() - t0, 1)},
-              "machine": machine_info(), "time": now_iso()}
-    hr.publish(result, lines, args.out, args.rule, args.decisions, "swa_finetune.py", "swa_finetune",
-               f"post-hoc {args.epochs}-epoch weight averaging")
-    return result
+    details = {"epochs": args.epochs, "train_images": int(len(train)), "stream_images": int(len(stream)),
+               "val_images": int(len(val)), "precision": "float32", "controls": controls,
+               "seconds": {"finetune": seconds, "total": round(time.perf_counter() - t0, 1)}}
+    return hr.conclude(args, candidates, details, "swa_finetune", f"post-hoc {args.epochs}-epoch weight averaging")
 
 
 if __name__ == "__main__":
