@@ -221,10 +221,12 @@ def findings(ctx: dict, language: str = "tr") -> dict:
         if seed:
             out["vs_study"] = seed["plain"]["accuracy"] - LITERATURE[0]["accuracy"]
         # Each published result on a protocol this run evaluated, against this model on the same images.
-        out["vs_literature"] = [{"work": r["work"], "protocol": r["protocol"], "theirs": r["accuracy"],
-                                 "ours": ev["protocols"][r["protocol"]]["plain"]["accuracy"],
-                                 "diff": ev["protocols"][r["protocol"]]["plain"]["accuracy"] - r["accuracy"]}
-                                for r in LITERATURE if r["protocol"] in ev["protocols"]]
+        out["vs_literature"] = []
+        for r in LITERATURE:
+            if r["protocol"] in ev["protocols"]:
+                ours = ev["protocols"][r["protocol"]]["plain"]["accuracy"]
+                out["vs_literature"].append({"work": r["work"], "protocol": r["protocol"], "theirs": r["accuracy"],
+                                             "ours": ours, "diff": ours - r["accuracy"]})
     err = ctx.get("errors")
     if err and err.get("top_confused_pairs"):
         p = err["top_confused_pairs"][0]
@@ -302,15 +304,19 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
         others = [read_json(p, "seed summary") for p in compare if p and Path(p).is_file()]
         ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)   # alone: one unlabelled group
     evaluation = ctx.get("evaluation") or {}
-    protocols = evaluation.get("protocols", {})
-    captions = {**FIGURE_CAPTIONS, **confusion_captions(protocols)}
+    cm_captions = confusion_captions(evaluation.get("protocols", {}))     # in the evaluation's protocol order
+    captions = {**FIGURE_CAPTIONS, **cm_captions}
     # The slides have room for one confusion matrix: the primary protocol's, row-normalised.
     primary_cm = confusion_figure_name(evaluation["primary"], True) if "primary" in evaluation else None
+    # A run that evaluated a given model trained nothing: its training section describes the
+    # model's own committed training run when there is one (release.record_pretrained_model).
+    training = ctx.get("training") or {}
+    ctx["trained"] = training if training.get("params") else training.get("source_training")
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
                fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},
                f=findings(ctx, meta.language), lang=meta.language,
-               cm_figures=[k for k in confusion_captions(protocols) if k in figs],   # evaluation's protocol order
+               cm_figures=[k for k in cm_captions if k in figs],
                cm_primary=primary_cm if primary_cm in figs else None,
                generated=_dt.datetime.now().strftime("%d.%m.%Y %H:%M"))
     html = _env().get_template(template).render(**ctx)
