@@ -46,8 +46,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes) -> di
     return {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        # float32 softmax rows sum to 1 only within rounding; renormalise for sklearn.
-        "loss": float(log_loss(y_true, _normalised(probs), labels=labels)),
+            "loss": negative_log_likelihood(y_true, probs),
         "macro_f1": float(report["macro avg"]["f1-score"]),
         "weighted_f1": float(report["weighted avg"]["f1-score"]),
         "macro_precision": float(report["macro avg"]["precision"]),
@@ -139,9 +138,11 @@ def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def negative_log_likelihood(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """Mean ``-log p(true class)``: the quantity temperature scaling minimises."""
-    p = np.asarray(probs, dtype=np.float64)[np.arange(len(y_true)), np.asarray(y_true)]
-    return float(-np.log(np.clip(p, 1e-12, None)).mean())
+    """Mean ``-log p(true class)`` (sklearn's log loss): the metrics' "loss", and the quantity
+    temperature scaling minimises."""
+    probs = np.asarray(probs, dtype=np.float64)
+    # float32 softmax rows sum to 1 only within rounding; renormalise for sklearn.
+    return float(log_loss(y_true, _normalised(probs), labels=list(range(probs.shape[1]))))
 
 
 def fit_temperature(val_probs: np.ndarray, val_labels: np.ndarray, bounds=(0.05, 20.0)) -> dict:
@@ -157,9 +158,11 @@ def fit_temperature(val_probs: np.ndarray, val_labels: np.ndarray, bounds=(0.05,
 
     best = minimize_scalar(nll, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded")
     temperature = float(np.exp(best.x))
-    return {"temperature": temperature, "val_nll_before": nll(0.0), "val_nll_after": nll(best.x),
+    scaled = temperature_scale(val_probs, temperature)
+    return {"temperature": temperature, "val_nll_before": negative_log_likelihood(val_labels, val_probs),
+            "val_nll_after": negative_log_likelihood(val_labels, scaled),
             "val_ece_before": expected_calibration_error(val_labels, val_probs)["ece"],
-            "val_ece_after": expected_calibration_error(val_labels, temperature_scale(val_probs, temperature))["ece"]}
+            "val_ece_after": expected_calibration_error(val_labels, scaled)["ece"]}
 
 
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict:
@@ -246,7 +249,7 @@ def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -
     and every protocol is also reported with it (``prior_adjusted``, separate
     from the plain number, like flip-TTA), and so is a temperature
     (``fit_temperature``; each protocol's ECE and NLL after scaling under
-    ``temperature_scaled``). Writes ``results/evaluation.json``
+    ``temperature_scaled``, beside the plain ``calibration.ece`` and ``loss``). Writes ``results/evaluation.json``
     and ``results/predictions.npz``.
     """
     from pathlib import Path
@@ -287,8 +290,7 @@ def evaluate_run(run_dir, tta: bool = True, n_boot: int = 1000, seed: int = 0) -
         if scaling is not None:       # calibration only: the arg-max, hence accuracy, is unchanged
             scaled = temperature_scale(probs, scaling["temperature"])
             entry["temperature_scaled"] = {"ece": expected_calibration_error(subset.labels, scaled)["ece"],
-                                           "nll": negative_log_likelihood(subset.labels, scaled),
-                                           "nll_before": negative_log_likelihood(subset.labels, probs)}
+                                           "nll": negative_log_likelihood(subset.labels, scaled)}
         arrays.update({f"{name}__probs": probs, f"{name}__labels": subset.labels,
                        f"{name}__names": subset.names})
         if compare is not None:

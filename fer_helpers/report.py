@@ -294,6 +294,8 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["ablation"] = _csv_records(meta.ablation_csv)
     ctx["validation_rows"] = _csv_records(meta.validation_csv)
     ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv)
+    # The search's best validation result (limitations and future work both cite it).
+    ctx["gpu_best"] = max(ctx["gpu_rows"], key=lambda r: r["val_accuracy"]) if ctx["gpu_rows"] else None
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["cpu_budgets"] = [{**b, "native_bf16": native_bfloat16(b["machine"])}
                           for b in (read_json(p, "budget check") for p in meta.budget_jsons if p and Path(p).is_file())]
