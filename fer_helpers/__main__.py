@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,7 +93,17 @@ def cmd_export(args) -> int:
     from .artifacts import write_json
     from .export import export_all
 
-    summary = export_all(_model(args.model), args.out, formats=args.formats.split(","))
+    formats = args.formats.split(",")
+    calibration = None
+    if "onnx_int8" in formats:
+        if not args.calibration_data:
+            raise ValueError("onnx_int8 calibrates its int8 ranges on training images: pass --calibration-data "
+                             "DIR (or set FER_DATA_DIR), or leave onnx_int8 out of --formats")
+        from .data import load_dataset
+        from .export import calibration_sample
+
+        calibration = calibration_sample(load_dataset(args.calibration_data).get_split("train").images)
+    summary = export_all(_model(args.model), args.out, formats=formats, calibration_images=calibration)
     write_json(Path(args.out) / "export_summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0
@@ -131,10 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-figures", action="store_true")
     e.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
     e.set_defaults(func=cmd_evaluate)
-    x = sub.add_parser("export", help="export to TFLite (float, int8) and ONNX with a parity check")
+    x = sub.add_parser("export", help="export to TFLite (float, int8) and ONNX (float, int8) with a parity check")
     x.add_argument("--model")
     x.add_argument("--out", default="runs/export")
-    x.add_argument("--formats", default="tflite,tflite_int8,onnx")
+    x.add_argument("--formats", default="tflite,tflite_int8,onnx",
+                   help="comma-separated, from tflite, tflite_int8, onnx, onnx_int8")
+    x.add_argument("--calibration-data", default=os.environ.get("FER_DATA_DIR"),
+                   help="data set whose training split (512 random images) calibrates onnx_int8 "
+                        "(default $FER_DATA_DIR)")
     x.set_defaults(func=cmd_export)
     return ap
 

@@ -46,7 +46,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes) -> di
     return {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-            "loss": negative_log_likelihood(y_true, probs),
+        "loss": negative_log_likelihood(y_true, probs),
         "macro_f1": float(report["macro avg"]["f1-score"]),
         "weighted_f1": float(report["weighted avg"]["f1-score"]),
         "macro_precision": float(report["macro avg"]["precision"]),

@@ -212,8 +212,55 @@ def describe_model(model, name: str | None = None) -> dict:
     return {"model": name or model.name, "n_params": count_params(model), "layers": model_table(model)}
 
 
+class OnnxModel:
+    """An exported ONNX graph (``fer_helpers.export``) behind the part of the Keras model
+    interface that prediction uses: ``predict``, ``input_shape``, ``output_shape``, ``name``.
+
+    So ``load_model`` + ``predict_proba`` (and the ``predict``/``evaluate`` commands) run an
+    ONNX file, e.g. the statically quantised int8 export, which is several times faster than
+    Keras on a CPU without AMX. It has no layers: no augmentation to strip, nothing to
+    explain with Grad-CAM. ``threads`` sets ONNX Runtime's intra-op threads (None: its default).
+    """
+
+    layers = ()
+
+    def __init__(self, path, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime reports bad files as several exception types
+            raise ModelError(f"{self.path}: cannot load ONNX model ({exc})") from exc
+        self.name = self.path.stem
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name = inp.name
+        # Dynamic dimensions come back as names (e.g. "N"); Keras says None.
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
+        self.output_shape = tuple(d if isinstance(d, int) else None for d in out.shape)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        batches = [self.session.run(None, {self.input_name: x[i:i + batch_size]})[0]
+                   for i in range(0, len(x), batch_size)]
+        return np.concatenate(batches) if batches else np.zeros((0, self.output_shape[-1]), np.float32)
+
+
+def _check_shapes(model, path: Path, n_classes: int | None):
+    if tuple(model.input_shape[1:]) != INPUT_SHAPE:
+        raise ModelError(f"{path}: model expects input {model.input_shape[1:]}, not 48×48×1")
+    if n_classes is not None and model.output_shape[-1] != n_classes:
+        raise ModelError(f"{path}: model has {model.output_shape[-1]} outputs but the data has "
+                         f"{n_classes} classes")
+    return model
+
+
 def load_model(path, n_classes: int | None = None):
-    """Load a ``.keras`` model in Keras safe mode (no code from the file is executed).
+    """Load a ``.keras`` model in Keras safe mode (no code from the file is executed),
+    or an ``.onnx`` export as an ``OnnxModel``.
 
     Raises ModelError naming the file when it is missing, truncated, contains
     unsafe layers (e.g. ``Lambda``), or does not take 48×48×1 inputs or give
@@ -224,6 +271,8 @@ def load_model(path, n_classes: int | None = None):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
+    if path.suffix.lower() == ".onnx":
+        return _check_shapes(OnnxModel(path), path, n_classes)
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a valid .keras archive (truncated or wrong format)")
     try:
@@ -235,12 +284,7 @@ def load_model(path, n_classes: int | None = None):
         raise ModelError(f"{path}: cannot load model ({exc})") from exc
     except Exception as exc:  # zip/HDF5 errors of a damaged file come in many types
         raise ModelError(f"{path}: cannot load model, the file looks damaged ({exc})") from exc
-    if tuple(model.input_shape[1:]) != INPUT_SHAPE:
-        raise ModelError(f"{path}: model expects input {model.input_shape[1:]}, not 48×48×1")
-    if n_classes is not None and model.output_shape[-1] != n_classes:
-        raise ModelError(f"{path}: model has {model.output_shape[-1]} outputs but the data has "
-                         f"{n_classes} classes")
-    return model
+    return _check_shapes(model, path, n_classes)
 
 
 #: Inference copies without augmentation layers, memoised per model object (weakly held).

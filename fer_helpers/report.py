@@ -111,6 +111,7 @@ class ReportMeta:
     gpu_search_csv: str = ""      # optional results/gpu_search.csv (wider search on a lent GPU, validation only)
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
     budget_jsons: tuple = ()      # optional benchmarks/budget_check.py results (the recipe's time on other CPUs)
+    export_jsons: tuple = ()      # optional benchmarks/export_benchmark.py results (deployment formats' speed and accuracy)
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -275,6 +276,20 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
                for p, g in zip(params[1:], others)])
 
 
+#: Deployment formats of ``benchmarks/export_benchmark.py``, in the order the report lists them.
+EXPORT_FORMATS = {"keras": "Keras (kaydedilen model)", "keras_float32": "Keras float32 kopyası", "tflite": "TFLite",
+                  "tflite_int8": "TFLite dinamik int8", "onnx": "ONNX", "onnx_int8": "ONNX statik int8"}
+
+
+def export_summary(benchmark: dict) -> dict:
+    """An export benchmark as the report words it: the CPU, each measured format's throughput
+    and size, and (when measured) each protocol's accuracy for the saved model and the int8 graph."""
+    return {"machine": benchmark.get("machine", {}),
+            "native_bf16": native_bfloat16(benchmark.get("machine", {})),
+            "formats": [{"label": label, **benchmark[key]} for key, label in EXPORT_FORMATS.items() if key in benchmark],
+            "protocols": benchmark.get("protocols", {}), "calibration": benchmark.get("calibration")}
+
+
 def _csv_records(path: str) -> list[dict] | None:
     """Rows of an optional results table (empty cells as ""), or None when it is not given or absent."""
     if not path or not Path(path).is_file():
@@ -299,6 +314,8 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["cpu_budgets"] = [{**b, "native_bf16": native_bfloat16(b["machine"])}
                           for b in (read_json(p, "budget check") for p in meta.budget_jsons if p and Path(p).is_file())]
+    ctx["exports"] = [export_summary(read_json(p, "export benchmark"))
+                      for p in meta.export_jsons if p and Path(p).is_file()]
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

@@ -82,3 +82,42 @@ def test_inference_benchmark_will_not_write_a_float32_number_into_the_card(tmp_p
     with pytest.raises(SystemExit):
         ib.main(["--model", str(tmp_path / "m.keras"), "--float32", "--card"])
     assert "without --float32" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_benchmark_scores_every_format_on_the_held_out_split(tmp_path):
+    import keras
+
+    from fer_helpers.export import FORMATS
+
+    eb = load_benchmark("export_benchmark")
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "m.keras"
+    fh.build_model("baseline").save(path)
+    out = tmp_path / "export.json"
+    result = eb.main(["--model", str(path), "--data", "demo", "--n-images", "64", "--n-calibration", "64",
+                      "--out", str(out)])
+    assert json.loads(out.read_text())["onnx_int8"]["size_mb"] == pytest.approx(result["onnx_int8"]["size_mb"])
+    assert all(result[f]["images_per_second"] > 0 for f in ("keras", "keras_float32", *FORMATS))
+    assert result["calibration"] == {"images": 64, "split": "train", "seed": 0}
+    test = result["protocols"]["test"]                         # the demo layout's own test split
+    data = fh.load_dataset("demo").get_split("test")
+    expected = float((fh.predict_proba(fh.load_model(path), data.images).argmax(1) == data.labels).mean())
+    assert test["n"] == len(data.labels) and test["keras"]["accuracy"] == pytest.approx(expected)
+    assert test["keras"]["top1_agreement"] == 1.0
+    # A float32 model: its float exports make the same calls on real faces.
+    assert test["onnx"]["top1_agreement"] == test["tflite"]["top1_agreement"] == 1.0
+    assert set(test["onnx_int8"]) == {"accuracy", "macro_f1", "recall_Contempt", "recall_Disgust", "top1_agreement"}
+
+
+def test_export_benchmark_without_data_leaves_out_the_calibrated_int8_export(tmp_path, monkeypatch):
+    eb = load_benchmark("export_benchmark")
+    monkeypatch.setattr(eb, "images_per_second", lambda predict, images: 1.0)
+    monkeypatch.setattr(eb, "load_model", lambda path: "model")
+    monkeypatch.setattr(eb, "to_float32", lambda model: model)
+    seen = {}
+    monkeypatch.setattr(eb, "export_all",
+                        lambda model, out, formats, calibration_images: seen.update(f=formats, c=calibration_images) or {})
+    (tmp_path / "m.keras").write_bytes(b"x")
+    result = eb.main(["--model", str(tmp_path / "m.keras"), "--data", "", "--out", str(tmp_path / "o.json")])
+    assert "onnx_int8" not in seen["f"] and seen["c"] is None and "protocols" not in result

@@ -162,3 +162,86 @@ def test_a_mixed_precision_model_exports_as_its_float32_copy(tmp_path):
     assert np.abs(exported - fh.predict_proba(to_float32(model), images)).max() < 1e-5
     # … and differs from the bfloat16 model by bfloat16 rounding only.
     assert summary["max_abs_diff"] < 0.02
+
+
+@pytest.fixture(scope="module")
+def onnx_exports(tmp_path_factory, model_file):
+    """The untrained model as float ONNX and as static int8 ONNX (calibrated on demo training images)."""
+    from fer_helpers.export import calibration_sample, export_all
+
+    images = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    train = fh.load_dataset("demo").get_split("train").images
+    summary = export_all(fh.load_model(model_file), tmp_path_factory.mktemp("onnx"), formats=("onnx", "onnx_int8"),
+                         check_images=images, calibration_images=calibration_sample(train, 128))
+    return summary, images
+
+
+def test_calibration_sample_is_a_fixed_subset_of_the_training_images():
+    from fer_helpers.export import calibration_sample
+
+    train = np.arange(10 * 48 * 48, dtype=np.int64).reshape(10, 48, 48)    # every image distinct
+    a, b = calibration_sample(train, 4), calibration_sample(train, 4)
+    assert np.array_equal(a, b) and len({int(x[0, 0]) for x in a}) == 4
+    assert len(calibration_sample(train, 512)) == 10                       # capped at what there is
+    with pytest.raises(ValueError, match="no training images"):
+        calibration_sample(train[:0])
+
+
+@pytest.mark.slow
+def test_static_int8_onnx_export_quantises_weights_and_activations(onnx_exports, model_file):
+    import onnx
+
+    summary, images = onnx_exports
+    assert summary["onnx"]["max_abs_diff"] < 1e-5 and summary["onnx"]["top1_agreement"] == 1.0
+    int8 = summary["onnx_int8"]
+    assert int8["size_mb"] < summary["onnx"]["size_mb"] / 2
+    graph = onnx.load(int8["path"]).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)
+    # As for int8 TFLite: on an untrained model's near-uniform outputs, every image whose top
+    # class changes must be a near-tie within the int8 error.
+    ref = fh.predict_proba(fh.load_model(model_file), images)
+    got = fh.predict_proba(fh.load_model(int8["path"]), images)
+    assert np.abs(got - ref).max() == pytest.approx(int8["max_abs_diff"], abs=1e-6)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    flipped = ref.argmax(1) != got.argmax(1)
+    assert np.all(top2[flipped, 1] - top2[flipped, 0] <= 2 * int8["max_abs_diff"])
+
+
+@pytest.mark.slow
+def test_an_onnx_export_loads_and_predicts_like_the_keras_model(onnx_exports, model_file, tmp_path):
+    from fer_helpers.models import OnnxModel
+
+    summary, images = onnx_exports
+    onnx_model = fh.load_model(summary["onnx"]["path"], n_classes=8)
+    assert isinstance(onnx_model, OnnxModel) and onnx_model.input_shape == (None, 48, 48, 1)
+    keras_model = fh.load_model(model_file)
+    for tta in (False, True):
+        assert np.abs(fh.predict_proba(onnx_model, images, flip_tta=tta)
+                      - fh.predict_proba(keras_model, images, flip_tta=tta)).max() < 1e-5
+    with pytest.raises(ModelError, match="7 classes"):
+        fh.load_model(summary["onnx"]["path"], n_classes=7)
+    # The command line takes it like a .keras file.
+    root = make_folders(tmp_path / "kaggle")
+    assert main(["evaluate", "--data", str(root), "--model", summary["onnx_int8"]["path"], "--out",
+                 str(tmp_path / "ev"), "--n-boot", "20", "--float32", "--no-figures"]) == 0
+    assert json.loads((tmp_path / "ev" / "evaluation_external.json").read_text())["n"] > 0
+
+
+def test_a_damaged_onnx_file_is_named_in_the_error(tmp_path):
+    bad = tmp_path / "kırık.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(ModelError, match="kırık.onnx: cannot load ONNX model"):
+        fh.load_model(bad)
+
+
+def test_int8_onnx_export_needs_training_images_to_calibrate(model_file, tmp_path, monkeypatch, capsys):
+    from fer_helpers.export import export_all
+
+    with pytest.raises(ValueError, match="calibration_images"):
+        export_all(fh.load_model(model_file), tmp_path, formats=("onnx_int8",))
+    monkeypatch.delenv("FER_DATA_DIR", raising=False)
+    assert main(["export", "--model", str(model_file), "--out", str(tmp_path / "x"), "--formats", "onnx_int8"]) == 1
+    assert "--calibration-data" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()          # nothing half-written

@@ -254,6 +254,31 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert "Xeon fast (2 çekirdek, bfloat16 donanımda var) üzerinde" in text and "bütçeye sığar." in text
     assert "budget_check.py" not in render_html(demo_run, ReportMeta())[0]
 
+    # Export benchmarks (benchmarks/export_benchmark.py) add each format's speed and, when
+    # measured, the int8 graph's accuracy beside the saved model's; an older file without
+    # protocol scores gives the speeds only.
+    machine = {"cpu_model": "Xeon slow", "cpu_count": 2, "cpu_flags": ["avx512_vnni"]}
+    full = {"keras": {"size_mb": 4.58, "images_per_second": 273.4}, "onnx_int8": {"size_mb": 1.16, "images_per_second": 2592.3},
+            "protocols": {"P-seed": {"keras": {"accuracy": 0.8223, "macro_f1": 0.6827},
+                                     "onnx_int8": {"accuracy": 0.8215, "macro_f1": 0.6797, "top1_agreement": 0.9917}}},
+            "calibration": {"images": 512, "split": "train", "seed": 0}, "machine": machine}
+    old_style = {"keras": {"size_mb": 4.58, "images_per_second": 2394.3}, "onnx": {"size_mb": 4.46, "images_per_second": 1494.3},
+                 "machine": {"cpu_count": 2}}
+    paths = []
+    for name, content in (("full", full), ("old", old_style)):
+        paths.append(tmp_path / f"export_{name}.json")
+        paths[-1].write_text(json.dumps(content))
+    text = " ".join(render_html(demo_run, ReportMeta(export_jsons=tuple(map(str, paths))))[0].split())
+    assert ("Dağıtım biçimlerinin hızı, Xeon slow (2 çekirdek, bfloat16 donanımda yok; "
+            "<code>benchmarks/export_benchmark.py</code>): Keras (kaydedilen model) 273 görüntü/s (4,58 MB), "
+            "ONNX statik int8 2.592 görüntü/s (1,16 MB).") in text
+    assert ("P-seed %82,23, statik int8 ONNX ile %82,15 (makro-F1 0,683 → 0,680, ilk-1 uyumu %99,2).") in text
+    assert "yalnızca 512 eğitim görüntüsüyle ayarlandı" in text
+    assert ("kaydı olmayan bir CPU (2 çekirdek, bfloat16 donanımda yok; <code>benchmarks/export_benchmark.py</code>): "
+            "Keras (kaydedilen model) 2.394 görüntü/s (4,58 MB), ONNX 1.494 görüntü/s (4,46 MB). </li>") in text
+    assert text.count("Aynı modelin doğruluğu") == 1
+    assert "export_benchmark.py" not in render_html(demo_run, ReportMeta())[0]
+
 
 def test_seed_groups_are_labelled_by_their_differences():
     from fer_helpers.report import seed_groups
