@@ -17,6 +17,7 @@ import numpy as np
 from .artifacts import native_bfloat16, now_iso, read_json, write_json
 from .labels import CLASSES
 from .models import count_params, load_model, model_precision, predict_proba, to_float32
+from .training import effective_params
 
 
 def check_batch(n: int = 32, seed: int = 2024) -> np.ndarray:
@@ -43,9 +44,10 @@ def summarize_seeds(run_dirs) -> dict:
 
     Reads each run's ``training.json`` and ``evaluation.json`` and, for every
     protocol, aggregates accuracy, macro-F1, flip-TTA accuracy and per-class
-    recall (sample standard deviation, ddof=1). Raises ValueError when the runs'
-    parameters differ in anything but the seed, since then the spread would not
-    measure seed variance.
+    recall (sample standard deviation, ddof=1), and stores the runs' shared settings
+    completed with their defaults (``training.effective_params``). Raises ValueError
+    when the runs' parameters differ in anything but the seed, since then the spread
+    would not measure seed variance.
     """
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:
@@ -78,7 +80,9 @@ def summarize_seeds(run_dirs) -> dict:
                                        "macro_f1": stats([a["macro_f1"] for a in adj])}
         protocols[name] = entry
     return {"runs": [r.name for r in run_dirs], "seeds": [t["params"]["seed"] for t in trainings],
-            "params": settings[0],
+            # Completed with the defaults a setting's absence meant, so readers (the report)
+            # compare summaries of different ages without importing the training code.
+            "params": {k: v for k, v in effective_params(settings[0]).items() if k != "seed"},
             "val_accuracy": stats([t["best_val_accuracy"] for t in trainings]),
             "wall_time_min": stats([t["wall_time_s"] / 60 for t in trainings]),
             "cpus_usable": [t["machine"].get("cpus_usable") for t in trainings],

@@ -5,10 +5,8 @@
 formulas as inline SVG from matplotlib's mathtext, no script, no CDN) and
 ``rapor.pdf`` (WeasyPrint: A4, title page, contents with page numbers,
 numbered sections, figures and tables). ``build_slides`` does the same for a
-16:9 deck. Nothing here runs training code (``seed_groups`` only reads
-``training.recorded_params``'s defaults, for runs recorded before a setting
-existed); a missing artifact becomes a visible "section missing" note, never a
-crash or a silent gap.
+16:9 deck. Nothing here imports training code; a missing artifact becomes a
+visible "section missing" note, never a crash or a silent gap.
 """
 from __future__ import annotations
 
@@ -253,13 +251,8 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     comparison names only the settings where it differs from the final configuration, so a
     one-lever candidate reads as that lever (e.g. ``weight_decay=0.05``).
     """
-    from .models import default_augmentation
-    from .training import recorded_params
-
-    # Settings a run predates get the defaults it trained with; an unset augmentation means
-    # the model's default: name it, so labels compare like with like.
-    params = [recorded_params(g.get("params", {})) for g in (final, *others)]
-    params = [{**p, "augmentation": p["augmentation"] or default_augmentation(p["model_name"])} for p in params]
+    # Summaries store their settings completed with defaults (release.summarize_seeds).
+    params = [g.get("params", {}) for g in (final, *others)]
     keys = sorted({k for p in params for k in p} - {"seed"})
 
     def differs(p: dict) -> list[str]:

@@ -122,6 +122,15 @@ def recorded_params(params: dict) -> dict:
     return {**dataclasses.asdict(TrainConfig()), **params}
 
 
+def effective_params(params: dict) -> dict:
+    """``recorded_params`` with an unset augmentation named as the model's default, so two
+    runs' settings compare like with like (e.g. ``None`` on a VGG is ``"strong"``)."""
+    from .models import default_augmentation
+
+    full = recorded_params(params)
+    return {**full, "augmentation": full["augmentation"] or default_augmentation(full["model_name"])}
+
+
 def make_loss(config: TrainConfig):
     """Keras loss for the config: categorical cross-entropy or focal loss (alpha = 1)."""
     import keras

@@ -37,6 +37,17 @@ def test_summarize_seeds_matches_numpy(tmp_path):
     assert "seed" not in s["params"] and s["cpus_usable"] == [1, 1, 1]
 
 
+def test_seed_summaries_store_the_settings_the_runs_trained_with(tmp_path):
+    """Settings a run predates are stored as the defaults it trained with, so the report
+    compares summaries of different ages without the training code."""
+    runs = [_fake_run(tmp_path, f"s{i}", i, 0.8, [0.5, 0.3, 0.4], 0.79) for i in range(2)]
+    params = summarize_seeds(runs)["params"]
+    # Recorded before 'precision' existed: trained in float32; no augmentation set: the
+    # model's default (strong for VGGs).
+    assert params["precision"] == "float32" and params["augmentation"] == "strong"
+    assert params["learning_rate"] == 0.002 and params["model_name"] == "vgg_fast" and "seed" not in params
+
+
 def test_summarize_seeds_refuses_runs_that_differ_in_more_than_the_seed(tmp_path):
     a = _fake_run(tmp_path, "a", 1, 0.8, [0.5, 0.3, 0.4], 0.79)
     b = _fake_run(tmp_path, "b", 2, 0.8, [0.5, 0.3, 0.4], 0.79, lr=0.001)

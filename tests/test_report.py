@@ -292,18 +292,16 @@ def test_seed_groups_are_labelled_by_their_differences():
     assert [g["label"] for g in seed_groups(a, a)] == ["son yapılandırma", "karşılaştırma"]
     # Three configurations: the final one names every setting that differs anywhere; each
     # comparison names only where it differs from the final one.
-    # An unset augmentation is the model's default (strong for VGGs).
-    unset = {"params": {"model_name": "vgg_fast", "augmentation": None}}
-    study = {"params": {"model_name": "vgg_fast", "augmentation": "study"}}
-    assert seed_groups(study, unset)[1]["label"] == "karşılaştırma (augmentation=strong)"
     c = {"params": {"augmentation": "study", "epochs": 30, "seed": 42}}
     assert [g["label"] for g in seed_groups(c, a, b)] == [
         "son yapılandırma (augmentation=study, epochs=30)", "karşılaştırma (epochs=20)",
         "karşılaştırma (augmentation=strong, epochs=20)"]
-    # A run recorded before 'precision' existed trained in float32, and is labelled so.
+    # Summaries of different ages compare by their stored settings, completed with the
+    # defaults a run predates (release.summarize_seeds; tested in test_release).
     bf16 = {"params": {"augmentation": "study", "epochs": 20, "precision": "mixed_bfloat16"}}
-    assert [g["label"] for g in seed_groups(bf16, a)] == ["son yapılandırma (precision=mixed_bfloat16)",
-                                                          "karşılaştırma (precision=float32)"]
+    f32 = {"params": {"augmentation": "study", "epochs": 20, "precision": "float32"}}
+    assert [g["label"] for g in seed_groups(bf16, f32)] == ["son yapılandırma (precision=mixed_bfloat16)",
+                                                            "karşılaştırma (precision=float32)"]
 
 
 def test_results_tables_read_blank_cells_as_empty_text(tmp_path):
