@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import OnnxModel, strip_augmentation, to_float32
+from .models import OnnxModel, predict_proba, strip_augmentation, to_float32
 
 FORMATS = ("tflite", "tflite_int8", "onnx", "onnx_int8")
 
@@ -118,7 +118,7 @@ def tflite_runner(path):
 def onnx_runner(path):
     """``images -> probabilities`` through one ONNX Runtime session."""
     model = OnnxModel(path)
-    return lambda images: model.predict(np.asarray(images, dtype=np.float32).reshape(-1, 48, 48, 1))
+    return lambda images: predict_proba(model, images)
 
 
 def run_tflite(path, images: np.ndarray) -> np.ndarray:
@@ -145,8 +145,6 @@ def export_all(model, out_dir, formats=FORMATS, check_images: np.ndarray | None 
 
     ``onnx_int8`` needs ``calibration_images`` (training images; see ``export_onnx_int8``).
     """
-    from .models import predict_proba
-
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown export format {unknown[0]!r}; choose from {FORMATS}")

@@ -219,20 +219,17 @@ class OnnxModel:
     So ``load_model`` + ``predict_proba`` (and the ``predict``/``evaluate`` commands) run an
     ONNX file, e.g. the statically quantised int8 export, which is several times faster than
     Keras on a CPU without AMX. It has no layers: no augmentation to strip, nothing to
-    explain with Grad-CAM. ``threads`` sets ONNX Runtime's intra-op threads (None: its default).
+    explain with Grad-CAM.
     """
 
     layers = ()
 
-    def __init__(self, path, threads: int | None = None):
+    def __init__(self, path):
         import onnxruntime as ort
 
         self.path = Path(path)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime reports bad files as several exception types
             raise ModelError(f"{self.path}: cannot load ONNX model ({exc})") from exc
         self.name = self.path.stem
