@@ -54,7 +54,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-images", type=int, default=4096, help="random images for the throughput timing")
     ap.add_argument("--n-calibration", type=int, default=512)
     ap.add_argument("--out", default=None, help="JSON to write (default results/benchmarks/export_<stem>.json)")
+    ap.add_argument("--card", action="store_true", help="also record the int8 ONNX result in <model>.card.json/.md")
     args = ap.parse_args(argv)
+    if args.card and not args.data:
+        ap.error("--card records the int8 export's accuracy: give --data or set FER_DATA_DIR")
     model = load_model(args.model)
     images = np.random.default_rng(0).integers(0, 256, (args.n_images, 48, 48), dtype=np.uint8)
     float32 = to_float32(model)
@@ -81,6 +84,10 @@ def main(argv=None) -> dict:
             result["calibration"] = {"images": len(calibration), "split": "train", "seed": 0}
     result.update(machine=machine_info(), time=now_iso(), n_images=args.n_images)
     write_json(Path(args.out or ROOT / "results" / "benchmarks" / f"export_{Path(args.model).stem}.json"), result)
+    if args.card:
+        from fer_helpers.release import add_int8_export_to_card
+
+        add_int8_export_to_card(Path(args.model).parent, Path(args.model).stem, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     return result
 

@@ -262,6 +262,15 @@ def model_card_markdown(card: dict) -> str:
         inf = card["inference"]
         lines += ["", f"Inference: {inf['images_per_second']:,.0f} images/s through `predict_proba` "
                   f"(batch {inf['batch_size']}, {_cores(inf['machine'])}, {inf['time']})."]
+    if card.get("int8_onnx"):
+        q = card["int8_onnx"]
+        lines += ["", f"Static int8 ONNX export (`python -m fer_helpers export --formats onnx_int8 --calibration-data DIR`; "
+                  f"activation ranges from {q['calibration']['images']} training images): "
+                  f"{q['images_per_second']:,.0f} images/s, {q['size_mb']:.2f} MB ({_cores(q['machine'])}, {q['time']}); "
+                  + "; ".join(f"{p} accuracy {pct(m['int8']['accuracy'])}, macro-F1 {m['int8']['macro_f1']:.3f} "
+                              f"(this model {pct(m['model']['accuracy'])}, {m['model']['macro_f1']:.3f}; "
+                              f"top-1 agreement {pct(m['int8']['top1_agreement'])})"
+                              for p, m in q["protocols"].items()) + "."]
     lines += ["", "Reproduce: `fer_helpers.load_model` + `fer_helpers.predict_proba` on the protocol's images "
               "(see `tests/test_reference_model.py`)."]
     return "\n".join(lines) + "\n"
@@ -306,11 +315,31 @@ def verify_release(out_dir, name: str = "reference", float32: bool = False) -> f
     return float(np.abs(np.asarray(check[key]) - probs).max())
 
 
-def add_inference_to_card(out_dir, name: str, benchmark: dict) -> dict:
-    """Record a measured inference benchmark in the card (JSON and markdown)."""
+def _update_card(out_dir, name: str, key: str, value: dict) -> dict:
+    """Set one section of the card and rewrite both its JSON and its markdown."""
     out_dir = Path(out_dir)
     card = read_json(out_dir / f"{name}.card.json", "model card")
-    card["inference"] = {k: benchmark[k] for k in ("images_per_second", "batch_size", "n_images", "machine", "time")}
+    card[key] = value
     write_json(out_dir / f"{name}.card.json", card)
     (out_dir / f"{name}.md").write_text(model_card_markdown(card), encoding="utf-8")
     return card
+
+
+def add_inference_to_card(out_dir, name: str, benchmark: dict) -> dict:
+    """Record a measured inference benchmark in the card (JSON and markdown)."""
+    return _update_card(out_dir, name, "inference",
+                        {k: benchmark[k] for k in ("images_per_second", "batch_size", "n_images", "machine", "time")})
+
+
+def add_int8_export_to_card(out_dir, name: str, benchmark: dict) -> dict:
+    """Record the static int8 ONNX export of ``benchmarks/export_benchmark.py`` in the card:
+    its speed and size on the benchmark's CPU and, per protocol, its accuracy beside the model's."""
+    if "onnx_int8" not in benchmark or "protocols" not in benchmark:
+        raise ValueError("the export benchmark has no int8 ONNX accuracy: run it with --data (FER+ folder)")
+    keep = ("accuracy", "macro_f1", "top1_agreement")
+    return _update_card(out_dir, name, "int8_onnx", {
+        "images_per_second": benchmark["onnx_int8"]["images_per_second"],
+        "size_mb": benchmark["onnx_int8"]["size_mb"],
+        "protocols": {p: {"model": {k: v["keras"][k] for k in keep[:2]}, "int8": {k: v["onnx_int8"][k] for k in keep}}
+                      for p, v in benchmark["protocols"].items()},
+        "calibration": benchmark["calibration"], "machine": benchmark["machine"], "time": benchmark["time"]})

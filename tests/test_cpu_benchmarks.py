@@ -121,3 +121,11 @@ def test_export_benchmark_without_data_leaves_out_the_calibrated_int8_export(tmp
     (tmp_path / "m.keras").write_bytes(b"x")
     result = eb.main(["--model", str(tmp_path / "m.keras"), "--data", "", "--out", str(tmp_path / "o.json")])
     assert "onnx_int8" not in seen["f"] and seen["c"] is None and "protocols" not in result
+
+
+def test_export_benchmark_records_the_card_only_with_accuracy_to_record(tmp_path, monkeypatch, capsys):
+    eb = load_benchmark("export_benchmark")
+    monkeypatch.delenv("FER_DATA_DIR", raising=False)
+    with pytest.raises(SystemExit):
+        eb.main(["--model", str(tmp_path / "m.keras"), "--card"])
+    assert "--card records the int8 export's accuracy" in capsys.readouterr().err

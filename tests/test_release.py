@@ -150,3 +150,29 @@ def test_a_pretrained_model_without_a_committed_run_drops_a_stale_history(tmp_pa
     record = record_pretrained_model(model, {}, results)
     assert "source_run" not in record and "source_training" not in record
     assert not (results / "history.json").exists()
+
+
+def test_the_int8_export_is_recorded_in_the_card_beside_the_models_own_numbers(tmp_path):
+    from fer_helpers.release import add_int8_export_to_card
+
+    from conftest import ROOT
+
+    card = json.loads((ROOT / "models" / "reference.card.json").read_text())
+    card.pop("int8_onnx", None)
+    (tmp_path / "m.card.json").write_text(json.dumps(card))
+    scores = lambda a, f: {"accuracy": a, "macro_f1": f, "recall_Contempt": 0.2, "top1_agreement": 1.0}  # noqa: E731
+    bench = {"onnx_int8": {"images_per_second": 2539.9, "size_mb": 1.158},
+             "protocols": {"P-seed": {"n": 10, "keras": scores(0.8223, 0.6827),
+                                      "onnx_int8": {**scores(0.8215, 0.6797), "top1_agreement": 0.9917}}},
+             "calibration": {"images": 512, "split": "train", "seed": 0},
+             "machine": {"cpu_count": 2, "cpu_model": "Xeon", "cpu_flags": ["avx512_vnni"]}, "time": "t"}
+    add_int8_export_to_card(tmp_path, "m", bench)
+    stored = json.loads((tmp_path / "m.card.json").read_text())["int8_onnx"]
+    assert stored["protocols"]["P-seed"] == {"model": {"accuracy": 0.8223, "macro_f1": 0.6827},
+                                             "int8": {"accuracy": 0.8215, "macro_f1": 0.6797, "top1_agreement": 0.9917}}
+    md = (tmp_path / "m.md").read_text()
+    assert ("activation ranges from 512 training images): 2,540 images/s, 1.16 MB (2 CPU cores, Xeon, "
+            "native bfloat16: no, t); P-seed accuracy 82.15%, macro-F1 0.680 (this model 82.23%, 0.683; "
+            "top-1 agreement 99.17%).") in md
+    with pytest.raises(ValueError, match="run it with --data"):
+        add_int8_export_to_card(tmp_path, "m", {"onnx_int8": {}})
