@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from fer_helpers.release import model_card_markdown, summarize_seeds
 
 CLASSES = ["Anger", "Contempt", "Disgust"]
@@ -154,8 +155,6 @@ def test_a_pretrained_model_without_a_committed_run_drops_a_stale_history(tmp_pa
 
 def test_the_int8_export_is_recorded_in_the_card_beside_the_models_own_numbers(tmp_path):
     from fer_helpers.release import add_int8_export_to_card
-
-    from conftest import ROOT
 
     card = json.loads((ROOT / "models" / "reference.card.json").read_text())
     card.pop("int8_onnx", None)
