@@ -129,6 +129,18 @@ def check_parameters(params: dict, declared: dict[Path, dict]) -> None:
                            f"(as in {nb.name}: {default!r}), got {type(value).__name__} {value!r}")
 
 
+def check_pretrained_model(path: str) -> str:
+    """A given model as an absolute path (relative ones are read from where the command runs,
+    not from the notebooks' folder). It must be a ``.keras`` file that exists: the notebooks
+    describe, explain (Grad-CAM) and release Keras models. Checked before the run folder is touched."""
+    if Path(path).suffix.lower() != ".keras":
+        raise RunError(f"{path}: pretrained_model must be a .keras file; an exported .onnx or .tflite "
+                       "model serves the predict/evaluate commands, not the notebooks")
+    if not Path(path).is_file():
+        raise RunError(f"{path}: pretrained_model file not found")
+    return str(Path(path).resolve())
+
+
 def ensure_kernelspec(run_dir: Path) -> Path:
     """Write a kernelspec for *this* interpreter into the run folder and expose it."""
     kdir = run_dir / ".jupyter" / "kernels" / KERNEL_NAME
@@ -180,6 +192,8 @@ def run(spec: RunSpec, log=print) -> Path:
     declared = {nb: notebook_parameters(nb) for nb in discover_notebooks(spec.notebooks_dir)}
     params = dict(spec.params)
     check_parameters(params, declared)
+    if params.get("pretrained_model"):
+        params["pretrained_model"] = check_pretrained_model(params["pretrained_model"])
     try:
         params["data_dir"] = resolve_data_dir(params.get("data_dir"))
     except DataError as exc:

@@ -5,8 +5,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_helpers.runner import (PROJECT_ROOT, RunError, RunSpec, check_parameters, load_config,
-                                notebook_parameters, parse_overrides, run)
+from fer_helpers.runner import (PROJECT_ROOT, RunError, RunSpec, check_parameters, check_pretrained_model,
+                                load_config, notebook_parameters, parse_overrides, run)
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
@@ -71,6 +71,20 @@ def test_a_notebook_selection_accepts_parameters_of_other_notebooks(tmp_path):
     # epochs belongs to 03; running only 01 with the same config must not fail on it.
     run_dir = run(spec(tmp_path, notebooks=["01"], params={"data_dir": "demo", "epochs": 3}))
     assert (run_dir / "results" / "01_data_summary.json").is_file()
+
+
+def test_a_given_model_must_be_an_existing_keras_file(tmp_path, monkeypatch):
+    onnx = tmp_path / "m_int8.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(RunError, match=r"m_int8.onnx: pretrained_model must be a .keras file"):
+        run(spec(tmp_path, params={"pretrained_model": str(onnx)}, notebooks=["03"]))
+    with pytest.raises(RunError, match=r"none.keras: pretrained_model file not found"):
+        run(spec(tmp_path, params={"pretrained_model": str(tmp_path / "none.keras")}, notebooks=["03"]))
+    assert not (tmp_path / "runs").exists()          # refused before anything is written
+    # A relative path is read from where the command runs (the notebooks run in notebooks/).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.keras").write_bytes(b"x")
+    assert check_pretrained_model("m.keras") == str(tmp_path / "m.keras")
 
 
 def test_run_name_cannot_escape_the_runs_folder(tmp_path):
