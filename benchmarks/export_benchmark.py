@@ -20,7 +20,7 @@ import numpy as np
 from fer_helpers import load_model, predict_proba
 from fer_helpers.artifacts import machine_info, now_iso, write_json
 from fer_helpers.data import load_dataset
-from fer_helpers.evaluation import classification_metrics, protocol_masks
+from fer_helpers.evaluation import classification_metrics, per_class_recall, protocol_masks
 from fer_helpers.export import FORMATS, RUNNERS, calibration_sample, export_all
 from fer_helpers.models import images_per_second, to_float32
 
@@ -38,7 +38,7 @@ def protocol_scores(predictors: dict, protocols: dict, classes) -> dict:
         rows = {}
         for key, p in probs.items():
             m = classification_metrics(subset.labels, p, classes)
-            recall = {r["class"]: r["recall"] for r in m["per_class"]}
+            recall = per_class_recall(m)
             rows[key] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                          **{f"recall_{c}": recall[c] for c in RARE if c in recall},
                          "top1_agreement": float((p.argmax(1) == first).mean())}

@@ -375,7 +375,7 @@ def train_one(name: str, changes: dict, pack_dir: Path, out_json: Path, smoke: b
     """Train one configuration; rewrite ``out_json`` after every epoch (a stop keeps the epochs run)."""
     import torch
 
-    from fer_helpers.evaluation import classification_metrics
+    from fer_helpers.evaluation import classification_metrics, per_class_recall
     from fer_helpers.preprocessing import oversample_indices
 
     s = settings_of(changes)
@@ -459,7 +459,7 @@ def train_one(name: str, changes: dict, pack_dir: Path, out_json: Path, smoke: b
                "val_macro_f1": m["macro_f1"]}
         record["history"].append(row)
         summary = {"epoch": epoch, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
-                   "val_recall": {r["class"]: r["recall"] for r in m["per_class"]}}
+                   "val_recall": per_class_recall(m)}
         # The CPU runs' checkpoint rule: keep the epoch with the best validation accuracy.
         if record["best"] is None or m["accuracy"] > record["best"]["val_accuracy"]:
             record["best"] = summary

@@ -31,7 +31,7 @@ import numpy as np
 
 from fer_helpers.artifacts import machine_info, now_iso, write_json
 from fer_helpers.data import load_dataset
-from fer_helpers.evaluation import classification_metrics, protocol_masks
+from fer_helpers.evaluation import classification_metrics, per_class_recall, protocol_masks
 from fer_helpers.models import load_model, predict_proba
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,8 +190,7 @@ def publish(result: dict, lines: list[str], out, rule, decisions, script: str, n
 
 
 def summary(metrics: dict) -> dict:
-    recall = {r["class"]: r["recall"] for r in metrics["per_class"]}
-    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "recall": recall}
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "recall": per_class_recall(metrics)}
 
 
 def main(argv=None) -> dict:

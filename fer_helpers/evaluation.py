@@ -125,6 +125,11 @@ def choose_prior_tau(val_probs: np.ndarray, val_labels: np.ndarray, prior: np.nd
             "taus": [float(t) for t in taus], "val_macro_f1_curve": curve}
 
 
+def per_class_recall(metrics: dict) -> dict[str, float]:
+    """``{class: recall}`` from the per-class table of ``classification_metrics``."""
+    return {r["class"]: r["recall"] for r in metrics["per_class"]}
+
+
 def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities whose logits are divided by ``temperature`` (Guo et al., 2017), renormalised.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import native_bfloat16, now_iso, read_json, write_json
+from .evaluation import per_class_recall
 from .labels import CLASSES
 from .models import count_params, load_model, model_precision, predict_proba, to_float32
 from .training import effective_params
@@ -32,11 +33,6 @@ def check_batch(n: int = 32, seed: int = 2024) -> np.ndarray:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _recalls(metrics: dict) -> dict[str, float]:
-    """``{class: recall}`` from a metrics dict's per-class table."""
-    return {r["class"]: r["recall"] for r in metrics["per_class"]}
 
 
 def summarize_seeds(run_dirs) -> dict:
@@ -69,7 +65,7 @@ def summarize_seeds(run_dirs) -> dict:
         plain = [e["protocols"][name]["plain"] for e in evaluations]
         entry = {"accuracy": stats([m["accuracy"] for m in plain]),
                  "macro_f1": stats([m["macro_f1"] for m in plain]),
-                 "recall": {c: stats([_recalls(m)[c] for m in plain]) for c in _recalls(plain[0])}}
+                 "recall": {c: stats([per_class_recall(m)[c] for m in plain]) for c in per_class_recall(plain[0])}}
         if all("tta_flip" in e["protocols"][name] for e in evaluations):
             entry["tta_flip_accuracy"] = stats([e["protocols"][name]["tta_flip"]["accuracy"]
                                                 for e in evaluations])
@@ -120,14 +116,14 @@ def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> 
             "description": p["description"], "n": p["n"], "accuracy": m["accuracy"],
             "accuracy_ci95": m["ci"]["accuracy"], "macro_f1": m["macro_f1"], "macro_f1_ci95": m["ci"]["macro_f1"],
             "weighted_f1": m["weighted_f1"], "ece": m["calibration"]["ece"],
-            "recall": _recalls(m),
+            "recall": per_class_recall(m),
             "tta_flip_accuracy": p.get("tta_flip", {}).get("accuracy"),
             "contamination": p["contamination"]}
         if "prior_adjusted" in p:
             a = p["prior_adjusted"]
             protocols[pname]["prior_adjusted"] = {
                 "tau": a["tau"], "accuracy": a["accuracy"], "macro_f1": a["macro_f1"],
-                "recall": _recalls(a)}
+                "recall": per_class_recall(a)}
     card = {
         "name": name, "file": target.name, "sha256": _sha256(target),
         "size_mb": target.stat().st_size / 2**20, "n_params": count_params(reloaded),

@@ -283,6 +283,11 @@ def export_summary(benchmark: dict) -> dict:
             "protocols": benchmark.get("protocols", {}), "calibration": benchmark.get("calibration")}
 
 
+def _json_records(paths, what: str) -> list[dict]:
+    """The optional JSON files among ``paths`` that exist, read in order (absent ones are skipped)."""
+    return [read_json(p, what) for p in paths if p and Path(p).is_file()]
+
+
 def _csv_records(path: str) -> list[dict] | None:
     """Rows of an optional results table (empty cells as ""), or None when it is not given or absent."""
     if not path or not Path(path).is_file():
@@ -306,14 +311,13 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["gpu_best"] = max(ctx["gpu_rows"], key=lambda r: r["val_accuracy"]) if ctx["gpu_rows"] else None
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["cpu_budgets"] = [{**b, "native_bf16": native_bfloat16(b["machine"])}
-                          for b in (read_json(p, "budget check") for p in meta.budget_jsons if p and Path(p).is_file())]
-    ctx["exports"] = [export_summary(read_json(p, "export benchmark"))
-                      for p in meta.export_jsons if p and Path(p).is_file()]
+                          for b in _json_records(meta.budget_jsons, "budget check")]
+    ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")
         compare = [meta.seeds_compare] if isinstance(meta.seeds_compare, str) else meta.seeds_compare
-        others = [read_json(p, "seed summary") for p in compare if p and Path(p).is_file()]
+        others = _json_records(compare, "seed summary")
         ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)   # alone: one unlabelled group
     evaluation = ctx.get("evaluation") or {}
     cm_captions = confusion_captions(evaluation.get("protocols", {}))     # in the evaluation's protocol order

@@ -20,7 +20,7 @@ import pandas as pd
 from .artifacts import (atomic_write_bytes, data_fingerprint, git_commit, library_versions,
                         machine_info, now_iso, run_paths, write_json)
 from .data import Dataset
-from .models import MODEL_NAMES, PRECISIONS, build_model, count_params
+from .models import MODEL_NAMES, PRECISIONS, build_model, count_params, default_augmentation
 from .preprocessing import (IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices,
                             training_targets)
 
@@ -125,8 +125,6 @@ def recorded_params(params: dict) -> dict:
 def effective_params(params: dict) -> dict:
     """``recorded_params`` with an unset augmentation named as the model's default, so two
     runs' settings compare like with like (e.g. ``None`` on a VGG is ``"strong"``)."""
-    from .models import default_augmentation
-
     full = recorded_params(params)
     return {**full, "augmentation": full["augmentation"] or default_augmentation(full["model_name"])}
 
