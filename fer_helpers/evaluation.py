@@ -18,6 +18,16 @@ PROTOCOLS = {
     "P-seed": "plurality labels on FER2013Valid + FER2013Test (the starting study's protocol)",
     "P-FER+": "majority labels on FER2013Test (the FER+ paper's protocol)",
 }
+#: The protocols in Turkish, for the notebooks' and the report's prose (the JSON keeps ``PROTOCOLS``);
+#: "test" is the own test split of a layout without the FER+ protocols.
+PROTOCOLS_TR = {
+    "P-seed": "FER2013Valid + FER2013Test üzerinde çoğulluk (plurality) etiketleri (başlangıç çalışmasının protokolü)",
+    "P-FER+": "FER2013Test üzerinde çoğunluk (majority) etiketleri (FER+ makalesinin protokolü)",
+    "test": "veri düzeninin kendi test bölümü",
+}
+#: ``contamination_note`` in Turkish.
+CONTAMINATION_TR = ("FER2013Valid doğrulama bölümü olarak kullanıldı (model seçimi, erken durdurma); bu yüzden "
+                    "P-seed doğrulama görüntüleri içerir ve temiz bir test sayısı değildir.")
 #: The vote rule behind each protocol's labels (other test sets use the run's label mode).
 PROTOCOL_LABEL_MODES = {"P-seed": "plurality", "P-FER+": "majority"}
 
@@ -62,7 +72,12 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes) -> di
 
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000, seed: int = 0,
                  level: float = 0.95) -> dict:
-    """Percentile bootstrap CIs of accuracy and macro-F1 (images resampled with replacement)."""
+    """Percentile bootstrap CIs of accuracy and macro-F1 (images resampled with replacement).
+
+    ``seed`` seeds the resampling only. Every entry point (notebook 04, the ``evaluate`` command,
+    the benchmarks that write model cards) keeps the default, so the same predictions give the
+    same interval wherever they are scored, whatever seed the model was trained with.
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     rng = np.random.default_rng(seed)
     n = len(y_true)

@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .artifacts import ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
+from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR
 from .figures import confusion_figure_name
 from .labels import DISPLAY_NAMES
 
@@ -120,8 +121,8 @@ def fmt_pct(x, digits: int = 2) -> str:
 
 
 def fmt_num(x, digits: int = 3) -> str:
-    """0.4213 → "0,421"."""
-    return "–" if x is None else f"{x:.{digits}f}".replace(".", ",")
+    """0.4213 → "0,421"; 2955.63 with ``digits=1`` → "2.955,6" (Turkish: decimal comma, dotted thousands)."""
+    return "–" if x is None else f"{x:,.{digits}f}".translate(str.maketrans(",.", ".,"))
 
 
 def fmt_p(x) -> str:
@@ -329,6 +330,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     training = ctx.get("training") or {}
     ctx["trained"] = training if training.get("params") else training.get("source_training")
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
+               protocol_notes=PROTOCOLS_TR, contamination_note=CONTAMINATION_TR,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
                fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},
                f=findings(ctx, meta.language), lang=meta.language,

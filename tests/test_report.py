@@ -97,6 +97,30 @@ def test_failing_pdf_keeps_previous_pdf(demo_run, tmp_path, monkeypatch):
 
 def test_turkish_number_formats():
     assert fmt_pct(0.71834) == "%71,83" and fmt_num(0.4213) == "0,421"
+    # Thousands take dots and decimals a comma, as in "2.955,6 s" of training time.
+    assert fmt_num(2955.63, 1) == "2.955,6" and fmt_num(-10.4, 2) == "-10,40" and fmt_num(434.4, 0) == "434"
+
+
+@pytest.mark.slow
+def test_protocols_are_described_in_turkish(demo_run, tmp_path):
+    """The evaluation JSON keeps English descriptions; the Turkish report words them in Turkish."""
+    from fer_helpers.evaluation import CONTAMINATION_TR, PROTOCOLS, PROTOCOLS_TR
+    from fer_helpers.report import ReportMeta, render_html
+
+    run = tmp_path / "ferplus_like"
+    shutil.copytree(demo_run, run)
+    path = run / "results" / "evaluation.json"
+    ev = json.loads(path.read_text())
+    entry = ev["protocols"].pop("test")
+    english = "FER2013Valid served as the validation split"
+    ev["protocols"]["P-seed"] = {**entry, "description": PROTOCOLS["P-seed"], "contamination": english + " ..."}
+    ev["protocols"]["P-FER+"] = {**entry, "description": PROTOCOLS["P-FER+"], "contamination": None}
+    ev["primary"] = "P-seed"
+    path.write_text(json.dumps(ev))
+    text = " ".join(render_html(run, ReportMeta())[0].split())
+    assert f"P-seed: {PROTOCOLS_TR['P-seed']}. P-FER+: {PROTOCOLS_TR['P-FER+']}." in text
+    assert f"P-seed: {CONTAMINATION_TR}" in text
+    assert PROTOCOLS["P-seed"] not in text and english not in text
 
 
 KILL_SCRIPT = """
@@ -337,6 +361,7 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     assert "Eğitim atlandı: hazır model değerlendirildi (<code>reference.keras</code>)" in text
     assert "kendi eğitim çalışmasındandır (<code>results/runs/ref_s42</code>" in text
     assert f"Eğitim {own['epochs_run']} epok sürdü" in text and "/somewhere" not in html
+    assert f"Makine: {own['machine']['cpu_model']}, {own['machine']['cpu_count']} çekirdek" in text   # not just "x86_64"
     slides, _ = render_html(run, ReportMeta(), template="slides.html.j2")
     assert "değerlendirilen modelin kendi eğitim kaydı" in slides and f"{own['epochs_run']} epok, en iyi epok" in slides
     # The demo run has a validation split, so it is temperature-scaled on it; calibration leaves future work.

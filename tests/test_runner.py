@@ -118,6 +118,25 @@ def test_all_notebooks_run_on_demo_data(demo_run):
     assert set(manifest["timings_s"]) == set(manifest["notebooks"]) and "versions" in manifest
 
 
+
+@pytest.mark.slow
+def test_notebook_intervals_are_the_ones_any_entry_point_computes(demo_run):
+    # The model card (benchmarks/train_benchmark.py), the evaluate command and notebook 04 must give the
+    # same confidence interval for the same predictions, whatever seed the run trained with: the
+    # bootstrap resamples with the package's fixed default seed, not the run's.
+    import numpy as np
+
+    from fer_helpers.evaluation import score_probabilities
+
+    ev = json.loads((demo_run / "results" / "evaluation.json").read_text())
+    arrays = np.load(demo_run / "results" / "predictions.npz")
+    for name, entry in ev["protocols"].items():
+        ci = entry["plain"]["ci"]
+        again = score_probabilities(arrays[f"{name}__labels"], arrays[f"{name}__probs"], ev["classes"],
+                                    n_boot=ci["n_boot"])["ci"]
+        assert again == ci, name
+
+
 def make_real_slice(src: Path, dst: Path, per_split: int = 60) -> Path:
     """The first ``per_split`` rows of each FER+ split, copied into a tmp tree."""
     for split in ("FER2013Train", "FER2013Valid", "FER2013Test"):
