@@ -64,6 +64,13 @@ def test_slides_are_16_by_9_one_slide_per_page(demo_run):
     assert float(box.width) / float(box.height) == pytest.approx(16 / 9, rel=0.01)
     assert len(reader.pages) == 16
     assert "DEMO" in reader.pages[5].extract_text()
+    # Per-class results in Turkish (not scikit-learn's English text report), and future work
+    # leaves out the temperature scaling the evaluation already did.
+    per_class = " ".join(reader.pages[10].extract_text().split())
+    assert "Sınıf başına sonuçlar" in per_class and "Kesinlik Duyarlılık F1 Destek" in per_class
+    assert "precision" not in per_class and "f1-score" not in per_class
+    ev = json.loads((demo_run / "results" / "evaluation.json").read_text())
+    assert ev["temperature_scaling"] and "Kalibrasyon" not in reader.pages[15].extract_text()
 
 
 @pytest.mark.slow
