@@ -125,6 +125,30 @@ def fmt_num(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:,.{digits}f}".translate(str.maketrans(",.", ".,"))
 
 
+#: The label rules in Turkish; the report follows each with its setting's value, which the configs use.
+LABEL_RULES_TR = {"plurality": "çoğulluk", "majority": "çoğunluk", "distribution": "oy dağılımı"}
+
+
+def fmt_label_rule(mode) -> str:
+    """"distribution" → "oy dağılımı (distribution)"; a rule without a Turkish name is shown as it is."""
+    return f"{LABEL_RULES_TR[mode]} ({mode})" if mode in LABEL_RULES_TR else str(mode)
+
+
+def fmt_validation(source) -> str:
+    """Where validation images came from, in Turkish: "from_train(0.2)" → "eğitim bölümünden ayrılan
+    katmanlı pay, %20 (from_train(0.2))"; "official" → the layout's own validation split."""
+    source = str(source)
+    if source == "official":
+        return "veri setinin kendi doğrulama bölümü (official)"
+    if source.startswith("from_train(") and source.endswith(")"):
+        try:
+            share = fmt_pct(float(source[len("from_train("):-1]), 0)
+        except ValueError:
+            return source
+        return f"eğitim bölümünden ayrılan katmanlı pay, {share} ({source})"
+    return source
+
+
 def fmt_p(x) -> str:
     """p-values: 0.0021 → "0,002", 3.5e-21 → "3,5e-21" (decimal comma)."""
     if x is None:
@@ -241,6 +265,7 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
     env.filters.update(pct=fmt_pct, num=fmt_num, int=fmt_int, pval=fmt_p,
+                       label_rule=fmt_label_rule, validation=fmt_validation,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
     return env
 

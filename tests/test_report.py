@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fer_helpers.report import SECTIONS, ReportError, build_report, fmt_num, fmt_pct, write_pdf
+from fer_helpers.report import (SECTIONS, ReportError, build_report, fmt_label_rule, fmt_num, fmt_pct,
+                                fmt_validation, write_pdf)
 
 
 def pdf_text(path: Path) -> str:
@@ -106,6 +107,11 @@ def test_turkish_number_formats():
     assert fmt_pct(0.71834) == "%71,83" and fmt_num(0.4213) == "0,421"
     # Thousands take dots and decimals a comma, as in "2.955,6 s" of training time.
     assert fmt_num(2955.63, 1) == "2.955,6" and fmt_num(-10.4, 2) == "-10,40" and fmt_num(434.4, 0) == "434"
+    # Label rules and validation sources in Turkish, each with the setting's value the configs use.
+    assert fmt_label_rule("distribution") == "oy dağılımı (distribution)" and fmt_label_rule("other") == "other"
+    assert fmt_validation("from_train(0.2)") == "eğitim bölümünden ayrılan katmanlı pay, %20 (from_train(0.2))"
+    assert fmt_validation("official") == "veri setinin kendi doğrulama bölümü (official)"
+    assert fmt_validation("from_train(x)") == "from_train(x)"
 
 
 @pytest.mark.slow
@@ -128,6 +134,9 @@ def test_protocols_are_described_in_turkish(demo_run, tmp_path):
     assert f"P-seed: {PROTOCOLS_TR['P-seed']}. P-FER+: {PROTOCOLS_TR['P-FER+']}." in text
     assert f"P-seed: {CONTAMINATION_TR}" in text
     assert PROTOCOLS["P-seed"] not in text and english not in text
+    data = json.loads((run / "results" / "01_data_summary.json").read_text())
+    assert (f"etiket kuralı: <b>{fmt_label_rule(data['label_mode'])}</b>; doğrulama kaynağı: "
+            f"<b>{fmt_validation(data['validation'])}</b>") in text
 
 
 KILL_SCRIPT = """
