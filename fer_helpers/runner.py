@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -149,7 +150,8 @@ def ensure_kernelspec(run_dir: Path) -> Path:
                      "--IPKernelApp.log_level=ERROR"],
             "display_name": "Python (fer_helpers)", "language": "python",
             "env": {"PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
-                    # TensorFlow's C++ start-up chatter only; Python errors still reach the notebook.
+                    # TensorFlow's C++ logs only (two start-up lines get through anyway: TF_STARTUP_NOISE);
+                    # Python errors still reach the notebook.
                     "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}}
     (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
     jp = str(run_dir / ".jupyter")
@@ -169,14 +171,45 @@ def _publish(src: Path, dst: Path) -> int:
     return len(new)
 
 
+#: TensorFlow's start-up lines that TF_CPP_MIN_LOG_LEVEL no longer silences (tensorflow/tensorflow#100442):
+#: absl's notice and oneDNN's "custom operations are on". Only these two lines are matched.
+TF_STARTUP_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*")
+
+
+def drop_startup_noise(nb):
+    """``nb`` (a notebook node) without TensorFlow's start-up lines in its stderr outputs.
+
+    An output that held nothing else disappears; every other line, stderr included, stays.
+    """
+    for cell in nb.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines = out["text"].splitlines(keepends=True)
+                out["text"] = "".join(line for line in lines if not TF_STARTUP_NOISE.fullmatch(line.rstrip("\n")))
+                if not out["text"]:
+                    continue
+            outputs.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
+    return nb
+
+
 def export_html(executed: list[Path], out_dir: Path) -> None:
-    """Each executed notebook as standalone HTML (nbconvert), for the committee."""
+    """Each executed notebook as standalone HTML (nbconvert), for the committee.
+
+    The HTML leaves out TensorFlow's start-up lines (``drop_startup_noise``); the executed
+    ``.ipynb`` files keep every output as it was.
+    """
+    import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter()
     out_dir.mkdir(parents=True, exist_ok=True)
     for nb in executed:
-        body, _ = exporter.from_filename(str(nb))
+        body, _ = exporter.from_notebook_node(drop_startup_noise(nbformat.read(nb, as_version=4)))
         atomic_write_bytes(out_dir / f"{nb.stem}.html", body.encode("utf-8"))
 
 

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from fer_helpers.runner import (PROJECT_ROOT, RunError, RunSpec, check_parameters, check_pretrained_model,
-                                load_config, notebook_parameters, parse_overrides, run)
+                                export_html, load_config, notebook_parameters, parse_overrides, run)
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
@@ -91,6 +91,28 @@ def test_run_name_cannot_escape_the_runs_folder(tmp_path):
     with pytest.raises(RunError, match="must be a plain folder name"):
         run(spec(tmp_path, run_name="../outside", notebooks=["01"]))
     assert not (tmp_path / "outside").exists()
+
+
+
+def test_notebook_html_leaves_out_tensorflow_startup_lines_only(tmp_path):
+    # TensorFlow 2.21 prints these two lines at import whatever TF_CPP_MIN_LOG_LEVEL says.
+    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "I0000 00:00:1795781645.575411   21475 port.cc:153] oneDNN custom operations are on. You may see "
+             "slightly different numerical results.\n")
+    out = nbformat.v4.new_output
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Başlık"),
+        nbformat.v4.new_code_cell("import tensorflow", outputs=[out("stream", name="stderr", text=noise)]),
+        nbformat.v4.new_code_cell("train()", outputs=[out("stream", name="stderr", text=noise + "UserWarning: gerçek uyarı\n"),
+                                                     out("stream", name="stdout", text="oneDNN custom operations are on. (stdout)\n")])])
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    export_html([path], tmp_path / "html")
+    html = (tmp_path / "html" / "01_x.html").read_text()
+    assert "gerçek uyarı" in html and "(stdout)" in html and "Başlık" in html
+    assert "absl::InitializeLog" not in html and "port.cc" not in html
+    assert path.read_bytes() == before                # the executed notebook keeps every line
 
 
 @pytest.mark.slow
