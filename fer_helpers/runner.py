@@ -179,7 +179,8 @@ TF_STARTUP_NOISE = re.compile(
 
 
 def drop_startup_noise(nb):
-    """``nb`` (a notebook node) without TensorFlow's start-up lines in its stderr outputs.
+    """``nb`` (a notebook node, changed in place and returned) without TensorFlow's start-up
+    lines in its stderr outputs.
 
     An output that held nothing else disappears; every other line, stderr included, stays.
     """
