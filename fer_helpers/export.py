@@ -121,10 +121,6 @@ def onnx_runner(path):
     return lambda images: predict_proba(model, images)
 
 
-def run_tflite(path, images: np.ndarray) -> np.ndarray:
-    return tflite_runner(path)(images)
-
-
 #: Each format's runner factory: ``RUNNERS[fmt](path)`` loads once and returns ``images -> probabilities``.
 RUNNERS = {"tflite": tflite_runner, "tflite_int8": tflite_runner, "onnx": onnx_runner, "onnx_int8": onnx_runner}
 

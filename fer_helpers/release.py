@@ -63,9 +63,10 @@ def summarize_seeds(run_dirs) -> dict:
     protocols = {}
     for name in evaluations[0]["protocols"]:
         plain = [e["protocols"][name]["plain"] for e in evaluations]
+        recalls = [per_class_recall(m) for m in plain]
         entry = {"accuracy": stats([m["accuracy"] for m in plain]),
                  "macro_f1": stats([m["macro_f1"] for m in plain]),
-                 "recall": {c: stats([per_class_recall(m)[c] for m in plain]) for c in per_class_recall(plain[0])}}
+                 "recall": {c: stats([r[c] for r in recalls]) for c in recalls[0]}}
         if all("tta_flip" in e["protocols"][name] for e in evaluations):
             entry["tta_flip_accuracy"] = stats([e["protocols"][name]["tta_flip"]["accuracy"]
                                                 for e in evaluations])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -140,12 +141,9 @@ def fmt_validation(source) -> str:
     source = str(source)
     if source == "official":
         return "veri setinin kendi doğrulama bölümü (official)"
-    if source.startswith("from_train(") and source.endswith(")"):
-        try:
-            share = fmt_pct(float(source[len("from_train("):-1]), 0)
-        except ValueError:
-            return source
-        return f"eğitim bölümünden ayrılan katmanlı pay, {share} ({source})"
+    share = re.fullmatch(r"from_train\((\d*\.?\d+)\)", source)
+    if share:
+        return f"eğitim bölümünden ayrılan katmanlı pay, {fmt_pct(float(share[1]), 0)} ({source})"
     return source
 
 

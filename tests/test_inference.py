@@ -124,7 +124,7 @@ def test_missing_model_gives_a_clear_cli_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_export_parity(tmp_path, model_file):
-    from fer_helpers.export import export_all, run_tflite
+    from fer_helpers.export import export_all, tflite_runner
 
     model = fh.load_model(model_file)
     images = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
@@ -138,7 +138,7 @@ def test_export_parity(tmp_path, model_file):
     # 64 agreeing): every image where it disagrees must be one whose two best float
     # probabilities lie within the int8 error of each other.
     ref = fh.predict_proba(model, images)
-    int8 = run_tflite(summary["tflite_int8"]["path"], images)
+    int8 = tflite_runner(summary["tflite_int8"]["path"])(images)
     top2 = np.sort(ref, axis=1)[:, -2:]
     flipped = ref.argmax(1) != int8.argmax(1)
     assert flipped.mean() == pytest.approx(1 - summary["tflite_int8"]["top1_agreement"])
@@ -150,7 +150,7 @@ def test_export_parity(tmp_path, model_file):
 def test_a_mixed_precision_model_exports_as_its_float32_copy(tmp_path):
     import keras
 
-    from fer_helpers.export import export_all, run_tflite
+    from fer_helpers.export import export_all, tflite_runner
     from fer_helpers.models import to_float32
 
     keras.utils.set_random_seed(0)
@@ -158,7 +158,7 @@ def test_a_mixed_precision_model_exports_as_its_float32_copy(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (32, 48, 48), dtype=np.uint8)
     summary = export_all(model, tmp_path, formats=("tflite",), check_images=images)["tflite"]
     # TFLite has no bfloat16 kernels: the graph is the float32 copy's, exactly …
-    exported = run_tflite(summary["path"], images)
+    exported = tflite_runner(summary["path"])(images)
     assert np.abs(exported - fh.predict_proba(to_float32(model), images)).max() < 1e-5
     # … and differs from the bfloat16 model by bfloat16 rounding only.
     assert summary["max_abs_diff"] < 0.02
