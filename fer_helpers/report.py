@@ -112,6 +112,7 @@ class ReportMeta:
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
     budget_jsons: tuple = ()      # optional benchmarks/budget_check.py results (the recipe's time on other CPUs)
     export_jsons: tuple = ()      # optional benchmarks/export_benchmark.py results (deployment formats' speed and accuracy)
+    cpu_runs: tuple = ()          # optional run folders (training.json + evaluation.json) trained on other CPUs
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -307,6 +308,18 @@ def export_summary(benchmark: dict) -> dict:
             "protocols": benchmark.get("protocols", {}), "calibration": benchmark.get("calibration")}
 
 
+def cpu_run_summary(folder) -> dict:
+    """A run trained on another CPU as the report words it: the machine, the recipe, the measured
+    wall time and each protocol's plain accuracy and macro-F1 (what that CPU's budget buys)."""
+    folder = Path(folder)
+    training = read_json(folder / "training.json", "training record")
+    evaluation = read_json(folder / "evaluation.json", "evaluation")
+    # Runs from before the precision setting existed trained in float32.
+    return {"name": folder.name, "machine": training["machine"], "native_bf16": native_bfloat16(training["machine"]),
+            "recipe": {"precision": "float32", **training["params"]}, "minutes": training["wall_time_s"] / 60,
+            "protocols": {name: p["plain"] for name, p in evaluation["protocols"].items()}}
+
+
 def _json_records(paths, what: str) -> list[dict]:
     """The optional JSON files among ``paths`` that exist, read in order (absent ones are skipped)."""
     return [read_json(p, what) for p in paths if p and Path(p).is_file()]
@@ -337,6 +350,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["cpu_budgets"] = [{**b, "native_bf16": native_bfloat16(b["machine"])}
                           for b in _json_records(meta.budget_jsons, "budget check")]
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
+    ctx["cpu_runs"] = [cpu_run_summary(p) for p in meta.cpu_runs if p and Path(p).is_dir()]
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

@@ -1,6 +1,7 @@
 """benchmarks/budget_check.py and precision_parity.py: will a recipe fit this CPU, and does float32 agree?"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -17,6 +18,18 @@ def test_recipe_keeps_the_training_settings_of_a_config():
     config = TrainConfig.from_params({**params, "data_dir": "/somewhere"})   # non-training keys are dropped
     assert (config.model_name, config.precision, config.epochs) == ("vgg_mid", "mixed_bfloat16", 50)
     assert config.weight_decay == params["weight_decay"] and config.augmentation == params["augmentation"]
+
+
+def test_no_bf16_config_is_the_recipe_whose_seeds_it_quotes():
+    # The config's comment cites the accuracy of results/seeds_summary_study_e30.json; those
+    # numbers only describe it if every training and data setting is the one those seeds ran.
+    params = load_config(ROOT / "configs" / "ferplus_no_bf16.yaml")["params"]
+    config = dataclasses.asdict(TrainConfig.from_params(params))
+    summary = json.loads((ROOT / "results" / "seeds_summary_study_e30.json").read_text())
+    assert {name: config[name] for name in summary["params"]} == summary["params"]
+    assert config["seed"] in summary["seeds"]
+    data = json.loads((ROOT / "results" / "runs" / summary["runs"][0] / "data.json").read_text())
+    assert (params["label_mode"], params["val_fraction"]) == (data["label_mode"], data["val_fraction"])
 
 
 def test_projection_counts_whole_steps_and_one_validation_pass():

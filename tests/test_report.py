@@ -294,6 +294,24 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert "Xeon fast (2 çekirdek, bfloat16 donanımda var) üzerinde" in text and "bütçeye sığar." in text
     assert "budget_check.py" not in render_html(demo_run, ReportMeta())[0]
 
+    # A run actually trained on another CPU adds its measured time and both protocols' scores;
+    # a run recorded before the precision setting existed trained in float32.
+    cpu_run = tmp_path / "fallback_s42"
+    cpu_run.mkdir()
+    (cpu_run / "training.json").write_text(json.dumps({
+        "wall_time_s": 2881.8, "params": {"model_name": "vgg_fast", "epochs": 30},
+        "machine": {"cpu_model": "Xeon slow", "cpu_count": 2, "cpu_flags": ["avx512_vnni"]}}))
+    (cpu_run / "evaluation.json").write_text(json.dumps({"protocols": {
+        "P-seed": {"plain": {"accuracy": 0.8054, "macro_f1": 0.6658}, "tta_flip": {"accuracy": 0.81, "macro_f1": 0.67}},
+        "P-FER+": {"plain": {"accuracy": 0.84061, "macro_f1": 0.6892}}}}))
+    html, _ = render_html(demo_run, ReportMeta(cpu_runs=(str(cpu_run), str(tmp_path / "absent_run"))))
+    text = " ".join(html.split())
+    assert ("Ölçülen eğitim (<code>fallback_s42</code>): Xeon slow (2 çekirdek, bfloat16 donanımda yok) üzerinde "
+            "vgg_fast, float32, 30 epok 48,0 dakikada eğitildi; P-seed %80,54 (makro-F1 0,666); "
+            "P-FER+ %84,06 (makro-F1 0,689).") in text
+    assert text.count("Ölçülen eğitim") == 1
+    assert "Ölçülen eğitim" not in render_html(demo_run, ReportMeta())[0]
+
     # Export benchmarks (benchmarks/export_benchmark.py) add each format's speed and, when
     # measured, the int8 graph's accuracy beside the saved model's; an older file without
     # protocol scores gives the speeds only.
