@@ -264,7 +264,7 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
     env.filters.update(pct=fmt_pct, num=fmt_num, int=fmt_int, pval=fmt_p,
-                       label_rule=fmt_label_rule, validation=fmt_validation,
+                       label_rule=fmt_label_rule, validation=fmt_validation, native_bf16=native_bfloat16,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
     return env
 
@@ -303,7 +303,6 @@ def export_summary(benchmark: dict) -> dict:
     """An export benchmark as the report words it: the CPU, each measured format's throughput
     and size, and (when measured) each protocol's accuracy for the saved model and the int8 graph."""
     return {"machine": benchmark.get("machine", {}),
-            "native_bf16": native_bfloat16(benchmark.get("machine", {})),
             "formats": [{"label": label, **benchmark[key]} for key, label in EXPORT_FORMATS.items() if key in benchmark],
             "protocols": benchmark.get("protocols", {}), "calibration": benchmark.get("calibration")}
 
@@ -315,7 +314,7 @@ def cpu_run_summary(folder) -> dict:
     training = read_json(folder / "training.json", "training record")
     evaluation = read_json(folder / "evaluation.json", "evaluation")
     # Runs from before the precision setting existed trained in float32.
-    return {"name": folder.name, "machine": training["machine"], "native_bf16": native_bfloat16(training["machine"]),
+    return {"name": folder.name, "machine": training["machine"],
             "recipe": {"precision": "float32", **training["params"]}, "minutes": training["wall_time_s"] / 60,
             "protocols": {name: p["plain"] for name, p in evaluation["protocols"].items()}}
 
@@ -347,8 +346,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     # The search's best validation result (limitations and future work both cite it).
     ctx["gpu_best"] = max(ctx["gpu_rows"], key=lambda r: r["val_accuracy"]) if ctx["gpu_rows"] else None
     ctx["decisions"] = _csv_records(meta.decisions_csv)
-    ctx["cpu_budgets"] = [{**b, "native_bf16": native_bfloat16(b["machine"])}
-                          for b in _json_records(meta.budget_jsons, "budget check")]
+    ctx["cpu_budgets"] = _json_records(meta.budget_jsons, "budget check")
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
     ctx["cpu_runs"] = [cpu_run_summary(p) for p in meta.cpu_runs if p and Path(p).is_dir()]
     ctx["seeds"], ctx["seed_groups"] = None, []

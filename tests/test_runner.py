@@ -93,7 +93,6 @@ def test_run_name_cannot_escape_the_runs_folder(tmp_path):
     assert not (tmp_path / "outside").exists()
 
 
-
 def test_notebook_html_leaves_out_tensorflow_startup_lines_only(tmp_path):
     # TensorFlow 2.21 prints these two lines at import whatever TF_CPP_MIN_LOG_LEVEL says.
     noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -138,7 +137,6 @@ def test_all_notebooks_run_on_demo_data(demo_run):
     manifest = json.loads((results / "run.json").read_text())
     assert manifest["status"] == "complete" and manifest["is_demo"]
     assert set(manifest["timings_s"]) == set(manifest["notebooks"]) and "versions" in manifest
-
 
 
 @pytest.mark.slow
