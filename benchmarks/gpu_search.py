@@ -38,7 +38,8 @@ i.e. 11 s per epoch whatever the GPU, too slow for a 10-minute lease.
 Leases: 1-2 on an H200 (epochs, width, augmentation; equal CPU cost), 3-4 on an H100
 (bfloat16 compute, which the CPU runs about twice as fast; seed spread of ``vgg`` in bf16),
 5-6 on an H100 (2026-11-27: EMA, MixUp and random erasing on the reference recipe; the EMA
-runs of those leases are invalid and listed in ``EXCLUDED``).
+runs of those leases are invalid and listed in ``EXCLUDED``), 7 on an H100 (EMA again, fixed,
+at decays 0.999, 0.9995 and 0.9998, with the plain recipe rerun beside it).
 
 Results: ``results/gpu_search/*.json`` as each lease returned them (per configuration:
 settings, per-epoch validation history and seconds, best-epoch validation accuracy,
@@ -140,6 +141,12 @@ GRID = {
        for tag, probe in [("ema", {"ema": 0.999}), ("mixup", {"mixup": 0.2}), ("erase", {"erase": 0.5}),
                           ("all3", {"ema": 0.999, "mixup": 0.2, "erase": 0.5})]
        for seed in (42, 43, 44)},
+    # Lease 7: EMA measured again after the fix, at three decays (horizons of about 1,000,
+    # 2,000 and 5,000 steps, i.e. 2.5, 5 and 12.5 of the reference's 401-step epochs), against
+    # the plain recipe's seeds rerun in the same lease (results/gpu_search/lease7_rule.txt).
+    **{f"mid_e50_ema{tag}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
+                                          "seed": seed, "ema": decay}
+       for tag, decay in [("9995", 0.9995), ("9998", 0.9998)] for seed in (42, 43, 44)},
     # The weight-decay screen on the CPU reference (results/decision_rule_wd05_mid.txt).
     **{f"mid_e50_wd05_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                       "weight_decay": 0.05, "seed": seed}
