@@ -148,6 +148,12 @@ def fmt_validation(source) -> str:
     return source
 
 
+def fmt_lease(source) -> str:
+    """The lease number of a GPU search file: "lease7_ema.json" → "7"; any other name as it is."""
+    number = re.match(r"lease(\d+)", str(source))
+    return number[1] if number else str(source)
+
+
 def fmt_p(x) -> str:
     """p-values: 0.0021 → "0,002", 3.5e-21 → "3,5e-21" (decimal comma)."""
     if x is None:
@@ -264,7 +270,8 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
     env.filters.update(pct=fmt_pct, num=fmt_num, int=fmt_int, pval=fmt_p,
-                       label_rule=fmt_label_rule, validation=fmt_validation, native_bf16=native_bfloat16,
+                       label_rule=fmt_label_rule, validation=fmt_validation, lease_number=fmt_lease,
+                       native_bf16=native_bfloat16,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
     return env
 

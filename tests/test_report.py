@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fer_helpers.report import (SECTIONS, ReportError, build_report, fmt_label_rule, fmt_num, fmt_pct,
-                                fmt_validation, write_pdf)
+from fer_helpers.report import (SECTIONS, ReportError, build_report, fmt_label_rule, fmt_lease, fmt_num,
+                                fmt_pct, fmt_validation, write_pdf)
 
 
 def pdf_text(path: Path) -> str:
@@ -112,6 +112,7 @@ def test_turkish_number_formats():
     assert fmt_validation("from_train(0.2)") == "eğitim bölümünden ayrılan katmanlı pay, %20 (from_train(0.2))"
     assert fmt_validation("official") == "veri setinin kendi doğrulama bölümü (official)"
     assert fmt_validation("from_train(x)") == "from_train(x)"
+    assert fmt_lease("lease12_probes_s44.json") == "12" and fmt_lease("search.json") == "search.json"
 
 
 @pytest.mark.slow
@@ -240,7 +241,7 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
                    "vgg_e27,vgg,1175656,27,27,study,0.0,0.0001,float32,42,26,0.8295,0.6869,0.3235,0.5,0.8284,3.4,"
                    "H200,a.json\n"
                    "vgg_e45_bf16,vgg,1175656,45,45,study,0.0,0.0001,mixed_bfloat16,42,40,0.8321,0.6846,0.32,0.53,"
-                   "0.83,7.0,H100,b.json\n"
+                   "0.83,7.0,H100,lease7_ema.json\n"
                    "fast_e120,vgg_fast,657032,120,101,study,0.0,0.0001,float32,42,100,0.818,0.6526,0.1765,0.4211,"
                    "0.812,4.87,H200,a.json\n")
     html, _ = render_html(demo_run, ReportMeta(gpu_search_csv=str(gpu)))
@@ -249,6 +250,8 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert "en iyisi doğrulamada %83,21 (vgg_e45_bf16" in html and "denenmemiştir" not in html
     assert "101/120*" in html and ">27<" in html
     assert html.count("<td>bf16</td>") == 1 and html.count("<td>fp32</td>") == 2
+    # The lease column: the number from a lease file's name, any other file's name as it is.
+    assert '<td class="r">7</td>' in html and html.count('<td class="r">a.json</td>') == 2
     # ... and future work starts from that measured gap.
     assert "doğrulamada %83,21 verdi; böyle bir modelden küçük modele bilgi damıtma" in " ".join(html.split())
     plain = render_html(demo_run, ReportMeta())[0]
