@@ -342,6 +342,17 @@ def _csv_records(path: str) -> list[dict] | None:
     return table.astype(object).where(table.notna(), "").to_dict("records")
 
 
+def repeat_spread(rows: list[dict] | None) -> float | None:
+    """The largest gap in validation accuracy between runs of one GPU search configuration
+    (same name: same settings and seed) repeated in different leases; None without repeats.
+    It measures the mirror's run-to-run noise, below which one run per seed decides nothing."""
+    by_name: dict[str, list[float]] = {}
+    for r in rows or []:
+        by_name.setdefault(r["name"], []).append(r["val_accuracy"])
+    gaps = [max(v) - min(v) for v in by_name.values() if len(v) > 1]
+    return max(gaps) if gaps else None
+
+
 def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report.html.j2") -> tuple[str, dict]:
     """The report (or slides) as one self-contained HTML string, and the context used."""
     meta = meta or ReportMeta()
@@ -352,6 +363,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv)
     # The search's best validation result (limitations and future work both cite it).
     ctx["gpu_best"] = max(ctx["gpu_rows"], key=lambda r: r["val_accuracy"]) if ctx["gpu_rows"] else None
+    ctx["gpu_repeat_spread"] = repeat_spread(ctx["gpu_rows"])
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["cpu_budgets"] = _json_records(meta.budget_jsons, "budget check")
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]

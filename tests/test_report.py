@@ -252,6 +252,12 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert html.count("<td>bf16</td>") == 1 and html.count("<td>fp32</td>") == 2
     # The lease column: the number from a lease file's name, any other file's name as it is.
     assert '<td class="r">7</td>' in html and html.count('<td class="r">a.json</td>') == 2
+    assert "Aynı adlı satırlar" not in html          # no configuration repeated in another lease
+    # A configuration repeated in another lease: the note quotes the largest gap as the mirror's noise.
+    with gpu.open("a") as f:
+        f.write("vgg_e27,vgg,1175656,27,27,study,0.0,0.0001,float32,42,25,0.8246,0.68,0.3,0.5,0.82,3.4,H100,lease8_x.json\n")
+    text = " ".join(render_html(demo_run, ReportMeta(gpu_search_csv=str(gpu)))[0].split())
+    assert "aralarındaki en büyük fark (0,49 puan)" in text
     # ... and future work starts from that measured gap.
     assert "doğrulamada %83,21 verdi; böyle bir modelden küçük modele bilgi damıtma" in " ".join(html.split())
     plain = render_html(demo_run, ReportMeta())[0]
