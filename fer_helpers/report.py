@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
+import json
 import re
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from .demo import DEMO_BANNER
 from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR
 from .figures import confusion_figure_name
 from .labels import DISPLAY_NAMES
+from .models import default_augmentation
 
 TITLE = "Ham Piksel Tabanlı Yüz İfadesi Tanıma: CNN ile 8 Sınıflı Duygu Sınıflandırması"
 
@@ -326,6 +329,36 @@ def cpu_run_summary(folder) -> dict:
             "protocols": {name: p["plain"] for name, p in evaluation["protocols"].items()}}
 
 
+def cpu_run_groups(folders) -> list[dict]:
+    """Runs trained on other CPUs (``cpu_run_summary``), in order, those of one recipe on one CPU
+    model in one group: they differ only in their seed. A group of several also gets each
+    protocol's accuracy and macro-F1 as mean and sample standard deviation (``spread``)."""
+    groups: dict[str, dict] = {}
+    for run in map(cpu_run_summary, folders):
+        recipe = {k: v for k, v in run["recipe"].items() if k != "seed"}
+        key = json.dumps([run["machine"].get("cpu_model"), run["machine"].get("cpu_count"), recipe],
+                         sort_keys=True, default=str)
+        groups.setdefault(key, {"machine": run["machine"], "recipe": recipe, "runs": []})["runs"].append(run)
+    for group in groups.values():
+        runs = group["runs"]
+        if len(runs) > 1:
+            group["spread"] = {name: {m: {"mean": statistics.mean(r["protocols"][name][m] for r in runs),
+                                          "std": statistics.stdev(r["protocols"][name][m] for r in runs)}
+                                      for m in ("accuracy", "macro_f1")}
+                               for name in runs[0]["protocols"] if all(name in r["protocols"] for r in runs)}
+    return list(groups.values())
+
+
+def training_recipe(trained: dict | None) -> dict:
+    """The evaluated model's own training settings, which the preprocessing section words
+    ({} when no training record is known). Runs from before the augmentation setting existed
+    trained with their model's default (``models.default_augmentation``)."""
+    params = dict((trained or {}).get("params") or {})
+    if params and not params.get("augmentation"):
+        params["augmentation"] = default_augmentation(params.get("model_name", "baseline"))
+    return params
+
+
 def _json_records(paths, what: str) -> list[dict]:
     """The optional JSON files among ``paths`` that exist, read in order (absent ones are skipped)."""
     return [read_json(p, what) for p in paths if p and Path(p).is_file()]
@@ -367,7 +400,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["cpu_budgets"] = _json_records(meta.budget_jsons, "budget check")
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
-    ctx["cpu_runs"] = [cpu_run_summary(p) for p in meta.cpu_runs if p and Path(p).is_dir()]
+    ctx["cpu_run_groups"] = cpu_run_groups(p for p in meta.cpu_runs if p and Path(p).is_dir())
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")
@@ -383,6 +416,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     # model's own committed training run when there is one (release.record_pretrained_model).
     training = ctx.get("training") or {}
     ctx["trained"] = training if training.get("params") else training.get("source_training")
+    ctx["recipe"] = training_recipe(ctx["trained"])
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                protocol_notes=PROTOCOLS_TR, contamination_note=CONTAMINATION_TR,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},

@@ -308,7 +308,7 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     cpu_run = tmp_path / "fallback_s42"
     cpu_run.mkdir()
     (cpu_run / "training.json").write_text(json.dumps({
-        "wall_time_s": 2881.8, "params": {"model_name": "vgg_fast", "epochs": 30},
+        "wall_time_s": 2881.8, "params": {"model_name": "vgg_fast", "epochs": 30, "seed": 42},
         "machine": {"cpu_model": "Xeon slow", "cpu_count": 2, "cpu_flags": ["avx512_vnni"]}}))
     (cpu_run / "evaluation.json").write_text(json.dumps({"protocols": {
         "P-seed": {"plain": {"accuracy": 0.8054, "macro_f1": 0.6658}, "tta_flip": {"accuracy": 0.81, "macro_f1": 0.67}},
@@ -320,6 +320,28 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
             "P-FER+ %84,06 (makro-F1 0,689).") in text
     assert text.count("Ölçülen eğitim") == 1
     assert "Ölçülen eğitim" not in render_html(demo_run, ReportMeta())[0]
+    # Seeds of one recipe on one CPU model are one item: each run's time and accuracy, then mean ± std.
+    runs = [cpu_run]
+    for seed, seconds, acc in ((43, 2818.3, 0.8065), (44, 2940.0, 0.8045)):
+        run = tmp_path / f"fallback_s{seed}"
+        run.mkdir()
+        training = json.loads((cpu_run / "training.json").read_text())
+        training.update(wall_time_s=seconds, params={**training["params"], "seed": seed})
+        (run / "training.json").write_text(json.dumps(training))
+        (run / "evaluation.json").write_text(json.dumps({"protocols": {
+            "P-seed": {"plain": {"accuracy": acc, "macro_f1": 0.655}}, "P-FER+": {"plain": {"accuracy": 0.84, "macro_f1": 0.68}}}}))
+        runs.append(run)
+    other_cpu = tmp_path / "other_cpu_s42"
+    shutil.copytree(cpu_run, other_cpu)
+    training = json.loads((other_cpu / "training.json").read_text())
+    (other_cpu / "training.json").write_text(json.dumps({**training, "machine": {**training["machine"], "cpu_model": "Xeon fast"}}))
+    html, _ = render_html(demo_run, ReportMeta(cpu_runs=tuple(map(str, [*runs, other_cpu]))))
+    text = " ".join(html.split())
+    assert ("Ölçülen eğitim (<code>fallback_s42</code>, <code>fallback_s43</code>, <code>fallback_s44</code>): "
+            "Xeon slow (2 çekirdek, bfloat16 donanımda yok) üzerinde vgg_fast, float32, 30 epok (tohum 42/43/44) "
+            "48,0 / 47,0 / 49,0 dakikada eğitildi; P-seed %80,54 / %80,65 / %80,45 (ortalama %80,55 ± 0,10 puan, "
+            "makro-F1 0,659 ± 0,006); P-FER+ %84,06 / %84,00 / %84,00") in text
+    assert "Ölçülen eğitim (<code>other_cpu_s42</code>): Xeon fast" in text and text.count("Ölçülen eğitim") == 2
 
     # Export benchmarks (benchmarks/export_benchmark.py) add each format's speed and, when
     # measured, the int8 graph's accuracy beside the saved model's; an older file without
@@ -395,6 +417,9 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     run = tmp_path / "given"
     shutil.copytree(demo_run, run)
     own = json.loads((run / "results" / "training.json").read_text())
+    # The given model trained unlike the demo run: soft targets, the study's augmentation, oversampling.
+    own["params"] = {**own["params"], "model_name": "vgg_mid", "targets": "soft", "augmentation": "study",
+                     "imbalance": "oversample", "oversample_fraction": 0.15}
     given = {"pretrained_model": "/somewhere/models/reference.keras", "params": None,
              "note": "training skipped; evaluating a given model", "data": own["data"]}
     (run / "results" / "training.json").write_text(json.dumps({**given, "source_run": "results/runs/ref_s42",
@@ -405,8 +430,13 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     assert "kendi eğitim çalışmasındandır (<code>results/runs/ref_s42</code>" in text
     assert f"Eğitim {own['epochs_run']} epok sürdü" in text and "/somewhere" not in html
     assert f"Makine: {own['machine']['cpu_model']}, {own['machine']['cpu_count']} çekirdek" in text   # not just "x86_64"
+    # Preprocessing is worded from the given model's own recipe, not from this run's (absent) settings.
+    assert "hedefler FER+ oy dağılımı (yumuşak hedef) olarak kodlanır" in text and "tek-sıcak (one-hot) vektörler" not in text
+    assert "yatay çevirme, ±10° döndürme, parlaklık ve kontrast oynatma." in text and "kaydırma" not in text
+    assert "sınıfınkinin en az %15 düzeyine ulaşana dek" in text
     slides, _ = render_html(run, ReportMeta(), template="slides.html.j2")
     assert "değerlendirilen modelin kendi eğitim kaydı" in slides and f"{own['epochs_run']} epok, en iyi epok" in slides
+    assert "FER+ oy dağılımı (yumuşak) hedefler" in slides and "en kalabalık sınıfın %15 düzeyine" in slides
     # The demo run has a validation split, so it is temperature-scaled on it; calibration leaves future work.
     ev = json.loads((run / "results" / "evaluation.json").read_text())
     t = ev["temperature_scaling"]["temperature"]
@@ -423,6 +453,17 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     (run / "results" / "training.json").write_text(json.dumps(given))
     html, _ = render_html(run, ReportMeta())
     assert "Eğitim atlandı" in html and "epok sürdü" not in html and "kendi eğitim" not in html
+    assert "aşırı örnekleme" not in html   # nothing is claimed about an unknown recipe
+
+
+def test_training_recipe_fills_the_augmentation_of_runs_that_predate_it():
+    from fer_helpers.report import training_recipe
+
+    assert training_recipe(None) == {} and training_recipe({"params": None}) == {}
+    assert training_recipe({"params": {"model_name": "vgg"}})["augmentation"] == "strong"
+    assert training_recipe({"params": {"model_name": "baseline"}})["augmentation"] == "study"
+    given = {"params": {"model_name": "vgg_mid", "augmentation": "none", "targets": "soft"}}
+    assert training_recipe(given) == given["params"] and training_recipe(given) is not given["params"]
 
 
 def test_confusion_matrix_figures_get_a_caption_per_protocol():
