@@ -417,6 +417,8 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     training = ctx.get("training") or {}
     ctx["trained"] = training if training.get("params") else training.get("source_training")
     ctx["recipe"] = training_recipe(ctx["trained"])
+    # The augmentation both templates name: the model's own, else the one notebook 02 showed.
+    ctx["augmentation"] = ctx["recipe"].get("augmentation") or (ctx.get("prep") or {}).get("augmentation")
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
                protocol_notes=PROTOCOLS_TR, contamination_note=CONTAMINATION_TR,
                formulas={k: math_svg(v) for k, v in FORMULAS.items()},
