@@ -40,6 +40,17 @@ def training_targets(labels: np.ndarray, n_classes: int, soft_labels: np.ndarray
     raise ValueError(f"targets must be 'onehot' or 'soft', got {targets!r}")
 
 
+def target_examples(labels: np.ndarray, n_classes: int,
+                    soft_labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The training targets of a few images under every encoding the data allows: ``"onehot"``
+    always (the starting study's), ``"soft"`` (the FER+ vote distribution) when the data was
+    loaded with its votes (``label_mode="distribution"``)."""
+    found = {"onehot": training_targets(labels, n_classes)}
+    if soft_labels is not None:
+        found["soft"] = training_targets(labels, n_classes, soft_labels, "soft")
+    return found
+
+
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
     """sklearn's 'balanced' weights n / (k · count_c); absent classes get weight 1."""
     from sklearn.utils.class_weight import compute_class_weight

@@ -164,6 +164,12 @@ def fmt_p(x) -> str:
     return (f"{x:.1e}" if x < 1e-3 else f"{x:.3f}").replace(".", ",")
 
 
+def fmt_points(x, digits: int = 2, unit: bool = True) -> str:
+    """A spread of accuracies in percentage points: 0.0006 → "0,06 puan" (not "%0,06", which
+    reads as a share of the mean); ``unit=False`` → "0,06" for a table that names the unit once."""
+    return "–" if x is None else fmt_num(100 * x, digits) + (" puan" if unit else "")
+
+
 def fmt_int(x) -> str:
     """28385 → "28.385"."""
     return "–" if x is None else f"{int(x):,}".replace(",", ".")
@@ -272,7 +278,7 @@ def _env() -> Environment:
     env = Environment(loader=PackageLoader("fer_helpers", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
-    env.filters.update(pct=fmt_pct, num=fmt_num, int=fmt_int, pval=fmt_p,
+    env.filters.update(pct=fmt_pct, points=fmt_points, num=fmt_num, int=fmt_int, pval=fmt_p,
                        label_rule=fmt_label_rule, validation=fmt_validation, lease_number=fmt_lease,
                        native_bf16=native_bfloat16,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
@@ -359,6 +365,40 @@ def training_recipe(trained: dict | None) -> dict:
     return params
 
 
+#: Training settings that act only together with another one (fer_helpers.training): the
+#: setting, then the other setting and the value it must have. tests/test_training.py checks
+#: each against the training code.
+SETTING_CONDITIONS = {
+    "reduce_lr_patience": ("schedule", "plateau"), "reduce_lr_factor": ("schedule", "plateau"),
+    "min_learning_rate": ("schedule", "plateau"), "warmup_epochs": ("schedule", "cosine"),
+    "weight_decay": ("optimizer", "adamw"), "focal_gamma": ("loss", "focal"),
+    "oversample_fraction": ("imbalance", "oversample"),
+}
+
+
+def setting_notes(params: dict) -> dict[str, str]:
+    """Why a recorded training setting had no effect, in Turkish, keyed by setting: a run records
+    every setting, also those its other settings switch off (ReduceLROnPlateau's under a cosine
+    schedule, weight decay under plain Adam), and ``patience=0`` means no early stopping."""
+    notes = {name: f"etkisiz: {other}={params[other]}" for name, (other, needed) in SETTING_CONDITIONS.items()
+             if name in params and other in params and params[other] != needed}
+    if params.get("patience") == 0:
+        notes["patience"] = "erken durdurma yok"
+    return notes
+
+
+def by_cpu(records: list[dict]) -> list[dict]:
+    """Benchmark records grouped by the CPU they ran on (model, core count, bfloat16 in
+    hardware), in order of first appearance: ``[{"machine": ..., "records": [...]}]``, so a
+    CPU is named once before all its measurements."""
+    groups: dict[str, dict] = {}
+    for r in records:
+        m = r["machine"]
+        key = json.dumps([m.get("cpu_model"), m.get("cpu_count"), native_bfloat16(m)])
+        groups.setdefault(key, {"machine": m, "records": []})["records"].append(r)
+    return list(groups.values())
+
+
 def _json_records(paths, what: str) -> list[dict]:
     """The optional JSON files among ``paths`` that exist, read in order (absent ones are skipped)."""
     return [read_json(p, what) for p in paths if p and Path(p).is_file()]
@@ -398,7 +438,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["gpu_best"] = max(ctx["gpu_rows"], key=lambda r: r["val_accuracy"]) if ctx["gpu_rows"] else None
     ctx["gpu_repeat_spread"] = repeat_spread(ctx["gpu_rows"])
     ctx["decisions"] = _csv_records(meta.decisions_csv)
-    ctx["cpu_budgets"] = _json_records(meta.budget_jsons, "budget check")
+    ctx["cpu_budgets"] = by_cpu(_json_records(meta.budget_jsons, "budget check"))
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
     ctx["cpu_run_groups"] = cpu_run_groups(p for p in meta.cpu_runs if p and Path(p).is_dir())
     ctx["seeds"], ctx["seed_groups"] = None, []
@@ -417,6 +457,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     training = ctx.get("training") or {}
     ctx["trained"] = training if training.get("params") else training.get("source_training")
     ctx["recipe"] = training_recipe(ctx["trained"])
+    ctx["setting_notes"] = setting_notes((ctx["trained"] or {}).get("params") or {})
     # The augmentation both templates name: the model's own, else the one notebook 02 showed.
     ctx["augmentation"] = ctx["recipe"].get("augmentation") or (ctx.get("prep") or {}).get("augmentation")
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,

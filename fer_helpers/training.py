@@ -67,6 +67,11 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     deterministic: bool = True
 
+    @property
+    def monitor_mode(self) -> str:
+        """"max" for an accuracy, "min" for a loss: which way the monitored metric improves."""
+        return "max" if "acc" in self.monitor else "min"
+
     @classmethod
     def from_params(cls, params: dict) -> "TrainConfig":
         """The training settings among ``params`` (a config's or a CLI's); other keys, e.g. data paths, are ignored."""
@@ -166,6 +171,24 @@ def set_seeds(seed: int, deterministic: bool = True) -> None:
 
 
 # --------------------------------------------------------------------------- callbacks
+
+def control_callbacks(config: TrainConfig) -> list:
+    """The callbacks that steer training by the monitored validation metric: ReduceLROnPlateau
+    under the plateau schedule (a cosine schedule sets the rate itself) and early stopping
+    unless ``patience=0``."""
+    import keras
+
+    mode = config.monitor_mode
+    found = []
+    if config.schedule == "plateau":
+        found.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=config.monitor, mode=mode, factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience, min_lr=config.min_learning_rate))
+    if config.patience > 0:
+        found.append(keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode,
+                                                   patience=config.patience))
+    return found
+
 
 def _keras_callback_base():
     import keras
@@ -326,19 +349,12 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
 
     best_path = paths["model"] / "best.keras"
     csv_path, json_path = paths["results"] / "history.csv", paths["results"] / "history.json"
-    mode = "max" if "acc" in config.monitor else "min"
+    mode = config.monitor_mode
     state = {"terminated_on_nan": False}
     checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=config.monitor, mode=mode,
                                                  save_best_only=True)
-    stateful = [checkpoint]
+    stateful = [checkpoint, *control_callbacks(config)]
     callbacks = [keras.callbacks.BackupAndRestore(str(paths["model"] / "backup"))]
-    if config.schedule == "plateau":
-        stateful.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=config.monitor, mode=mode, factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience, min_lr=config.min_learning_rate))
-    if config.patience > 0:
-        stateful.append(keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode,
-                                                      patience=config.patience))
     callbacks += [make_history_logger(csv_path, json_path),
                   make_state_restorer(csv_path, config.monitor, stateful), *stateful,
                   make_nan_guard(state), *(extra_callbacks or [])]

@@ -9,7 +9,7 @@ import pytest
 from pypdf import PdfReader
 
 from fer_helpers.report import (SECTIONS, ReportError, build_report, fmt_label_rule, fmt_lease, fmt_num,
-                                fmt_pct, fmt_validation, write_pdf)
+                                fmt_pct, fmt_points, fmt_validation, write_pdf)
 
 
 def pdf_text(path: Path) -> str:
@@ -113,6 +113,8 @@ def test_turkish_number_formats():
     assert fmt_validation("official") == "veri setinin kendi doğrulama bölümü (official)"
     assert fmt_validation("from_train(x)") == "from_train(x)"
     assert fmt_lease("lease12_probes_s44.json") == "12" and fmt_lease("search.json") == "search.json"
+    assert fmt_points(0.0006) == "0,06 puan" and fmt_points(0.0047, 1) == "0,5 puan" and fmt_points(None) == "–"
+    assert fmt_points(0.0031, unit=False) == "0,31"
 
 
 @pytest.mark.slow
@@ -203,7 +205,11 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert "model_name=vgg_fast" in html and "starting-study settings" in html
     assert "checkpoint'i seçen Keras ölçütü" in html        # which validation accuracy this column is
     assert "3 tohum, ortalama ± standart sapma" in html
-    assert "%80,12 ± %0,31" in html and "0,310 ± 0,050" in html and "tohum başına 38,2 dk" in html
+    # Spreads of accuracies are percentage points, not a percentage of the mean: the table says so
+    # once, in its caption, and the note after it names the unit.
+    assert "%80,12 ± 0,31</td>" in html and "0,310 ± 0,050" in html and "tohum başına 38,2 dk" in html
+    assert "doğruluk sütunlarında yüzde puan</caption>" in html and "%79,00 ± 0,40 puan;" in html
+    assert "± %" not in html
     assert "Yapılandırma" not in html            # one configuration: no group column
 
     # A compared configuration joins the same table, each group labelled by what differs.
@@ -215,7 +221,7 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     html, _ = render_html(demo_run, ReportMeta(seeds_summary=str(tmp_path / "seeds.json"),
                                                seeds_compare=str(tmp_path / "other.json")))
     assert "son yapılandırma (augmentation=study)" in html and "karşılaştırma (augmentation=strong)" in html
-    assert "%80,12 ± %0,31" in html and "%78,24 ± %0,14" in html
+    assert "%80,12 ± 0,31</td>" in html and "%78,24 ± 0,14</td>" in html
     # Several configurations widen the table: the wide-table style (wrapping labels) keeps it on the page.
     assert re.search(r'<table class="small"><caption>Aynı yapılandırmanın', html)
     assert '<td class="wrap">son yapılandırma (augmentation=study)</td>' in html
@@ -289,18 +295,23 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
 
     # Budget checks on other CPUs (benchmarks/budget_check.py) become a limitation, worded by their numbers.
     budgets = []
-    for name, flags, minutes, fits in (("slow", ["avx2"], 378.6, False), ("fast", ["amx_bf16"], 49.0, True)):
-        path = tmp_path / f"budget_{name}.json"
-        path.write_text(json.dumps({"model_name": "vgg_mid", "precision": "mixed_bfloat16", "epochs": 50,
+    for name, precision, flags, minutes, fits in (("slow", "mixed_bfloat16", ["avx2"], 378.6, False),
+                                                  ("fast", "mixed_bfloat16", ["amx_bf16"], 49.0, True),
+                                                  ("slow", "float32", ["avx2"], 148.2, False)):
+        path = tmp_path / f"budget_{name}_{precision}.json"
+        path.write_text(json.dumps({"model_name": "vgg_mid", "precision": precision, "epochs": 50,
                                     "run_minutes": minutes, "inference_images_per_second": 204.5,
                                     "budget_minutes": 60.0, "fits_budget": fits,
                                     "machine": {"cpu_model": f"Xeon {name}", "cpu_count": 2, "cpu_flags": flags}}))
         budgets.append(str(path))
     html, _ = render_html(demo_run, ReportMeta(budget_jsons=(*budgets, str(tmp_path / "absent.json"))))
     text = " ".join(html.split())
+    # Each CPU is named once, before all its measurements, in order of first appearance.
     assert ("Xeon slow (2 çekirdek, bfloat16 donanımda yok) üzerinde vgg_mid, mixed_bfloat16, 50 epok: 379 dk, "
-            "çıkarım 204 görüntü/s; 60 dakikalık bütçeye sığmaz;") in text
-    assert "Xeon fast (2 çekirdek, bfloat16 donanımda var) üzerinde" in text and "bütçeye sığar." in text
+            "çıkarım 204 görüntü/s, 60 dakikalık bütçeye sığmaz; vgg_mid, float32, 50 epok: 148 dk, "
+            "çıkarım 204 görüntü/s, 60 dakikalık bütçeye sığmaz; Xeon fast (2 çekirdek, bfloat16 donanımda var) "
+            "üzerinde vgg_mid, mixed_bfloat16, 50 epok: 49 dk, çıkarım 204 görüntü/s, 60 dakikalık bütçeye sığar.") in text
+    assert text.count("Xeon slow") == 1
     assert "budget_check.py" not in render_html(demo_run, ReportMeta())[0]
 
     # A run actually trained on another CPU adds its measured time and both protocols' scores;
@@ -419,7 +430,8 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     own = json.loads((run / "results" / "training.json").read_text())
     # The given model trained unlike the demo run: soft targets, the study's augmentation, oversampling.
     own["params"] = {**own["params"], "model_name": "vgg_mid", "targets": "soft", "augmentation": "study",
-                     "imbalance": "oversample", "oversample_fraction": 0.15}
+                     "imbalance": "oversample", "oversample_fraction": 0.15, "schedule": "cosine",
+                     "optimizer": "adamw", "loss": "crossentropy", "patience": 0}
     given = {"pretrained_model": "/somewhere/models/reference.keras", "params": None,
              "note": "training skipped; evaluating a given model", "data": own["data"]}
     (run / "results" / "training.json").write_text(json.dumps({**given, "source_run": "results/runs/ref_s42",
@@ -434,6 +446,15 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     assert "hedefler FER+ oy dağılımı (yumuşak hedef) olarak kodlanır" in text and "tek-sıcak (one-hot) vektörler" not in text
     assert "yatay çevirme, ±10° döndürme, parlaklık ve kontrast oynatma." in text and "kaydırma" not in text
     assert "sınıfınkinin en az %15 düzeyine ulaşana dek" in text
+    # Recorded settings that the others switched off are marked, so none reads as used; the ones
+    # in use are shown bare.
+    p = own["params"]
+    note = '<span class="note">({})</span>'.format
+    assert f"<td>reduce_lr_patience</td><td>{p['reduce_lr_patience']} {note('etkisiz: schedule=cosine')}</td>" in text
+    assert f"<td>focal_gamma</td><td>{p['focal_gamma']} {note('etkisiz: loss=crossentropy')}</td>" in text
+    assert f"<td>patience</td><td>0 {note('erken durdurma yok')}</td>" in text
+    assert f"<td>weight_decay</td><td>{p['weight_decay']}</td>" in text
+    assert f"<td>warmup_epochs</td><td>{p['warmup_epochs']}</td>" in text and "<td>oversample_fraction</td><td>0.15</td>" in text
     slides, _ = render_html(run, ReportMeta(), template="slides.html.j2")
     assert "değerlendirilen modelin kendi eğitim kaydı" in slides and f"{own['epochs_run']} epok, en iyi epok" in slides
     assert "FER+ oy dağılımı (yumuşak) hedefler" in slides and "en kalabalık sınıfın %15 düzeyine" in slides
@@ -454,6 +475,42 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     html, _ = render_html(run, ReportMeta())
     assert "Eğitim atlandı" in html and "epok sürdü" not in html and "kendi eğitim" not in html
     assert "aşırı örnekleme" not in html   # nothing is claimed about an unknown recipe
+
+    # A run from before the CPU model was recorded says so instead of naming only "x86_64".
+    machine = {k: v for k, v in own["machine"].items() if k not in ("cpu_model", "cpu_flags")}
+    (run / "results" / "training.json").write_text(json.dumps({**given, "source_training": {**own, "machine": machine}}))
+    text = " ".join(render_html(run, ReportMeta())[0].split())
+    assert (f"Makine: {machine['processor']} (işlemci modeli bu çalışmada kaydedilmedi), "
+            f"{machine['cpu_count']} çekirdek") in text
+
+
+def test_setting_notes_mark_what_other_settings_switched_off():
+    from fer_helpers.report import setting_notes
+
+    # The starting study: Adam with a plateau schedule, no class balancing, cross-entropy.
+    study = {"schedule": "plateau", "optimizer": "adam", "loss": "crossentropy", "imbalance": "none",
+             "reduce_lr_patience": 5, "warmup_epochs": 0, "weight_decay": 1e-4, "focal_gamma": 2.0,
+             "oversample_fraction": 0.5, "patience": 10}
+    assert setting_notes(study) == {"warmup_epochs": "etkisiz: schedule=plateau",
+                                    "weight_decay": "etkisiz: optimizer=adam",
+                                    "focal_gamma": "etkisiz: loss=crossentropy",
+                                    "oversample_fraction": "etkisiz: imbalance=none"}
+    used = {**study, "schedule": "cosine", "optimizer": "adamw", "loss": "focal", "imbalance": "oversample",
+            "patience": 0}
+    assert setting_notes(used) == {"reduce_lr_patience": "etkisiz: schedule=cosine", "patience": "erken durdurma yok"}
+    # A run that recorded neither the setting nor the one it depends on gets no note.
+    assert setting_notes({"weight_decay": 1e-4}) == {} and setting_notes({}) == {}
+
+
+def test_by_cpu_names_each_cpu_once_in_order():
+    from fer_helpers.report import by_cpu
+
+    slow = {"cpu_model": "Xeon", "cpu_count": 2, "cpu_flags": ["avx512f"]}
+    amx = {**slow, "cpu_flags": ["amx_bf16"]}                 # same model name, bfloat16 in hardware
+    records = [{"machine": slow, "n": 1}, {"machine": amx, "n": 2}, {"machine": dict(slow), "n": 3}]
+    groups = by_cpu(records)
+    assert [[r["n"] for r in g["records"]] for g in groups] == [[1, 3], [2]]
+    assert groups[0]["machine"] is slow and by_cpu([]) == []
 
 
 def test_training_recipe_fills_the_augmentation_of_runs_that_predate_it():

@@ -39,6 +39,17 @@ def test_balanced_class_weights_on_known_distribution():
     assert w[3] == 1.0   # absent class
 
 
+def test_target_examples_show_soft_targets_only_when_votes_were_loaded():
+    from fer_helpers.preprocessing import target_examples
+
+    labels = np.array([1, 0])
+    votes = np.array([[0.3, 0.7, 0.0], [1.0, 0.0, 0.0]])
+    plain = target_examples(labels, 3)
+    assert list(plain) == ["onehot"] and plain["onehot"].tolist() == [[0, 1, 0], [1, 0, 0]]
+    both = target_examples(labels, 3, votes)
+    assert list(both) == ["onehot", "soft"] and np.allclose(both["soft"], votes)
+
+
 def test_oversampling_raises_rare_classes():
     labels = np.array([0] * 100 + [1] * 10)
     idx = oversample_indices(labels, seed=0, min_fraction=0.5)
@@ -65,6 +76,42 @@ def test_soft_targets_need_distribution_labels():
     with pytest.raises(TrainingConfigError, match="needs label_mode='distribution'"):
         TrainConfig(targets="soft").validate("plurality")
     TrainConfig(targets="soft").validate("distribution")
+
+
+def _what_training_builds(config: TrainConfig, data) -> str:
+    """Everything training derives from a config before the first step: optimizer and learning-rate
+    schedule, loss, the callbacks that steer it, and the (oversampled) training arrays."""
+    import keras
+
+    from fer_helpers.training import _make_optimizer, _train_arrays, control_callbacks
+
+    x_train, _, _, _, class_weight = _train_arrays(data, config)
+    steering = [(type(c).__name__, {k: getattr(c, k, None) for k in ("factor", "patience", "min_lr")})
+                for c in control_callbacks(config)]
+    optimizer = keras.optimizers.serialize(_make_optimizer(config, 10))
+    optimizer["config"].pop("name")           # "adam", "adam_1", ...: a counter, not a setting
+    return json.dumps([optimizer, keras.losses.serialize(make_loss(config)), steering, len(x_train),
+                       class_weight], sort_keys=True, default=str)
+
+
+def test_settings_the_report_marks_as_switched_off_have_no_effect():
+    """report.SETTING_CONDITIONS says which recorded setting acts only with another one's value;
+    the report marks it "etkisiz" otherwise. Check each against what training builds: changing
+    the setting changes something when the condition holds and nothing for any other value."""
+    from fer_helpers.preprocessing import IMBALANCE_STRATEGIES
+    from fer_helpers.report import SETTING_CONDITIONS
+    from fer_helpers.training import LOSSES, OPTIMIZERS, SCHEDULES
+
+    choices = {"schedule": SCHEDULES, "optimizer": OPTIMIZERS, "loss": LOSSES, "imbalance": IMBALANCE_STRATEGIES}
+    data = small_demo()
+    for name, (other, needed) in SETTING_CONDITIONS.items():
+        value = getattr(TrainConfig(), name)
+        changed = {name: value * 2 + 1 if isinstance(value, int) else value / 2}
+        for setting in choices[other]:
+            config = TrainConfig(**{other: setting, "targets": "onehot", "patience": 0})
+            before = _what_training_builds(config, data)
+            after = _what_training_builds(TrainConfig(**{**config.__dict__, **changed}), data)
+            assert (before != after) == (setting == needed), (name, other, setting)
 
 
 def test_training_writes_history_and_metadata(tmp_path):
