@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def test_settings_the_report_marks_as_switched_off_have_no_effect():
         for setting in choices[other]:
             config = TrainConfig(**{other: setting, "targets": "onehot", "patience": 0})
             before = _what_training_builds(config, data)
-            after = _what_training_builds(TrainConfig(**{**config.__dict__, **changed}), data)
+            after = _what_training_builds(dataclasses.replace(config, **changed), data)
             assert (before != after) == (setting == needed), (name, other, setting)
 
 
