@@ -40,6 +40,15 @@ def training_targets(labels: np.ndarray, n_classes: int, soft_labels: np.ndarray
     raise ValueError(f"targets must be 'onehot' or 'soft', got {targets!r}")
 
 
+def class_examples(labels: np.ndarray, candidates: np.ndarray, count: int = 3) -> list[int]:
+    """Indices of the first image among ``candidates`` of each of the first ``count`` classes
+    that occur among them (a class missing from the candidates, e.g. from a small slice's
+    training split, is skipped rather than failing)."""
+    candidates = np.asarray(candidates)
+    present = np.unique(labels[candidates])[:count]
+    return [int(candidates[labels[candidates] == c][0]) for c in present]
+
+
 def target_examples(labels: np.ndarray, n_classes: int,
                     soft_labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The training targets of a few images under every encoding the data allows: ``"onehot"``

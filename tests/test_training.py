@@ -51,6 +51,16 @@ def test_target_examples_show_soft_targets_only_when_votes_were_loaded():
     assert list(both) == ["onehot", "soft"] and np.allclose(both["soft"], votes)
 
 
+def test_class_examples_take_one_image_per_class_present_among_the_candidates():
+    from fer_helpers.preprocessing import class_examples
+
+    labels = np.array([2, 0, 2, 1, 0, 3])
+    assert class_examples(labels, np.arange(6)) == [1, 3, 0]
+    # Class 1 occurs only outside the candidates (e.g. a small slice's training split): skipped.
+    assert class_examples(labels, np.array([0, 1, 2, 4, 5])) == [1, 0, 5]
+    assert class_examples(labels, np.array([0, 2]), count=3) == [0]
+
+
 def test_oversampling_raises_rare_classes():
     labels = np.array([0] * 100 + [1] * 10)
     idx = oversample_indices(labels, seed=0, min_fraction=0.5)
