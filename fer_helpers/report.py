@@ -234,6 +234,20 @@ def collect(run_dir) -> dict:
 
 # --------------------------------------------------------------------------- text that adapts to results
 
+def _most_confused(plain: dict, classes: list[str], cls: str, names: dict) -> dict:
+    """The class that images of ``cls`` were most often wrongly predicted as, with how many,
+    read from the protocol's confusion matrix (rows: true class); {} without one or without errors."""
+    matrix = plain.get("confusion_matrix")
+    if not matrix or cls not in classes:
+        return {}
+    i = classes.index(cls)
+    wrong = [(count, j) for j, count in enumerate(matrix[i]) if j != i and count > 0]
+    if not wrong:
+        return {}
+    count, j = max(wrong)
+    return {"confused_with": names[classes[j]], "confused_count": int(count), "row_total": int(sum(matrix[i]))}
+
+
 def findings(ctx: dict, language: str = "tr") -> dict:
     """Numbers and sentences computed from the artifacts (nothing typed by hand)."""
     names = DISPLAY_NAMES[language]
@@ -247,7 +261,8 @@ def findings(ctx: dict, language: str = "tr") -> dict:
         out["headline_macro_f1"] = fmt_num(plain["macro_f1"])
         ranked = sorted(plain["per_class"], key=lambda r: r["recall"])
         out["weakest"] = [{"name": names[r["class"]], "recall": fmt_pct(r["recall"], 1),
-                           "support": r["support"], "class": r["class"]} for r in ranked[:3]]
+                           "support": r["support"], "class": r["class"],
+                           **_most_confused(plain, ev.get("classes") or [], r["class"], names)} for r in ranked[:3]]
         out["strongest"] = [{"name": names[r["class"]], "recall": fmt_pct(r["recall"], 1)} for r in ranked[::-1][:3]]
         out["zero_recall"] = [names[r["class"]] for r in plain["per_class"] if r["recall"] == 0]
         if "mcnemar" in primary:

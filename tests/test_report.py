@@ -446,6 +446,8 @@ def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, 
     assert "hedefler FER+ oy dağılımı (yumuşak hedef) olarak kodlanır" in text and "tek-sıcak (one-hot) vektörler" not in text
     assert "yatay çevirme, ±10° döndürme, parlaklık ve kontrast oynatma." in text and "kaydırma" not in text
     assert "sınıfınkinin en az %15 düzeyine ulaşana dek" in text
+    # Why classes fail is read from the confusion matrix, not typed by hand.
+    assert "en sık tahmin edilen yanlış sınıf: " in text and "Öfke ile İğrenme" not in text
     # Recorded settings that the others switched off are marked, so none reads as used; the ones
     # in use are shown bare.
     p = own["params"]
@@ -549,3 +551,23 @@ def test_findings_compare_with_each_published_result_on_the_same_protocol():
     assert rows[0]["diff"] == pytest.approx(0.82 - 0.718) and rows[1]["diff"] == pytest.approx(0.855 - 0.8385)
     # A run evaluated on its own test split only has nothing published to compare with.
     assert findings({"evaluation": {"primary": "test", "protocols": {"test": protocol(0.5)}}})["vs_literature"] == []
+
+
+def test_weakest_classes_name_what_they_were_most_often_mistaken_for():
+    from fer_helpers.report import findings
+
+    classes = ["Anger", "Contempt", "Neutral"]
+    plain = {"accuracy": 0.7, "macro_f1": 0.5,
+             "per_class": [{"class": c, "recall": r, "support": n} for c, r, n in
+                           (("Anger", 0.8, 10), ("Contempt", 0.25, 8), ("Neutral", 1.0, 5))],
+             # Rows are the true class: Contempt was taken for Neutral 5 times, for Anger once.
+             "confusion_matrix": [[8, 0, 2], [1, 2, 5], [0, 0, 5]]}
+    ev = {"primary": "test", "classes": classes, "protocols": {"test": {"plain": plain}}}
+    weakest = findings({"evaluation": ev}, "en")["weakest"]
+    assert [w["class"] for w in weakest] == ["Contempt", "Anger", "Neutral"]
+    assert weakest[0]["confused_with"] == "Neutral" and (weakest[0]["confused_count"], weakest[0]["row_total"]) == (5, 8)
+    assert weakest[1]["confused_with"] == "Neutral" and weakest[1]["confused_count"] == 2
+    assert "confused_with" not in weakest[2]          # never wrong: nothing to name
+    # Without a confusion matrix (older evaluations) the weakest classes are listed as before.
+    del plain["confusion_matrix"]
+    assert "confused_with" not in findings({"evaluation": ev}, "en")["weakest"][0]
