@@ -350,24 +350,32 @@ def cpu_run_summary(folder) -> dict:
             "protocols": {name: p["plain"] for name, p in evaluation["protocols"].items()}}
 
 
+def _in_groups(items, key) -> list[list]:
+    """``items`` grouped by ``key(item)`` (any JSON-able value), in order of first appearance."""
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(json.dumps(key(item), sort_keys=True, default=str), []).append(item)
+    return list(groups.values())
+
+
 def cpu_run_groups(folders) -> list[dict]:
     """Runs trained on other CPUs (``cpu_run_summary``), in order, those of one recipe on one CPU
     model in one group: they differ only in their seed. A group of several also gets each
     protocol's accuracy and macro-F1 as mean and sample standard deviation (``spread``)."""
-    groups: dict[str, dict] = {}
-    for run in map(cpu_run_summary, folders):
-        recipe = {k: v for k, v in run["recipe"].items() if k != "seed"}
-        key = json.dumps([run["machine"].get("cpu_model"), run["machine"].get("cpu_count"), recipe],
-                         sort_keys=True, default=str)
-        groups.setdefault(key, {"machine": run["machine"], "recipe": recipe, "runs": []})["runs"].append(run)
-    for group in groups.values():
+    def recipe(run):
+        return {k: v for k, v in run["recipe"].items() if k != "seed"}
+
+    groups = [{"machine": runs[0]["machine"], "recipe": recipe(runs[0]), "runs": runs}
+              for runs in _in_groups(map(cpu_run_summary, folders), key=lambda run: [
+                  run["machine"].get("cpu_model"), run["machine"].get("cpu_count"), recipe(run)])]
+    for group in groups:
         runs = group["runs"]
         if len(runs) > 1:
             group["spread"] = {name: {m: {"mean": statistics.mean(r["protocols"][name][m] for r in runs),
                                           "std": statistics.stdev(r["protocols"][name][m] for r in runs)}
                                       for m in ("accuracy", "macro_f1")}
                                for name in runs[0]["protocols"] if all(name in r["protocols"] for r in runs)}
-    return list(groups.values())
+    return groups
 
 
 def training_recipe(trained: dict | None) -> dict:
@@ -406,12 +414,8 @@ def by_cpu(records: list[dict]) -> list[dict]:
     """Benchmark records grouped by the CPU they ran on (model, core count, bfloat16 in
     hardware), in order of first appearance: ``[{"machine": ..., "records": [...]}]``, so a
     CPU is named once before all its measurements."""
-    groups: dict[str, dict] = {}
-    for r in records:
-        m = r["machine"]
-        key = json.dumps([m.get("cpu_model"), m.get("cpu_count"), native_bfloat16(m)])
-        groups.setdefault(key, {"machine": m, "records": []})["records"].append(r)
-    return list(groups.values())
+    return [{"machine": group[0]["machine"], "records": group} for group in _in_groups(records, key=lambda r: [
+        r["machine"].get("cpu_model"), r["machine"].get("cpu_count"), native_bfloat16(r["machine"])])]
 
 
 def _json_records(paths, what: str) -> list[dict]:
@@ -472,7 +476,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     training = ctx.get("training") or {}
     ctx["trained"] = training if training.get("params") else training.get("source_training")
     ctx["recipe"] = training_recipe(ctx["trained"])
-    ctx["setting_notes"] = setting_notes((ctx["trained"] or {}).get("params") or {})
+    ctx["setting_notes"] = setting_notes(ctx["recipe"])
     # The augmentation both templates name: the model's own, else the one notebook 02 showed.
     ctx["augmentation"] = ctx["recipe"].get("augmentation") or (ctx.get("prep") or {}).get("augmentation")
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,

@@ -243,7 +243,7 @@ def make_nan_guard(state: dict):
     return NanGuard()
 
 
-def make_state_restorer(csv_path: Path, monitor: str, callbacks: list):
+def make_state_restorer(csv_path: Path, monitor: str, mode: str, callbacks: list):
     """After a resume, give checkpoint/early-stopping/plateau callbacks their memory back.
 
     Keras rebuilds these callbacks fresh, so without this a resumed run would
@@ -259,7 +259,7 @@ def make_state_restorer(csv_path: Path, monitor: str, callbacks: list):
             if monitor not in hist or hist.empty:
                 return
             values = hist[monitor].to_numpy()
-            best_i = int(np.nanargmax(values) if "acc" in monitor else np.nanargmin(values))
+            best_i = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
             since = len(values) - 1 - best_i
             for cb in callbacks:
                 if hasattr(cb, "best"):
@@ -356,7 +356,7 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
     stateful = [checkpoint, *control_callbacks(config)]
     callbacks = [keras.callbacks.BackupAndRestore(str(paths["model"] / "backup"))]
     callbacks += [make_history_logger(csv_path, json_path),
-                  make_state_restorer(csv_path, config.monitor, stateful), *stateful,
+                  make_state_restorer(csv_path, config.monitor, mode, stateful), *stateful,
                   make_nan_guard(state), *(extra_callbacks or [])]
 
     started, t0 = now_iso(), time.perf_counter()
