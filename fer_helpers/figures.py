@@ -82,6 +82,17 @@ def image_grid(images: np.ndarray, titles: list[str] | None = None, ncols: int =
     return fig
 
 
+def augmentation_grid(originals: np.ndarray, variants: np.ndarray):
+    """One row per face: the original, then its augmented variants (``variants``: n × k × 48 × 48)."""
+    originals, variants = np.asarray(originals), np.asarray(variants)
+    n, k = variants.shape[:2]
+    if len(originals) != n:
+        raise ValueError(f"{len(originals)} original images but variants for {n}")
+    rows = np.concatenate([originals[:, None], variants], axis=1).reshape(-1, *originals.shape[1:3])
+    titles = [("Özgün" if j == 0 else f"Artırma {j}") for _ in range(n) for j in range(k + 1)]
+    return image_grid(rows, titles, ncols=k + 1, title="Veri artırma örnekleri")
+
+
 def samples_per_class(images, labels, classes, per_class: int = 8, seed: int = 0,
                       language: str = "tr"):
     """``per_class`` random images of each class, one row per class."""
@@ -194,11 +205,40 @@ def per_class_bars(per_class: list[dict], language: str = "tr"):
     return fig
 
 
+def _outcome_color(true: int, pred: int) -> str:
+    """Green for a right prediction, red for a wrong one."""
+    return "#1e8449" if true == pred else "#c0392b"
+
+
 def prediction_titles(true, pred, probs, classes, language: str = "tr") -> tuple[list[str], list[str]]:
+    """Titles "G: <true>" over "T: <predicted> (<confidence>)", and their green/red colours."""
     names = _names(classes, language)
     titles = [f"G: {names[t]}\nT: {names[p]} ({probs[i, p]:.0%})" for i, (t, p) in enumerate(zip(true, pred))]
-    colors = ["#1e8449" if t == p else "#c0392b" for t, p in zip(true, pred)]
-    return titles, colors
+    return titles, [_outcome_color(t, p) for t, p in zip(true, pred)]
+
+
+def example_indices(true, pred, correct: bool, n: int = 24, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` indices, drawn at random with ``seed``, of right (``correct``) or wrong predictions.
+
+    A fixed seed shows the same faces on every run, so a figure in the report can be discussed.
+    """
+    candidates = np.flatnonzero((np.asarray(true) == np.asarray(pred)) == correct)
+    if not len(candidates):
+        return candidates
+    return np.random.default_rng(seed).choice(candidates, size=min(n, len(candidates)), replace=False)
+
+
+def prediction_examples(images, true, probs, classes, correct: bool, n: int = 24, seed: int = 0,
+                        language: str = "tr"):
+    """A grid of up to ``n`` right (or wrong) predictions with their confidence; None if there are none."""
+    true, probs = np.asarray(true), np.asarray(probs)
+    pred = probs.argmax(axis=1)
+    pick = example_indices(true, pred, correct, n, seed)
+    if not len(pick):
+        return None
+    titles, colors = prediction_titles(true[pick], pred[pick], probs[pick], classes, language)
+    return image_grid(np.asarray(images)[pick], titles, ncols=8, title_colors=colors,
+                      title="Doğru tahminler" if correct else "Yanlış tahminler")
 
 
 def confused_pairs_bar(pairs: list[dict], language: str = "tr"):
@@ -257,6 +297,23 @@ def annotator_model_recall_plot(result: dict, language: str = "tr", protocol: st
     ax.set_title(f"Kalan işaretleyicilerin etiketine karşı{where}: tek işaretleyici ve model")
     fig.tight_layout()
     return fig
+
+
+def gradcam_pairs(images, maps_pred, maps_true, true, pred, classes, language: str = "tr"):
+    """Each face twice: under the Grad-CAM map of the predicted class, then of the true class.
+
+    Side by side, the pair shows whether a wrong prediction looked at other regions than the
+    true class would have; for a right prediction the two maps are the same.
+    """
+    names = _names(classes, language)
+    titles, colors = [], []
+    for t, p in zip(true, pred):
+        titles += [f"G: {names[t]}\nT: {names[p]}\n[tahmin]", "[gerçek]"]
+        colors += [_outcome_color(t, p)] * 2
+    images = np.asarray(images)
+    maps = np.stack([maps_pred, maps_true], axis=1).reshape(-1, *images.shape[1:3])
+    return image_grid(np.repeat(images, 2, axis=0), titles, ncols=8, overlays=maps, title_colors=colors,
+                      title="Grad-CAM: tahmin ve gerçek sınıf")
 
 
 def class_maps_grid(maps: np.ndarray, classes, language: str = "tr"):
