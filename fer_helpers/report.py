@@ -338,6 +338,10 @@ def export_summary(benchmark: dict) -> dict:
             "protocols": benchmark.get("protocols", {}), "calibration": benchmark.get("calibration")}
 
 
+#: The issue's training-time target: one run, alone on 2 CPU cores, in at most this many minutes.
+TRAINING_BUDGET_MIN = 60.0
+
+
 def cpu_run_summary(folder) -> dict:
     """A run trained on another CPU as the report words it: the machine, the recipe, the measured
     wall time and each protocol's plain accuracy and macro-F1 (what that CPU's budget buys)."""
@@ -345,8 +349,10 @@ def cpu_run_summary(folder) -> dict:
     training = read_json(folder / "training.json", "training record")
     evaluation = read_json(folder / "evaluation.json", "evaluation")
     # Runs from before the precision setting existed trained in float32.
+    minutes = training["wall_time_s"] / 60
     return {"name": folder.name, "machine": training["machine"],
-            "recipe": {"precision": "float32", **training["params"]}, "minutes": training["wall_time_s"] / 60,
+            "recipe": {"precision": "float32", **training["params"]}, "minutes": minutes,
+            "over_budget_min": max(0.0, minutes - TRAINING_BUDGET_MIN),
             "protocols": {name: p["plain"] for name, p in evaluation["protocols"].items()}}
 
 
@@ -459,6 +465,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["cpu_budgets"] = by_cpu(_json_records(meta.budget_jsons, "budget check"))
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
+    ctx["training_budget_min"] = TRAINING_BUDGET_MIN
     ctx["cpu_run_groups"] = cpu_run_groups(p for p in meta.cpu_runs if p and Path(p).is_dir())
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():

@@ -353,6 +353,15 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
             "48,0 / 47,0 / 49,0 dakikada eğitildi; P-seed %80,54 / %80,65 / %80,45 (ortalama %80,55 ± 0,10 puan, "
             "makro-F1 0,659 ± 0,006); P-FER+ %84,06 / %84,00 / %84,00") in text
     assert "Ölçülen eğitim (<code>other_cpu_s42</code>): Xeon fast" in text and text.count("Ölçülen eğitim") == 2
+    assert "bütçeyi" not in text                     # every run above stayed within 60 minutes
+    # A run over the 60-minute training budget says by how much; in a group of seeds, how many were over.
+    (other_cpu / "training.json").write_text(json.dumps({**json.loads((other_cpu / "training.json").read_text()),
+                                                         "wall_time_s": 3614.3}))
+    (runs[2] / "training.json").write_text(json.dumps({**json.loads((runs[2] / "training.json").read_text()),
+                                                       "wall_time_s": 3700.0}))
+    text = " ".join(render_html(demo_run, ReportMeta(cpu_runs=tuple(map(str, [*runs, other_cpu]))))[0].split())
+    assert "48,0 / 47,0 / 61,7 dakikada eğitildi (1 eğitim 60 dakikalık bütçeyi aştı); P-seed" in text
+    assert "30 epok 60,2 dakikada eğitildi (60 dakikalık bütçeyi 0,2 dk aştı); P-seed" in text
 
     # Export benchmarks (benchmarks/export_benchmark.py) add each format's speed and, when
     # measured, the int8 graph's accuracy beside the saved model's; an older file without
