@@ -145,6 +145,15 @@ GRID = {
                           ("all3", {"ema": 0.999, "mixup": 0.2, "erase": 0.5}),
                           ("ema9995", {"ema": 0.9995}), ("ema9998", {"ema": 0.9998})]
        for seed in (42, 43, 44)},
+    # Lease 8: the optimiser's step size, never screened on the reference: peak learning rate
+    # halved and doubled, and batch 128 at the doubled rate (linear scaling; half the steps,
+    # which the CPU runs more efficiently), against the plain recipe rerun in the same lease
+    # (results/gpu_search/lease8_rule.txt).
+    **{f"mid_e50_{tag}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
+                                       "seed": seed, **change}
+       for tag, change in [("lr1e3", {"learning_rate": 0.001}), ("lr4e3", {"learning_rate": 0.004}),
+                           ("b128", {"batch_size": 128, "learning_rate": 0.004})]
+       for seed in (42, 43, 44)},
     # The weight-decay screen on the CPU reference (results/decision_rule_wd05_mid.txt).
     **{f"mid_e50_wd05_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                       "weight_decay": 0.05, "seed": seed}
