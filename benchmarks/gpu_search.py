@@ -548,7 +548,7 @@ EXCLUDED = {("lease5_probes.json" if seed < 44 else "lease6_probes_s44.json", f"
             for tag in ("ema", "all3") for seed in (42, 43, 44)}
 
 SUMMARY_COLUMNS = ["name", "model", "n_params", "epochs", "epochs_run", "augmentation", "label_smoothing",
-                   "weight_decay", "precision", *PROBE_BOUNDS, "seed", "best_epoch", "val_accuracy",
+                   "learning_rate", "batch_size", "weight_decay", "precision", *PROBE_BOUNDS, "seed", "best_epoch", "val_accuracy",
                    "val_macro_f1", "val_recall_Contempt", "val_recall_Disgust", "last_val_accuracy", "seconds_per_epoch", "gpu", "source"]
 
 
@@ -572,6 +572,7 @@ def summarize(search_files: list[Path], out_csv: Path) -> list[dict]:
                 "name": r["name"], "model": s["model"], "n_params": r["n_params"], "epochs": s["epochs"],
                 "epochs_run": len(hist), "augmentation": s["augmentation"],
                 "label_smoothing": s.get("label_smoothing", 0.0),
+                "learning_rate": s["learning_rate"], "batch_size": s["batch_size"],   # varied from lease 8
                 # Leases 1-2 predate these settings: float32 and weight decay 1e-4 throughout.
                 "weight_decay": s.get("weight_decay", 1e-4), "precision": s.get("precision", "float32"),
                 **{probe: s.get(probe, 0.0) for probe in PROBE_BOUNDS},   # leases ≥ 5

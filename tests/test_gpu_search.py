@@ -146,7 +146,8 @@ def test_summary_table_from_a_search(gpu_search, tmp_path):
 
     search = tmp_path / "lease.json"
     search.write_text(json.dumps({"gpu": "NVIDIA H200", "results": [
-        result("stopped", 50, 20, 0.83), result("a", 30, 30, 0.81), result("b", 27, 27, 0.82, model="vgg")]}))
+        result("stopped", 50, 20, 0.83), result("a", 30, 30, 0.81),
+    result("b", 27, 27, 0.82, model="vgg", learning_rate=0.004, batch_size=128)]}))
     old = json.loads(search.read_text())
     for key in ("precision", "weight_decay"):      # leases 1-2 predate these settings
         del old["results"][1]["settings"][key]
@@ -157,6 +158,7 @@ def test_summary_table_from_a_search(gpu_search, tmp_path):
     assert [r["name"] for r in rows] == ["b", "a", "stopped"]
     assert rows[0]["model"] == "vgg" and rows[2]["epochs_run"] == 20 and rows[2]["epochs"] == 50
     assert rows[1]["seconds_per_epoch"] == 2.5 and rows[1]["val_recall_Contempt"] == 0.25
+    assert [(r["learning_rate"], r["batch_size"]) for r in rows] == [(0.004, 128), (0.002, 64), (0.002, 64)]
     text = (tmp_path / "out.csv").read_text().splitlines()
     assert text[0].split(",") == gpu_search.SUMMARY_COLUMNS and len(text) == 4
     # A run listed as measuring a bug stays in its lease file but not in the summary.
