@@ -210,10 +210,16 @@ def _outcome_color(true: int, pred: int) -> str:
     return "#1e8449" if true == pred else "#c0392b"
 
 
+def _outcome_title(names: list[str], true: int, pred: int, confidence: float | None = None) -> str:
+    """"G: <true>" (gerçek) over "T: <predicted>" (tahmin), with the confidence when given."""
+    shown = "" if confidence is None else f" ({confidence:.0%})"
+    return f"G: {names[true]}\nT: {names[pred]}{shown}"
+
+
 def prediction_titles(true, pred, probs, classes, language: str = "tr") -> tuple[list[str], list[str]]:
     """Titles "G: <true>" over "T: <predicted> (<confidence>)", and their green/red colours."""
     names = _names(classes, language)
-    titles = [f"G: {names[t]}\nT: {names[p]} ({probs[i, p]:.0%})" for i, (t, p) in enumerate(zip(true, pred))]
+    titles = [_outcome_title(names, t, p, probs[i, p]) for i, (t, p) in enumerate(zip(true, pred))]
     return titles, [_outcome_color(t, p) for t, p in zip(true, pred)]
 
 
@@ -308,7 +314,7 @@ def gradcam_pairs(images, maps_pred, maps_true, true, pred, classes, language: s
     names = _names(classes, language)
     titles, colors = [], []
     for t, p in zip(true, pred):
-        titles += [f"G: {names[t]}\nT: {names[p]}\n[tahmin]", "[gerçek]"]
+        titles += [_outcome_title(names, t, p) + "\n[tahmin]", "[gerçek]"]
         colors += [_outcome_color(t, p)] * 2
     images = np.asarray(images)
     maps = np.stack([maps_pred, maps_true], axis=1).reshape(-1, *images.shape[1:3])
