@@ -429,6 +429,33 @@ def test_results_tables_read_blank_cells_as_empty_text(tmp_path):
     assert _csv_records("") is None and _csv_records(str(tmp_path / "absent.csv")) is None
 
 
+def test_gpu_runs_are_grouped_by_configuration_and_lease():
+    """Seeds of one configuration in one lease become one row (their mean); other leases, other
+    settings and runs stopped at the budget stay rows of their own."""
+    from fer_helpers.report import gpu_seed_groups
+
+    def run(name, seed, acc, source="lease8_x.json", epochs_run=50, **settings):
+        return {"name": name, "model": "vgg_mid", "n_params": 1166344, "epochs": 50, "epochs_run": epochs_run,
+                "augmentation": "study", "precision": "mixed_bfloat16", "seed": seed, "val_accuracy": acc,
+                "val_macro_f1": acc - 0.15, "val_recall_Contempt": 0.3, "val_recall_Disgust": 0.5,
+                "source": source, **settings}
+
+    rows = [run("mid_s42", 42, 0.82), run("mid_s43", 43, 0.83, learning_rate=""), run("mid_s45", 45, 0.84, source="lease8b_y.json"),
+            run("mid_s42", 42, 0.80, source="lease7_z.json"),
+            run("lr_s42", 42, 0.85, learning_rate=0.004), run("lr_s43", 43, 0.86, epochs_run=20, learning_rate=0.004)]
+    groups = gpu_seed_groups(rows)
+    # Older tables lack the learning-rate and batch-size columns (or leave their cells blank):
+    # those runs used the defaults.
+    assert [(g["name"], g["lease"], g["seeds"], g["learning_rate"], g["batch_size"]) for g in groups] == [
+        ("lr", "8", "42", 0.004, 64), ("mid", "8", "42, 43, 45", 0.002, 64), ("mid", "7", "42", 0.002, 64),
+        ("lr", "8", "43", 0.004, 64)]              # the stopped run last, however good
+    mid = groups[1]
+    assert mid["val_accuracy"] == pytest.approx(0.83) and mid["val_accuracy_std"] == pytest.approx(0.01)
+    assert mid["val_macro_f1"] == pytest.approx(0.68) and mid["n_seeds"] == 3
+    assert groups[0]["val_accuracy_std"] is None
+    assert gpu_seed_groups(None) is None
+
+
 @pytest.mark.slow
 def test_a_given_model_is_described_by_its_own_committed_training_run(demo_run, tmp_path):
     """Skip-training runs (the reference report) show the evaluated model's training record, marked as such."""
