@@ -451,11 +451,10 @@ def repeat_spread(rows: list[dict] | None) -> float | None:
     return max(gaps) if gaps else None
 
 
-#: Settings of a GPU search run besides its seed; tables written before a setting was varied lack
-#: its column, and then every run used the value given here.
-GPU_SETTINGS = {"model": None, "n_params": None, "epochs": None, "epochs_run": None, "augmentation": None,
-                "precision": "float32", "label_smoothing": 0.0, "learning_rate": 0.002, "batch_size": 64,
-                "weight_decay": 1e-4, "ema": 0.0, "mixup": 0.0, "erase": 0.0}
+#: The columns of a GPU search run that hold its settings (all but the seed). A table written
+#: before a setting was varied lacks its column; the rows of one lease then share it anyway.
+GPU_SETTINGS = ("model", "n_params", "epochs", "epochs_run", "augmentation", "precision", "label_smoothing",
+                "learning_rate", "batch_size", "weight_decay", "ema", "mixup", "erase")
 
 
 def gpu_seed_groups(rows: list[dict] | None) -> list[dict] | None:
@@ -473,16 +472,12 @@ def gpu_seed_groups(rows: list[dict] | None) -> list[dict] | None:
     import pandas as pd
 
     runs = pd.DataFrame(rows)
-    for column, default in GPU_SETTINGS.items():
-        if column not in runs:
-            runs[column] = default
-        elif default is not None:        # a blank cell: the run predates the setting
-            runs[column] = runs[column].replace("", None).fillna(default)
+    settings = [c for c in GPU_SETTINGS if c in runs]
     runs["config"] = runs["name"].str.replace(r"_s\d+$", "", regex=True)
     runs["lease"] = runs["source"].map(fmt_lease)
     groups = []
-    for key, g in runs.groupby(["config", "lease", *GPU_SETTINGS], sort=False, dropna=False):
-        groups.append({**dict(zip(["name", "lease", *GPU_SETTINGS], key)),
+    for key, g in runs.groupby(["config", "lease", *settings], sort=False, dropna=False):
+        groups.append({**dict(zip(["name", "lease", *settings], key)),
                        "seeds": ", ".join(str(s) for s in sorted(g["seed"])), "n_seeds": len(g),
                        "val_accuracy": g["val_accuracy"].mean(),
                        "val_accuracy_std": g["val_accuracy"].std() if len(g) > 1 else None,

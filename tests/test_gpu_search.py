@@ -147,7 +147,7 @@ def test_summary_table_from_a_search(gpu_search, tmp_path):
     search = tmp_path / "lease.json"
     search.write_text(json.dumps({"gpu": "NVIDIA H200", "results": [
         result("stopped", 50, 20, 0.83), result("a", 30, 30, 0.81),
-    result("b", 27, 27, 0.82, model="vgg", learning_rate=0.004, batch_size=128)]}))
+        result("b", 27, 27, 0.82, model="vgg", learning_rate=0.004, batch_size=128)]}))
     old = json.loads(search.read_text())
     for key in ("precision", "weight_decay"):      # leases 1-2 predate these settings
         del old["results"][1]["settings"][key]
