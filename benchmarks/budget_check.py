@@ -29,6 +29,7 @@ import pandas as pd
 from fer_helpers.artifacts import machine_info, now_iso, write_json
 from fer_helpers.data import load_dataset
 from fer_helpers.models import images_per_second, load_model, predict_proba
+from fer_helpers.report import TRAINING_BUDGET_MIN
 from fer_helpers.runner import load_config, parse_overrides
 from fer_helpers.training import TrainConfig, train_model
 
@@ -68,7 +69,7 @@ def main(argv=None) -> dict:
     ap.add_argument("-p", "--param", action="append", default=[], help="override a param: name=value")
     ap.add_argument("--n-train", type=int, default=25605, help="training images per epoch to project")
     ap.add_argument("--n-val", type=int, default=5677, help="validation images per epoch to project")
-    ap.add_argument("--budget-min", type=float, default=60.0)
+    ap.add_argument("--budget-min", type=float, default=TRAINING_BUDGET_MIN)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     params = {**load_config(args.config).get("params", {}), **parse_overrides(args.param)}

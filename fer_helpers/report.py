@@ -294,7 +294,7 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
     env.filters.update(pct=fmt_pct, points=fmt_points, num=fmt_num, int=fmt_int, pval=fmt_p,
-                       label_rule=fmt_label_rule, validation=fmt_validation, lease_number=fmt_lease,
+                       label_rule=fmt_label_rule, validation=fmt_validation,
                        native_bf16=native_bfloat16,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
     return env
