@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 MOSAIC_SIDE = 64        # images per mosaic row and column (3072×3072 px PNG)
 BASE = dict(model="vgg_fast", epochs=30, augmentation="study", oversample_fraction=0.15,
             learning_rate=0.002, batch_size=64, label_smoothing=0.0, weight_decay=1e-4,
-            precision="float32", seed=42, ema=0.0, mixup=0.0, erase=0.0)
+            precision="float32", seed=42, ema=0.0, mixup=0.0, erase=0.0, dropout=0.4)
 #: Mirror-only probes (leases 5-6), none of them in the package yet, each with a Keras 3
 #: counterpart a CPU candidate would use: ``ema`` = decay of an exponential moving
 #: average of the weights, validated and checkpointed in place of the live weights
@@ -77,6 +77,9 @@ BASE = dict(model="vgg_fast", epochs=30, augmentation="study", oversample_fracti
 #: All three cost next to nothing on the CPU, so they fit the 60-minute budget as they are.
 #: Each maps to the upper bound of its setting (0 = off).
 PROBE_BOUNDS = {"ema": 1.0, "mixup": math.inf, "erase": 1.0}
+#: ``dropout`` (lease 9) is ``build_vgg``'s argument: the head's rate and the cap of the
+#: stages' 0.1·stage rates (0.4, the package's default: stages 0.1-0.4, head 0.4). The
+#: package's TrainConfig does not vary it yet; a CPU candidate would add it there.
 #: Stage widths and conv counts: the package's ``VGG_VARIANTS`` plus ``vgg_xl``, a
 #: ceiling probe (too slow for the CPU budget, so not in the package).
 EXTRA_VARIANTS = {"vgg_xl": ((64, 128, 256, 512), (2, 2, 2, 2))}
@@ -158,6 +161,12 @@ GRID = {
                                   ("lr4e3", {"learning_rate": 0.004}, (42, 43, 44, 45, 46, 47)),
                                   ("b128", {"batch_size": 128, "learning_rate": 0.004}, (42, 43, 44))]
        for seed in seeds},
+    # Lease 9: dropout, never screened on the reference (results/gpu_search/lease9_rule.txt):
+    # none at all, 0.2 (stages 0.1/0.2/0.2/0.2, head 0.2) and 0.6 (stages as now, head 0.6),
+    # against the plain recipe rerun in the same lease.
+    **{f"mid_e50_do{round(rate * 10)}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50,
+                                                    "precision": "mixed_bfloat16", "seed": seed, "dropout": rate}
+       for rate in (0.0, 0.2, 0.6) for seed in (42, 43, 44)},
     # The weight-decay screen on the CPU reference (results/decision_rule_wd05_mid.txt).
     **{f"mid_e50_wd05_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                       "weight_decay": 0.05, "seed": seed}
@@ -245,6 +254,8 @@ def train_config(changes: dict):
     for probe, high in PROBE_BOUNDS.items():
         if not 0 <= s[probe] < high:
             raise ValueError(f"{probe}={s[probe]!r}: expected a value in [0, {high})")
+    if not 0 <= s["dropout"] < 1:
+        raise ValueError(f"dropout={s['dropout']!r}: expected a value in [0, 1)")
     return TrainConfig(model_name="vgg" if s["model"] in EXTRA_VARIANTS else s["model"],
                        epochs=s["epochs"], batch_size=s["batch_size"],
                        learning_rate=s["learning_rate"], optimizer="adamw", schedule="cosine",
@@ -284,7 +295,8 @@ def lr_at_step(step: int, base_lr: float, steps_per_epoch: int, epochs: int,
 
 def torch_vgg(model: str, n_classes: int = 8, dropout: float = 0.4):
     """``fer_helpers.models.build_vgg`` in PyTorch: conv(bias)-BN-ReLU stages, max-pool and
-    dropout 0.1·stage after each, global average pooling, dropout 0.4, dense softmax head."""
+    dropout min(0.1·stage, ``dropout``) after each, global average pooling, dropout ``dropout``
+    (0.4, build_vgg's default), dense softmax head."""
     import torch
     from torch import nn
 
@@ -417,7 +429,7 @@ def train_one(name: str, changes: dict, pack_dir: Path, out_json: Path, smoke: b
     if s["label_smoothing"]:
         y_train = y_train * (1 - s["label_smoothing"]) + s["label_smoothing"] / len(classes)
     x_val = torch.from_numpy(d["x_val"]).to(dev)[:, None]
-    net = torch_vgg(s["model"], len(classes)).to(dev)
+    net = torch_vgg(s["model"], len(classes), s["dropout"]).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=s["learning_rate"], eps=1e-7,
                             weight_decay=config.weight_decay)
     bf16 = config.precision == "mixed_bfloat16"
@@ -547,7 +559,7 @@ EXCLUDED = {("lease5_probes.json" if seed < 44 else "lease6_probes_s44.json", f"
             for tag in ("ema", "all3") for seed in (42, 43, 44)}
 
 SUMMARY_COLUMNS = ["name", "model", "n_params", "epochs", "epochs_run", "augmentation", "label_smoothing",
-                   "learning_rate", "batch_size", "weight_decay", "precision", *PROBE_BOUNDS, "seed", "best_epoch", "val_accuracy",
+                   "learning_rate", "batch_size", "weight_decay", "dropout", "precision", *PROBE_BOUNDS, "seed", "best_epoch", "val_accuracy",
                    "val_macro_f1", "val_recall_Contempt", "val_recall_Disgust", "last_val_accuracy", "seconds_per_epoch", "gpu", "source"]
 
 
@@ -574,6 +586,7 @@ def summarize(search_files: list[Path], out_csv: Path) -> list[dict]:
                 "learning_rate": s["learning_rate"], "batch_size": s["batch_size"],   # varied from lease 8
                 # Leases 1-2 predate these settings: float32 and weight decay 1e-4 throughout.
                 "weight_decay": s.get("weight_decay", 1e-4), "precision": s.get("precision", "float32"),
+                "dropout": s.get("dropout", 0.4),                          # varied from lease 9
                 **{probe: s.get(probe, 0.0) for probe in PROBE_BOUNDS},   # leases ≥ 5
                 "seed": s["seed"],
                 "best_epoch": best["epoch"], "val_accuracy": round(best["val_accuracy"], 4),

@@ -454,7 +454,7 @@ def repeat_spread(rows: list[dict] | None) -> float | None:
 #: The columns of a GPU search run that hold its settings (all but the seed). A table written
 #: before a setting was varied lacks its column; the rows of one lease then share it anyway.
 GPU_SETTINGS = ("model", "n_params", "epochs", "epochs_run", "augmentation", "precision", "label_smoothing",
-                "learning_rate", "batch_size", "weight_decay", "ema", "mixup", "erase")
+                "learning_rate", "batch_size", "weight_decay", "dropout", "ema", "mixup", "erase")
 
 
 def gpu_seed_groups(rows: list[dict] | None) -> list[dict] | None:

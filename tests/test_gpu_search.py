@@ -75,6 +75,10 @@ def test_every_grid_entry_is_a_valid_training_config(gpu_search):
     keys = ("augmentation", "oversample_fraction", "learning_rate", "weight_decay", "seed")
     assert [base[k] for k in keys] == [ref[k] for k in keys]
     assert (base["model"], base["epochs"]) == ("vgg_fast", 30)
+    import inspect
+
+    from fer_helpers.models import build_vgg
+    assert base["dropout"] == inspect.signature(build_vgg).parameters["dropout"].default
     assert gpu_search.GRID["fast_e50_s42"] == {"epochs": 50}
     assert gpu_search.GRID["mid_e50_bf16_s42"] == {"model": ref["model_name"], "epochs": ref["epochs"],
                                                   "precision": ref["precision"], "seed": ref["seed"]}
@@ -120,6 +124,18 @@ def test_mirror_matches_keras_models_and_augmentation(gpu_search):
         keras_model = build_model(name, 8, "study", 42)
         n_keras = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
         assert sum(p.numel() for p in gpu_search.torch_vgg(name).parameters()) == n_keras
+    # Dropout (lease 9): the same rates, stage by stage and in the head, for each setting.
+    import keras
+
+    from fer_helpers.models import build_vgg
+
+    widths, convs = gpu_search.stage_layout("vgg_mid")
+    for rate in (0.0, 0.2, 0.6):
+        keras_rates = [layer.rate for layer in build_vgg(8, "study", 42, widths, convs, dropout=rate).layers
+                       if isinstance(layer, keras.layers.Dropout)]
+        torch_rates = [m.p for m in gpu_search.torch_vgg("vgg_mid", 8, rate).modules()
+                       if isinstance(m, torch.nn.Dropout)]
+        assert torch_rates == pytest.approx(keras_rates) and len(keras_rates) == 5
     # Augmentation: same ranges, so the same statistics of the change on a batch.
     rng = np.random.default_rng(0)
     x = rng.random((1500, 48, 48, 1), dtype=np.float32)
@@ -179,7 +195,8 @@ def test_probe_settings_are_checked(gpu_search):
     assert gpu_search.GRID["mid_e50_all3_bf16_s43"] == {"model": "vgg_mid", "epochs": 50, "seed": 43,
                                                        "precision": "mixed_bfloat16", "ema": 0.999,
                                                        "mixup": 0.2, "erase": 0.5}
-    for bad in ({"ema": 1.0}, {"erase": -0.1}, {"mixup": -1}):
+    assert gpu_search.GRID["mid_e50_do2_bf16_s44"]["dropout"] == 0.2
+    for bad in ({"ema": 1.0}, {"erase": -0.1}, {"mixup": -1}, {"dropout": 1.0}):
         with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
             gpu_search.train_config(bad)
 
