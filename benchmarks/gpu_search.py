@@ -167,6 +167,10 @@ GRID = {
     **{f"mid_e50_do{round(rate * 10)}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50,
                                                     "precision": "mixed_bfloat16", "seed": seed, "dropout": rate}
        for rate in (0.0, 0.2, 0.6) for seed in (42, 43, 44)},
+    # Lease 9c (same session): label smoothing 0.1 on the reference, never run to the end on it.
+    **{f"mid_e50_ls10_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
+                                      "seed": seed, "label_smoothing": 0.1}
+       for seed in (42, 43, 44)},
     # The weight-decay screen on the CPU reference (results/decision_rule_wd05_mid.txt).
     **{f"mid_e50_wd05_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                       "weight_decay": 0.05, "seed": seed}
