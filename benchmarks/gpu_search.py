@@ -77,9 +77,11 @@ BASE = dict(model="vgg_fast", epochs=30, augmentation="study", oversample_fracti
 #: All three cost next to nothing on the CPU, so they fit the 60-minute budget as they are.
 #: Each maps to the upper bound of its setting (0 = off).
 PROBE_BOUNDS = {"ema": 1.0, "mixup": math.inf, "erase": 1.0}
-#: ``dropout`` (lease 9) is ``build_vgg``'s argument: the head's rate and the cap of the
-#: stages' 0.1·stage rates (0.4, the package's default: stages 0.1-0.4, head 0.4). The
-#: package's TrainConfig does not vary it yet; a CPU candidate would add it there.
+#: Every mirror-only setting's upper bound (its lower bound is 0). ``dropout`` (lease 9) is
+#: ``build_vgg``'s argument: the head's rate and the cap of the stages' 0.1·stage rates
+#: (BASE's 0.4 is the package's default: stages 0.1-0.4, head 0.4). The package's
+#: TrainConfig does not vary it; a CPU candidate would add it there.
+MIRROR_BOUNDS = {**PROBE_BOUNDS, "dropout": 1.0}
 #: Stage widths and conv counts: the package's ``VGG_VARIANTS`` plus ``vgg_xl``, a
 #: ceiling probe (too slow for the CPU budget, so not in the package).
 EXTRA_VARIANTS = {"vgg_xl": ((64, 128, 256, 512), (2, 2, 2, 2))}
@@ -255,11 +257,9 @@ def train_config(changes: dict):
     from fer_helpers.training import TrainConfig
 
     s = settings_of(changes)
-    for probe, high in PROBE_BOUNDS.items():
-        if not 0 <= s[probe] < high:
-            raise ValueError(f"{probe}={s[probe]!r}: expected a value in [0, {high})")
-    if not 0 <= s["dropout"] < 1:
-        raise ValueError(f"dropout={s['dropout']!r}: expected a value in [0, 1)")
+    for setting, high in MIRROR_BOUNDS.items():
+        if not 0 <= s[setting] < high:
+            raise ValueError(f"{setting}={s[setting]!r}: expected a value in [0, {high})")
     return TrainConfig(model_name="vgg" if s["model"] in EXTRA_VARIANTS else s["model"],
                        epochs=s["epochs"], batch_size=s["batch_size"],
                        learning_rate=s["learning_rate"], optimizer="adamw", schedule="cosine",

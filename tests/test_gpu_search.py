@@ -9,6 +9,7 @@ without it (``pip install torch`` to run them).
 """
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -75,9 +76,8 @@ def test_every_grid_entry_is_a_valid_training_config(gpu_search):
     keys = ("augmentation", "oversample_fraction", "learning_rate", "weight_decay", "seed")
     assert [base[k] for k in keys] == [ref[k] for k in keys]
     assert (base["model"], base["epochs"]) == ("vgg_fast", 30)
-    import inspect
-
     from fer_helpers.models import build_vgg
+
     assert base["dropout"] == inspect.signature(build_vgg).parameters["dropout"].default
     assert gpu_search.GRID["fast_e50_s42"] == {"epochs": 50}
     assert gpu_search.GRID["mid_e50_bf16_s42"] == {"model": ref["model_name"], "epochs": ref["epochs"],
