@@ -32,23 +32,29 @@ i.e. 11 s per epoch whatever the GPU, too slow for a 10-minute lease.
     # there: every configuration in its own process, results merged every 10 s
     python3 benchmarks/gpu_search.py run --pack .devdata --out $OUT/search.json --budget 500
 
-    # here: one table of every lease's results (what the report shows)
+    # here: one table of every lease's results and the verdicts of the rules (what the report shows)
     python benchmarks/gpu_search.py summarize results/gpu_search/*.json
 
 Leases: 1-2 on an H200 (epochs, width, augmentation; equal CPU cost), 3-4 on an H100
 (bfloat16 compute, which the CPU runs about twice as fast; seed spread of ``vgg`` in bf16),
 5-6 on an H100 (2026-11-27: EMA, MixUp and random erasing on the reference recipe; the EMA
 runs of those leases are invalid and listed in ``EXCLUDED``), 7 on an H100 (EMA again, fixed,
-at decays 0.999, 0.9995 and 0.9998, with the plain recipe rerun beside it).
+at decays 0.999, 0.9995 and 0.9998, with the plain recipe rerun beside it), 8 and 8b on an
+H200 (2026-11-28: peak learning rate and batch size), 9 and 9c on an H200 (dropout; label
+smoothing). From lease 7 on, each screen has a rule committed before it ran
+(``results/gpu_search/lease*_rule.txt``); ``SCREENS`` restates each rule's thresholds and
+``screen_verdict`` applies them to the summary table, so the verdicts are computed, not typed.
 
 Results: ``results/gpu_search/*.json`` as each lease returned them (per configuration:
 settings, per-epoch validation history and seconds, best-epoch validation accuracy,
-macro-F1 and per-class recall, and the last epoch's) and ``results/gpu_search.csv``.
+macro-F1 and per-class recall, and the last epoch's), ``results/gpu_search.csv`` and
+``results/gpu_search_verdicts.csv``.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -567,6 +573,103 @@ SUMMARY_COLUMNS = ["name", "model", "n_params", "epochs", "epochs_run", "augment
                    "val_macro_f1", "val_recall_Contempt", "val_recall_Disgust", "last_val_accuracy", "seconds_per_epoch", "gpu", "source"]
 
 
+@dataclasses.dataclass(frozen=True)
+class Screen:
+    """One GPU screen decided by a rule committed before it ran (``results/gpu_search/<rule>``).
+
+    The candidate wins only if all three hold: its mean ``measure`` over ``seeds`` exceeds the
+    control's by at least ``min_gain``; at least ``min_ahead`` seeds beat the control's run of
+    the same seed on ``measure``; its mean on the other measure is at most ``max_guard_drop``
+    below the control's. Runs come from ``sources`` (the lease's files), so a control is always
+    the one rerun beside its candidate.
+    """
+
+    lease: str
+    rule: str
+    sources: tuple[str, ...]
+    candidate: str                  # configuration name without "_s<seed>"
+    control: str = "mid_e50_bf16"
+    seeds: tuple[int, ...] = (42, 43, 44)
+    measure: str = "val_accuracy"
+    min_gain: float = 0.003
+    min_ahead: int = 2
+    max_guard_drop: float = 0.0
+
+
+#: Every screen with a rule, in the order they ran. Leases 7-9 and 9c share lease 7's rule
+#: (accuracy +0.3 pt, 2 of 3 seeds ahead, macro-F1 not lower); lease 8b decided on macro-F1
+#: over six seeds (+0.008, 4 of 6 seeds ahead, accuracy at most 0.2 pt lower).
+SCREENS = (
+    *(Screen("7", "lease7_rule.txt", ("lease7_ema.json",), f"mid_e50_{tag}_bf16")
+      for tag in ("ema", "ema9995", "ema9998")),
+    *(Screen("8", "lease8_rule.txt", ("lease8_lr_batch.json",), f"mid_e50_{tag}_bf16")
+      for tag in ("lr1e3", "lr4e3", "b128")),
+    Screen("8b", "lease8_rule.txt", ("lease8_lr_batch.json", "lease8b_lr4e3_seeds.json"), "mid_e50_lr4e3_bf16",
+           seeds=(42, 43, 44, 45, 46, 47), measure="val_macro_f1", min_gain=0.008, min_ahead=4,
+           max_guard_drop=0.002),
+    *(Screen("9", "lease9_rule.txt", ("lease9_dropout.json",), f"mid_e50_{tag}_bf16")
+      for tag in ("do0", "do2", "do6")),
+    Screen("9c", "lease9_rule.txt", ("lease9c_ls10.json",), "mid_e50_ls10_bf16"),
+)
+
+VERDICT_COLUMNS = ["lease", "rule", "candidate", "control", "seeds", "measure", "control_mean", "candidate_mean",
+                   "gain", "min_gain", "seeds_ahead", "min_ahead", "guard_measure", "control_guard",
+                   "candidate_guard", "max_guard_drop", "criterion", "ahead", "guard", "verdict"]
+
+
+def screen_verdict(rows: list[dict], screen: Screen) -> dict:
+    """Apply ``screen``'s rule to the summary rows (``summarize``) of its lease files.
+
+    "lever" if all three conditions hold, "no lever" otherwise, "undecided" if a seed of the
+    candidate or the control is missing or was stopped at the budget (the rules do not count
+    unfinished runs). Means are over the seeds, from the rounded numbers of the summary table.
+    """
+    guard_measure = "val_macro_f1" if screen.measure == "val_accuracy" else "val_accuracy"
+
+    def runs(config: str) -> dict[int, dict]:
+        found = {}
+        for r in rows:
+            if r["source"] in screen.sources and r["name"] == f"{config}_s{r['seed']}" and r["seed"] in screen.seeds:
+                if r["seed"] in found:
+                    raise ValueError(f"{config} seed {r['seed']} appears twice in {screen.sources}")
+                found[r["seed"]] = r
+        return found
+
+    cand, ctrl = runs(screen.candidate), runs(screen.control)
+    verdict = {"lease": screen.lease, "rule": screen.rule, "candidate": screen.candidate,
+               "control": screen.control, "seeds": " ".join(map(str, screen.seeds)), "measure": screen.measure,
+               "min_gain": screen.min_gain, "min_ahead": screen.min_ahead, "guard_measure": guard_measure,
+               "max_guard_drop": screen.max_guard_drop}
+    complete = [s for s in screen.seeds if s in cand and s in ctrl]
+    if len(complete) < len(screen.seeds) or any(r["epochs_run"] < r["epochs"]
+                                                 for r in [*cand.values(), *ctrl.values()]):
+        return {**verdict, "verdict": "undecided"}
+
+    def mean(found: dict, key: str) -> float:
+        return float(np.mean([found[s][key] for s in screen.seeds]))
+
+    gain = mean(cand, screen.measure) - mean(ctrl, screen.measure)
+    ahead = sum(cand[s][screen.measure] > ctrl[s][screen.measure] for s in screen.seeds)
+    guard_drop = mean(ctrl, guard_measure) - mean(cand, guard_measure)
+    # A tolerance for float sums: a gain of exactly the threshold passes, as the rules read.
+    checks = {"criterion": gain >= screen.min_gain - 1e-9, "ahead": ahead >= screen.min_ahead,
+              "guard": guard_drop <= screen.max_guard_drop + 1e-9}
+    return {**verdict, "control_mean": round(mean(ctrl, screen.measure), 6),
+            "candidate_mean": round(mean(cand, screen.measure), 6), "gain": round(gain, 6), "seeds_ahead": ahead,
+            "control_guard": round(mean(ctrl, guard_measure), 6), "candidate_guard": round(mean(cand, guard_measure), 6),
+            **checks, "verdict": "lever" if all(checks.values()) else "no lever"}
+
+
+def write_verdicts(rows: list[dict], out_csv: Path, screens=SCREENS) -> list[dict]:
+    """Every screen's verdict (``screen_verdict``) as one CSV, in the order the screens ran."""
+    import pandas as pd
+
+    verdicts = [screen_verdict(rows, s) for s in screens]
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(verdicts, columns=VERDICT_COLUMNS).to_csv(out_csv, index=False)
+    return verdicts
+
+
 def summarize(search_files: list[Path], out_csv: Path) -> list[dict]:
     """One row per configuration of one or more ``run`` outputs, best validation accuracy first.
 
@@ -634,6 +737,8 @@ def main(argv=None) -> None:
     m = sub.add_parser("summarize", help="results of one or more 'run' outputs as one CSV")
     m.add_argument("search", type=Path, nargs="+")
     m.add_argument("--out", type=Path, default=ROOT / "results" / "gpu_search.csv")
+    m.add_argument("--verdicts", type=Path, default=ROOT / "results" / "gpu_search_verdicts.csv",
+                   help="the rules' verdicts (SCREENS) on these results")
     o = sub.add_parser("one")
     o.add_argument("name", choices=list(GRID))
     o.add_argument("--pack", type=Path, required=True)
@@ -652,6 +757,10 @@ def main(argv=None) -> None:
     elif a.cmd == "summarize":
         rows = summarize(a.search, a.out)
         print(f"{len(rows)} configurations → {a.out}")
+        verdicts = write_verdicts(rows, a.verdicts)
+        for v in verdicts:
+            print(f"lease {v['lease']:>3} {v['candidate']:<20} {v['verdict']}")
+        print(f"{len(verdicts)} verdicts → {a.verdicts}")
     else:
         train_one(a.name, GRID[a.name], a.pack, a.work / f"{a.name}.json", a.smoke)
 

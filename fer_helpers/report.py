@@ -113,6 +113,7 @@ class ReportMeta:
     validation_csv: str = ""      # optional results/validation_compare.csv (the numbers choices were made on)
     gpu_search_csv: str = ""      # optional results/gpu_search.csv (wider search on a lent GPU, validation only)
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
+    gpu_verdicts_csv: str = ""    # optional results/gpu_search_verdicts.csv (the GPU screens' rules and verdicts)
     budget_jsons: tuple = ()      # optional benchmarks/budget_check.py results (the recipe's time on other CPUs)
     export_jsons: tuple = ()      # optional benchmarks/export_benchmark.py results (deployment formats' speed and accuracy)
     cpu_runs: tuple = ()          # optional run folders (training.json + evaluation.json) trained on other CPUs
@@ -499,6 +500,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["gpu_repeat_spread"] = repeat_spread(ctx["gpu_rows"])
     ctx["gpu_groups"] = gpu_seed_groups(ctx["gpu_rows"])
     ctx["decisions"] = _csv_records(meta.decisions_csv)
+    ctx["gpu_verdicts"] = _csv_records(meta.gpu_verdicts_csv)
     ctx["cpu_budgets"] = by_cpu(_json_records(meta.budget_jsons, "budget check"))
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
     ctx["training_budget_min"] = TRAINING_BUDGET_MIN

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ def load_benchmark(name: str):
 
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module     # registered first, as an import does: dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

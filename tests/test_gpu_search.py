@@ -9,6 +9,7 @@ without it (``pip install torch`` to run them).
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 
@@ -268,3 +269,59 @@ def test_weight_average_is_only_validated_never_trained_on(gpu_search, tmp_path)
     averaged = _smoke_train(gpu_search, tmp_path, "mid_e50_ema_bf16_s42")
     assert [h["loss"] for h in averaged["history"]] == pytest.approx([h["loss"] for h in plain["history"]],
                                                                     rel=1e-6)
+
+
+def _screen_rows(control, candidate, source="lease.json", f1=(0.67, 0.68), epochs_run=50):
+    """Summary rows of a control and a candidate: ``control``/``candidate`` = accuracy per seed 42, 43, ..."""
+    rows = []
+    for config, accs, macro_f1 in (("ctrl", control, f1[0]), ("cand", candidate, f1[1])):
+        rows += [{"name": f"{config}_s{seed}", "seed": seed, "val_accuracy": acc, "val_macro_f1": macro_f1,
+                  "epochs": 50, "epochs_run": epochs_run, "source": source}
+                 for seed, acc in zip(range(42, 42 + len(accs)), accs)]
+    return rows
+
+
+def test_screen_verdicts_apply_the_written_rule(gpu_search):
+    screen = gpu_search.Screen("1", "rule.txt", ("lease.json",), "cand", control="ctrl")
+    verdict = lambda rows: gpu_search.screen_verdict(rows, screen)     # noqa: E731
+    ctrl = (0.830, 0.825, 0.828)
+    won = verdict(_screen_rows(ctrl, (0.834, 0.829, 0.829)))
+    assert won["verdict"] == "lever" and won["seeds_ahead"] == 3 and won["gain"] == pytest.approx(0.003)
+    # Each condition alone sinks a candidate: the gain (0.29 pt), the seeds (one seed carries
+    # a +1.2 pt mean), the other measure (macro-F1 lower).
+    assert verdict(_screen_rows(ctrl, (0.8329, 0.8279, 0.8309)))["criterion"] is False
+    one_seed = verdict(_screen_rows(ctrl, (0.866, 0.824, 0.827)))
+    assert (one_seed["criterion"], one_seed["ahead"], one_seed["verdict"]) == (True, False, "no lever")
+    worse_f1 = verdict(_screen_rows(ctrl, (0.84, 0.84, 0.84), f1=(0.68, 0.6799)))
+    assert (worse_f1["guard"], worse_f1["verdict"]) == (False, "no lever")
+    # Unfinished or missing runs leave it undecided; other leases' runs are not its control.
+    assert verdict(_screen_rows(ctrl, (0.84, 0.84, 0.84), epochs_run=20))["verdict"] == "undecided"
+    assert verdict(_screen_rows(ctrl[:2], (0.84, 0.84, 0.84)))["verdict"] == "undecided"
+    assert verdict(_screen_rows(ctrl, (0.84,) * 3, source="other.json"))["verdict"] == "undecided"
+    with pytest.raises(ValueError, match="seed 42 appears twice"):
+        verdict(_screen_rows(ctrl, (0.84,) * 3) + _screen_rows(ctrl, (0.84,) * 3)[:1])
+    # A macro-F1 rule (lease 8b): the guard is on accuracy, with a tolerance.
+    f1_screen = dataclasses.replace(screen, measure="val_macro_f1", min_gain=0.008, min_ahead=1, max_guard_drop=0.002)
+    lower_acc = gpu_search.screen_verdict(_screen_rows(ctrl, tuple(a - 0.0015 for a in ctrl), f1=(0.67, 0.68)),
+                                          f1_screen)
+    assert lower_acc["verdict"] == "lever" and lower_acc["guard_measure"] == "val_accuracy"
+
+
+def test_committed_verdicts_are_those_of_the_committed_results(gpu_search, tmp_path):
+    """results/gpu_search_verdicts.csv is what SCREENS' rules give on results/gpu_search.csv, and
+    the numbers each rule file states by hand agree with it."""
+    import pandas as pd
+
+    rows = pd.read_csv(gpu_search.ROOT / "results" / "gpu_search.csv").to_dict("records")
+    fresh = gpu_search.write_verdicts(rows, tmp_path / "verdicts.csv")
+    committed = pd.read_csv(gpu_search.ROOT / "results" / "gpu_search_verdicts.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "verdicts.csv"), committed)
+    by = {(v["lease"], v["candidate"]): v for v in fresh}
+    ema = by[("7", "mid_e50_ema9995_bf16")]           # lease7_rule.txt: +0.18 pt, 3 of 3 ahead
+    assert (round(ema["gain"] * 100, 2), ema["seeds_ahead"], ema["verdict"]) == (0.18, 3, "no lever")
+    lr = by[("8b", "mid_e50_lr4e3_bf16")]             # lease8_rule.txt: macro-F1 +0.0009, 4 of 6
+    assert (round(lr["gain"], 4), lr["seeds_ahead"], lr["verdict"]) == (0.0009, 4, "no lever")
+    ls = by[("9c", "mid_e50_ls10_bf16")]              # lease9_rule.txt: +0.11 pt, macro-F1 0.0001 lower
+    assert (round(ls["gain"] * 100, 2), ls["guard"], ls["verdict"]) == (0.11, False, "no lever")
+    assert round(ls["control_guard"] - ls["candidate_guard"], 4) == 0.0001
+    assert {v["rule"] for v in fresh} <= {p.name for p in (gpu_search.ROOT / "results" / "gpu_search").iterdir()}
