@@ -612,7 +612,7 @@ SCREENS = (
     Screen("9c", "lease9_rule.txt", ("lease9c_ls10.json",), "mid_e50_ls10_bf16"),
 )
 
-VERDICT_COLUMNS = ["lease", "rule", "candidate", "control", "seeds", "measure", "control_mean", "candidate_mean",
+VERDICT_COLUMNS = ["lease", "rule", "candidate", "control", "change", "seeds", "measure", "control_mean", "candidate_mean",
                    "gain", "min_gain", "seeds_ahead", "min_ahead", "guard_measure", "control_guard",
                    "candidate_guard", "max_guard_drop", "criterion", "ahead", "guard", "verdict"]
 
@@ -636,8 +636,10 @@ def screen_verdict(rows: list[dict], screen: Screen) -> dict:
         return found
 
     cand, ctrl = runs(screen.candidate), runs(screen.control)
+    # What the candidate's name adds to the control's: "mid_e50_do2_bf16" against "mid_e50_bf16" → "do2".
+    change = "_".join(part for part in screen.candidate.split("_") if part not in screen.control.split("_"))
     verdict = {"lease": screen.lease, "rule": screen.rule, "candidate": screen.candidate,
-               "control": screen.control, "seeds": " ".join(map(str, screen.seeds)), "measure": screen.measure,
+               "control": screen.control, "change": change, "seeds": " ".join(map(str, screen.seeds)), "measure": screen.measure,
                "min_gain": screen.min_gain, "min_ahead": screen.min_ahead, "guard_measure": guard_measure,
                "max_guard_drop": screen.max_guard_drop}
     complete = [s for s in screen.seeds if s in cand and s in ctrl]

@@ -323,5 +323,6 @@ def test_committed_verdicts_are_those_of_the_committed_results(gpu_search, tmp_p
     assert (round(lr["gain"], 4), lr["seeds_ahead"], lr["verdict"]) == (0.0009, 4, "no lever")
     ls = by[("9c", "mid_e50_ls10_bf16")]              # lease9_rule.txt: +0.11 pt, macro-F1 0.0001 lower
     assert (round(ls["gain"] * 100, 2), ls["guard"], ls["verdict"]) == (0.11, False, "no lever")
+    assert [v["change"] for v in fresh if v["lease"] == "9"] == ["do0", "do2", "do6"]
     assert round(ls["control_guard"] - ls["candidate_guard"], 4) == 0.0001
     assert {v["rule"] for v in fresh} <= {p.name for p in (gpu_search.ROOT / "results" / "gpu_search").iterdir()}

@@ -297,23 +297,24 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     # points, macro-F1 rules in four decimals, an undecided screen without numbers.
     verdicts = tmp_path / "gpu_search_verdicts.csv"
     verdicts.write_text(
-        "lease,rule,candidate,control,seeds,measure,control_mean,candidate_mean,gain,min_gain,seeds_ahead,min_ahead,"
+        "lease,rule,candidate,control,change,seeds,measure,control_mean,candidate_mean,gain,min_gain,seeds_ahead,min_ahead,"
         "guard_measure,control_guard,candidate_guard,max_guard_drop,criterion,ahead,guard,verdict\n"
-        "7,r7.txt,mid_ema9995,mid,42 43 44,val_accuracy,0.825367,0.8272,0.001833,0.003,3,2,val_macro_f1,0.672233,"
+        "7,r7.txt,mid_ema9995,mid,ema9995,42 43 44,val_accuracy,0.825367,0.8272,0.001833,0.003,3,2,val_macro_f1,0.672233,"
         "0.6789,0.0,False,True,True,no lever\n"
-        "8b,r8.txt,mid_lr4e3,mid,42 43 44 45 46 47,val_macro_f1,0.67765,0.678517,0.000867,0.008,4,4,val_accuracy,"
+        "8b,r8.txt,mid_lr4e3,mid,lr4e3,42 43 44 45 46 47,val_macro_f1,0.67765,0.678517,0.000867,0.008,4,4,val_accuracy,"
         "0.8276,0.8286,0.002,False,True,True,no lever\n"
-        "9,r9.txt,mid_do0,mid,42 43 44,val_accuracy,0.827267,0.8172,-0.010067,0.003,0,2,val_macro_f1,0.670267,"
+        "9,r9.txt,mid_do0,mid,do0,42 43 44,val_accuracy,0.827267,0.8172,-0.010067,0.003,0,2,val_macro_f1,0.670267,"
         "0.6552,0.0,False,False,False,no lever\n"
-        "10,r10.txt,mid_new,mid,42 43 44,val_accuracy,,,,0.003,,2,val_macro_f1,,,0.0,,,,undecided\n")
+        "10,r10.txt,mid_new,mid,new,42 43 44,val_accuracy,,,,0.003,,2,val_macro_f1,,,0.0,,,,undecided\n")
     text = " ".join(render_html(demo_run, ReportMeta(gpu_verdicts_csv=str(verdicts)))[0].split())
     assert "GPU taramalarının önceden yazılan kuralları" in text
     assert "%82,54 → %82,72</td> <td class=\"r\">+0,18 puan (0,30 puan)</td> <td class=\"r\">3 / 3 (2)</td>" in text
     assert "0,6776 → 0,6785</td> <td class=\"r\">+0,0009 (0,0080)</td> <td class=\"r\">4 / 6 (4)</td>" in text
-    assert "42/43/44/45/46/47" in text and "−1,01 puan (0,30 puan)" in text and "%82,76 → %82,86" in text
+    assert '<td class="r">42–47</td>' in text and "−1,01 puan (0,30 puan)" in text and "%82,76 → %82,86" in text
     assert text.count("<td>kaldıraç değil</td>") == 3 and text.count("<td>karar yok</td>") == 1
     # Future work names the screened settings once each, the undecided one not.
-    assert "kuralla elenen ayarlar (mid_ema9995, mid_lr4e3, mid_do0;" in text and "mid_new;" not in text
+    assert '<td class="name">ema9995</td>' in text
+    assert "kuralla elenen ayarlar (ema9995, lr4e3, do0;" in text and "new;" not in text
     assert "GPU taramalarının" not in render_html(demo_run, ReportMeta())[0]
 
     # Budget checks on other CPUs (benchmarks/budget_check.py) become a limitation, worded by their numbers.
