@@ -569,8 +569,9 @@ EXCLUDED = {("lease5_probes.json" if seed < 44 else "lease6_probes_s44.json", f"
             for tag in ("ema", "all3") for seed in (42, 43, 44)}
 
 SUMMARY_COLUMNS = ["name", "model", "n_params", "epochs", "epochs_run", "augmentation", "label_smoothing",
-                   "learning_rate", "batch_size", "weight_decay", "dropout", "precision", *PROBE_BOUNDS, "seed", "best_epoch", "val_accuracy",
-                   "val_macro_f1", "val_recall_Contempt", "val_recall_Disgust", "last_val_accuracy", "seconds_per_epoch", "gpu", "source"]
+                   "learning_rate", "batch_size", "weight_decay", "dropout", "precision", *PROBE_BOUNDS, "seed",
+                   "best_epoch", "val_accuracy", "val_macro_f1", "val_recall_Contempt", "val_recall_Disgust",
+                   "last_val_accuracy", "seconds_per_epoch", "gpu", "source"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -612,9 +613,9 @@ SCREENS = (
     Screen("9c", "lease9_rule.txt", ("lease9c_ls10.json",), "mid_e50_ls10_bf16"),
 )
 
-VERDICT_COLUMNS = ["lease", "rule", "candidate", "control", "change", "seeds", "measure", "control_mean", "candidate_mean",
-                   "gain", "min_gain", "seeds_ahead", "min_ahead", "guard_measure", "control_guard",
-                   "candidate_guard", "max_guard_drop", "criterion", "ahead", "guard", "verdict"]
+VERDICT_COLUMNS = ["lease", "rule", "candidate", "control", "change", "seeds", "measure", "control_mean",
+                   "candidate_mean", "gain", "min_gain", "seeds_ahead", "min_ahead", "guard_measure",
+                   "control_guard", "candidate_guard", "max_guard_drop", "criterion", "ahead", "guard", "verdict"]
 
 
 def screen_verdict(rows: list[dict], screen: Screen) -> dict:
@@ -629,7 +630,8 @@ def screen_verdict(rows: list[dict], screen: Screen) -> dict:
     def runs(config: str) -> dict[int, dict]:
         found = {}
         for r in rows:
-            if r["source"] in screen.sources and r["name"] == f"{config}_s{r['seed']}" and r["seed"] in screen.seeds:
+            if (r["source"] in screen.sources and r["seed"] in screen.seeds
+                    and r["name"] == f"{config}_s{r['seed']}"):
                 if r["seed"] in found:
                     raise ValueError(f"{config} seed {r['seed']} appears twice in {screen.sources}")
                 found[r["seed"]] = r
@@ -639,9 +641,9 @@ def screen_verdict(rows: list[dict], screen: Screen) -> dict:
     # What the candidate's name adds to the control's: "mid_e50_do2_bf16" against "mid_e50_bf16" → "do2".
     change = "_".join(part for part in screen.candidate.split("_") if part not in screen.control.split("_"))
     verdict = {"lease": screen.lease, "rule": screen.rule, "candidate": screen.candidate,
-               "control": screen.control, "change": change, "seeds": " ".join(map(str, screen.seeds)), "measure": screen.measure,
-               "min_gain": screen.min_gain, "min_ahead": screen.min_ahead, "guard_measure": guard_measure,
-               "max_guard_drop": screen.max_guard_drop}
+               "control": screen.control, "change": change, "seeds": " ".join(map(str, screen.seeds)),
+               "measure": screen.measure, "min_gain": screen.min_gain, "min_ahead": screen.min_ahead,
+               "guard_measure": guard_measure, "max_guard_drop": screen.max_guard_drop}
     complete = [s for s in screen.seeds if s in cand and s in ctrl]
     if len(complete) < len(screen.seeds) or any(r["epochs_run"] < r["epochs"]
                                                  for r in [*cand.values(), *ctrl.values()]):
@@ -658,7 +660,8 @@ def screen_verdict(rows: list[dict], screen: Screen) -> dict:
               "guard": guard_drop <= screen.max_guard_drop + 1e-9}
     return {**verdict, "control_mean": round(mean(ctrl, screen.measure), 6),
             "candidate_mean": round(mean(cand, screen.measure), 6), "gain": round(gain, 6), "seeds_ahead": ahead,
-            "control_guard": round(mean(ctrl, guard_measure), 6), "candidate_guard": round(mean(cand, guard_measure), 6),
+            "control_guard": round(mean(ctrl, guard_measure), 6),
+            "candidate_guard": round(mean(cand, guard_measure), 6),
             **checks, "verdict": "lever" if all(checks.values()) else "no lever"}
 
 
