@@ -313,7 +313,7 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     assert '<td class="r">42–47</td>' in text and "−1,01 puan (0,30 puan)" in text and "%82,76 → %82,86" in text
     assert text.count("<td>kaldıraç değil</td>") == 3 and text.count("<td>karar yok</td>") == 1
     # Future work names the screened settings once each, the undecided one not.
-    assert '<td class="name">ema9995</td>' in text
+    assert '<td>ema9995</td>' in text          # short names: not broken across lines
     assert "kuralla elenen ayarlar (ema9995, lr4e3, do0;" in text and "new;" not in text
     assert "GPU taramalarının" not in render_html(demo_run, ReportMeta())[0]
 
