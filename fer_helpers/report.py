@@ -365,18 +365,36 @@ def _in_groups(items, key) -> list[list]:
     return list(groups.values())
 
 
-def cpu_run_groups(folders) -> list[dict]:
+#: What a budget projection (benchmarks/budget_check.py) and a measured run must share to be compared.
+PROJECTION_KEYS = ("model_name", "precision", "epochs", "batch_size")
+
+
+def _cpu_key(machine: dict) -> list:
+    return [machine.get("cpu_model"), machine.get("cpu_count")]
+
+
+def cpu_run_groups(folders, budgets=()) -> list[dict]:
     """Runs trained on other CPUs (``cpu_run_summary``), in order, those of one recipe on one CPU
     model in one group: they differ only in their seed. A group of several also gets each
-    protocol's accuracy and macro-F1 as mean and sample standard deviation (``spread``)."""
+    protocol's accuracy and macro-F1 as mean and sample standard deviation (``spread``).
+
+    Each group also gets its mean wall time (``mean_minutes``) and, when one of ``budgets``
+    (budget_check.py records) projected the same recipe (``PROJECTION_KEYS``) on the same CPU
+    model and core count, that projection (``projected_minutes``; else None): how far two
+    timed epochs were from the runs themselves.
+    """
     def recipe(run):
         return {k: v for k, v in run["recipe"].items() if k != "seed"}
 
     groups = [{"machine": runs[0]["machine"], "recipe": recipe(runs[0]), "runs": runs}
               for runs in _in_groups(map(cpu_run_summary, folders), key=lambda run: [
-                  run["machine"].get("cpu_model"), run["machine"].get("cpu_count"), recipe(run)])]
+                  *_cpu_key(run["machine"]), recipe(run)])]
     for group in groups:
         runs = group["runs"]
+        group["mean_minutes"] = statistics.mean(r["minutes"] for r in runs)
+        same = [b for b in budgets if _cpu_key(b["machine"]) == _cpu_key(group["machine"])
+                and all(b.get(k) == group["recipe"].get(k) for k in PROJECTION_KEYS)]
+        group["projected_minutes"] = same[-1]["run_minutes"] if same else None
         if len(runs) > 1:
             group["spread"] = {name: {m: {"mean": statistics.mean(r["protocols"][name][m] for r in runs),
                                           "std": statistics.stdev(r["protocols"][name][m] for r in runs)}
@@ -501,10 +519,11 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["gpu_groups"] = gpu_seed_groups(ctx["gpu_rows"])
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["gpu_verdicts"] = _csv_records(meta.gpu_verdicts_csv)
-    ctx["cpu_budgets"] = by_cpu(_json_records(meta.budget_jsons, "budget check"))
+    budgets = _json_records(meta.budget_jsons, "budget check")
+    ctx["cpu_budgets"] = by_cpu(budgets)
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
     ctx["training_budget_min"] = TRAINING_BUDGET_MIN
-    ctx["cpu_run_groups"] = cpu_run_groups(p for p in meta.cpu_runs if p and Path(p).is_dir())
+    ctx["cpu_run_groups"] = cpu_run_groups((p for p in meta.cpu_runs if p and Path(p).is_dir()), budgets)
     ctx["seeds"], ctx["seed_groups"] = None, []
     if meta.seeds_summary and Path(meta.seeds_summary).is_file():
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")

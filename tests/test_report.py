@@ -386,6 +386,17 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
     text = " ".join(render_html(demo_run, ReportMeta(cpu_runs=tuple(map(str, [*runs, other_cpu]))))[0].split())
     assert "48,0 / 47,0 / 61,7 dakikada eğitildi (1 eğitim 60 dakikalık bütçeyi aştı); P-seed" in text
     assert "30 epok 60,2 dakikada eğitildi (60 dakikalık bütçeyi 0,2 dk aştı); P-seed" in text
+    # A budget projection of the same recipe on the same CPU model is set beside the measured mean;
+    # one of another recipe (here the bfloat16 vgg_mid above) or another CPU is not.
+    projection = tmp_path / "budget_fallback.json"
+    projection.write_text(json.dumps({"model_name": "vgg_fast", "precision": "float32", "epochs": 30, "run_minutes": 45.0,
+                                      "inference_images_per_second": 935.0, "budget_minutes": 60.0, "fits_budget": True,
+                                      "machine": {"cpu_model": "Xeon slow", "cpu_count": 2, "cpu_flags": ["avx2"]}}))
+    text = " ".join(render_html(demo_run, ReportMeta(cpu_runs=tuple(map(str, [*runs, other_cpu])),
+                                                     budget_jsons=(*budgets, str(projection))))[0].split())
+    assert ("61,7 dakikada eğitildi (1 eğitim 60 dakikalık bütçeyi aştı; <code>budget_check.py</code> kestirimi "
+            "45,0 dk, ölçülen ortalama 52,2 dk: kestirim %16 düşük kaldı); P-seed") in text
+    assert text.count("kestirimi") == 1                # the Xeon fast run has no projection of its recipe
 
     # Export benchmarks (benchmarks/export_benchmark.py) add each format's speed and, when
     # measured, the int8 graph's accuracy beside the saved model's; an older file without
