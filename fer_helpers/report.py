@@ -370,6 +370,7 @@ PROJECTION_KEYS = ("model_name", "precision", "epochs", "batch_size")
 
 
 def _cpu_key(machine: dict) -> list:
+    """What names a CPU in the report's tables: its model and core count."""
     return [machine.get("cpu_model"), machine.get("cpu_count")]
 
 
@@ -440,7 +441,7 @@ def by_cpu(records: list[dict]) -> list[dict]:
     hardware), in order of first appearance: ``[{"machine": ..., "records": [...]}]``, so a
     CPU is named once before all its measurements."""
     return [{"machine": group[0]["machine"], "records": group} for group in _in_groups(records, key=lambda r: [
-        r["machine"].get("cpu_model"), r["machine"].get("cpu_count"), native_bfloat16(r["machine"])])]
+        *_cpu_key(r["machine"]), native_bfloat16(r["machine"])])]
 
 
 def _json_records(paths, what: str) -> list[dict]:
