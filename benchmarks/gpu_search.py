@@ -644,24 +644,21 @@ def screen_verdict(rows: list[dict], screen: Screen) -> dict:
                "control": screen.control, "change": change, "seeds": " ".join(map(str, screen.seeds)),
                "measure": screen.measure, "min_gain": screen.min_gain, "min_ahead": screen.min_ahead,
                "guard_measure": guard_measure, "max_guard_drop": screen.max_guard_drop}
-    complete = [s for s in screen.seeds if s in cand and s in ctrl]
-    if len(complete) < len(screen.seeds) or any(r["epochs_run"] < r["epochs"]
-                                                 for r in [*cand.values(), *ctrl.values()]):
+    finished = [*cand.values(), *ctrl.values()]
+    if len(finished) < 2 * len(screen.seeds) or any(r["epochs_run"] < r["epochs"] for r in finished):
         return {**verdict, "verdict": "undecided"}
 
     def mean(found: dict, key: str) -> float:
         return float(np.mean([found[s][key] for s in screen.seeds]))
 
-    gain = mean(cand, screen.measure) - mean(ctrl, screen.measure)
+    means = {"control_mean": mean(ctrl, screen.measure), "candidate_mean": mean(cand, screen.measure),
+             "control_guard": mean(ctrl, guard_measure), "candidate_guard": mean(cand, guard_measure)}
+    gain = means["candidate_mean"] - means["control_mean"]
     ahead = sum(cand[s][screen.measure] > ctrl[s][screen.measure] for s in screen.seeds)
-    guard_drop = mean(ctrl, guard_measure) - mean(cand, guard_measure)
     # A tolerance for float sums: a gain of exactly the threshold passes, as the rules read.
     checks = {"criterion": gain >= screen.min_gain - 1e-9, "ahead": ahead >= screen.min_ahead,
-              "guard": guard_drop <= screen.max_guard_drop + 1e-9}
-    return {**verdict, "control_mean": round(mean(ctrl, screen.measure), 6),
-            "candidate_mean": round(mean(cand, screen.measure), 6), "gain": round(gain, 6), "seeds_ahead": ahead,
-            "control_guard": round(mean(ctrl, guard_measure), 6),
-            "candidate_guard": round(mean(cand, guard_measure), 6),
+              "guard": means["control_guard"] - means["candidate_guard"] <= screen.max_guard_drop + 1e-9}
+    return {**verdict, **{k: round(v, 6) for k, v in means.items()}, "gain": round(gain, 6), "seeds_ahead": ahead,
             **checks, "verdict": "lever" if all(checks.values()) else "no lever"}
 
 
