@@ -86,6 +86,14 @@ WD05_MID="--model vgg_mid $BF16 --weight-decay 0.05"
 TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 wd05_mid_s43 "$WD05_MID --seed 43" \
   wd05_mid_s42_clean "$WD05_MID --seed 42" wd05_mid_s44 "$WD05_MID --seed 44"
 WD05_MID_RUNS="runs/wd05_mid_s42_clean runs/wd05_mid_s43 runs/wd05_mid_s44"
+# The learning curve (results/decision_rule_learning_curve.txt): the reference recipe, seed 42, trained on a
+# stratified 25/50/75% of the 22,708 training images (validation unchanged); 100% is the reference's seed 42
+# (measured on the AMD EPYC with that CPU's own seed-42 run, runs/vgg_mid_bf16_s42_amd).
+# Two lanes of one core each: the timing is not a result here.
+LC="--model vgg_mid $BF16 --seed 42 --max-train-images"
+lane 0 lc75_s42 "$LC 17031" & lane 1 lc25_s42 "$LC 5677" lc50_s42 "$LC 11354" &
+wait
+LC_RUNS="runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/vgg_mid_bf16_s42_clean"
 
 # Full-schedule runs from earlier sessions join the table when their folders are here
 # (benchmarks/train_benchmark.py; their settings are in results/runs/*/training.json).
@@ -96,7 +104,8 @@ E50S="runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44"   # the pr
 SEEDS="$MID"                                                               # the reference configuration
 "$PY" benchmarks/collect_results.py runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
   runs/abl_oversample $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
-  $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* }   # seeds 43 and 44
+  $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* } \
+  --copy $LC_RUNS   # ensemble: seeds 43 and 44
 "$PY" benchmarks/collect_results.py --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
 "$PY" benchmarks/collect_results.py --seeds $STUDY_SEEDS --seeds-out seeds_summary_study_e20
 "$PY" benchmarks/collect_results.py --seeds $(group os30_e30) --seeds-out seeds_summary_os30_e30
@@ -124,3 +133,7 @@ SEEDS="$MID"                                                               # the
 "$PY" benchmarks/decide.py wd05_mid --rule results/decision_rule_wd05_mid.txt --reference $MID \
   --candidate $WD05_MID_RUNS --budget-min 60 --decided 2026-11-26T20:15:25Z \
   --note "AdamW weight_decay 0.05 instead of 1e-4, on the vgg_mid bf16 reference (study augmentation)"
+# The learning curve's rule, applied to validation numbers only (results/learning_curve.csv|json).
+"$PY" benchmarks/validation_compare.py $LC_RUNS --out results/learning_curve_validation.csv
+"$PY" benchmarks/learning_curve.py $LC_RUNS --validation results/learning_curve_validation.csv \
+  --rule results/decision_rule_learning_curve.txt

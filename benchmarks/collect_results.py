@@ -12,7 +12,8 @@ from the row before it (so a table ordered lever by lever reads as an ablation).
 ``--seeds`` also writes results/seeds_summary.json|csv: mean ± std of runs that
 differ only in their seed (``fer_helpers.release.summarize_seeds``); ``--seeds-out``
 names another file for another configuration's seeds (then no run list is needed); ``--ensemble``
-writes results/ensemble.json, the averaged probabilities of the given runs.
+writes results/ensemble.json, the averaged probabilities of the given runs; ``--copy`` only copies
+runs' numbers (no table row).
 """
 from __future__ import annotations
 
@@ -82,12 +83,14 @@ def main(argv=None) -> pd.DataFrame:
                     help="file stem of the seed summary (another configuration's seeds: another stem)")
     ap.add_argument("--ensemble", nargs="*", default=[],
                     help="runs whose stored test probabilities are averaged (results/ensemble.json)")
+    ap.add_argument("--copy", nargs="*", default=[],
+                    help="runs whose numbers are only copied to results/runs/ (e.g. the learning curve's)")
     ap.add_argument("--out", default=str(ROOT / "results"))
     args = ap.parse_args(argv)
     out = Path(args.out)
     rows, previous = [], None
     table_runs = [Path(r) for r in args.runs]
-    for run in dict.fromkeys(map(Path, [*args.runs, *args.seeds, *args.ensemble])):   # each once, in order
+    for run in dict.fromkeys(map(Path, [*args.runs, *args.seeds, *args.ensemble, *args.copy])):   # each once, in order
         dest = out / "runs" / run.name
         dest.mkdir(parents=True, exist_ok=True)
         for f in sorted((run / "results").glob("*")):

@@ -114,6 +114,7 @@ class ReportMeta:
     gpu_search_csv: str = ""      # optional results/gpu_search.csv (wider search on a lent GPU, validation only)
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
     gpu_verdicts_csv: str = ""    # optional results/gpu_search_verdicts.csv (the GPU screens' rules and verdicts)
+    learning_curve_json: str = "" # optional results/learning_curve.json (validation accuracy against the training share)
     budget_jsons: tuple = ()      # optional benchmarks/budget_check.py results (the recipe's time on other CPUs)
     export_jsons: tuple = ()      # optional benchmarks/export_benchmark.py results (deployment formats' speed and accuracy)
     cpu_runs: tuple = ()          # optional run folders (training.json + evaluation.json) trained on other CPUs
@@ -169,6 +170,15 @@ def fmt_points(x, digits: int = 2, unit: bool = True) -> str:
     """A spread of accuracies in percentage points: 0.0006 → "0,06 puan" (not "%0,06", which
     reads as a share of the mean); ``unit=False`` → "0,06" for a table that names the unit once."""
     return "–" if x is None else fmt_num(100 * x, digits) + (" puan" if unit else "")
+
+
+def fmt_signed(x, kind: str = "points", digits: int = 2) -> str:
+    """A difference with its sign: 0.0049 → "+0,49 puan", −0.0101 → "−1,01 puan" (a real minus sign);
+    ``kind="num"`` for a plain number: −0.0009 with ``digits=4`` → "−0,0009"."""
+    if x is None:
+        return "–"
+    magnitude = fmt_points(abs(x), digits) if kind == "points" else fmt_num(abs(x), digits)
+    return ("+" if x >= 0 else "−") + magnitude
 
 
 def fmt_int(x) -> str:
@@ -294,7 +304,7 @@ def _env() -> Environment:
     env = Environment(loader=PackageLoader("fer_helpers", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
-    env.filters.update(pct=fmt_pct, points=fmt_points, num=fmt_num, int=fmt_int, pval=fmt_p,
+    env.filters.update(pct=fmt_pct, points=fmt_points, signed=fmt_signed, num=fmt_num, int=fmt_int, pval=fmt_p,
                        label_rule=fmt_label_rule, validation=fmt_validation,
                        native_bf16=native_bfloat16,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
@@ -520,6 +530,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["gpu_groups"] = gpu_seed_groups(ctx["gpu_rows"])
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["gpu_verdicts"] = _csv_records(meta.gpu_verdicts_csv)
+    ctx["learning_curve"] = next(iter(_json_records([meta.learning_curve_json], "learning curve")), None)
     budgets = _json_records(meta.budget_jsons, "budget check")
     ctx["cpu_budgets"] = by_cpu(budgets)
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]

@@ -14,3 +14,17 @@ def test_changes_name_the_differences_from_the_previous_run_and_from_the_study()
     study = cr.changes({**cr.BASELINE, "model_name": "vgg_mid"}, "distribution")
     assert study == "label_mode=distribution; model_name=vgg_mid"
     assert cr.changes(dict(cr.BASELINE), "plurality") == "starting-study settings"
+
+
+def test_copy_only_copies_numbers_and_leaves_the_ablation_table(tmp_path):
+    cr = load_benchmark("collect_results")
+    results = tmp_path / "runs" / "lc25_s42" / "results"
+    results.mkdir(parents=True)
+    for name in ("training.json", "history.csv", "predictions.npz"):
+        (results / name).write_text("{}", encoding="utf-8")
+    out = tmp_path / "committed"
+    (out).mkdir()
+    (out / "ablation.csv").write_text("run\nkept\n", encoding="utf-8")
+    cr.main(["--copy", str(tmp_path / "runs" / "lc25_s42"), "--out", str(out)])
+    assert sorted(p.name for p in (out / "runs" / "lc25_s42").iterdir()) == ["history.csv", "training.json"]
+    assert (out / "ablation.csv").read_text(encoding="utf-8") == "run\nkept\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fer_helpers.report import (SECTIONS, ReportError, build_report, fmt_label_rule, fmt_lease, fmt_num,
-                                fmt_pct, fmt_points, fmt_validation, write_pdf)
+from fer_helpers.report import (SECTIONS, ReportError, ReportMeta, build_report, fmt_label_rule, fmt_lease, fmt_num,
+                                fmt_pct, fmt_points, fmt_signed, fmt_validation, render_html, write_pdf)
 
 
 def pdf_text(path: Path) -> str:
@@ -115,6 +115,8 @@ def test_turkish_number_formats():
     assert fmt_lease("lease12_probes_s44.json") == "12" and fmt_lease("search.json") == "search.json"
     assert fmt_points(0.0006) == "0,06 puan" and fmt_points(0.0047, 1) == "0,5 puan" and fmt_points(None) == "–"
     assert fmt_points(0.0031, unit=False) == "0,31"
+    assert fmt_signed(0.0049) == "+0,49 puan" and fmt_signed(-0.0101) == "−1,01 puan" and fmt_signed(0.0) == "+0,00 puan"
+    assert fmt_signed(-0.0009, "num", 4) == "−0,0009" and fmt_signed(None) == "–"
 
 
 @pytest.mark.slow
@@ -642,3 +644,30 @@ def test_weakest_classes_name_what_they_were_most_often_mistaken_for():
     # Without a confusion matrix (older evaluations) the weakest classes are listed as before.
     del plain["confusion_matrix"]
     assert "confused_with" not in findings({"evaluation": ev}, "en")["weakest"][0]
+
+
+def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_path):
+    from conftest import load_benchmark
+
+    lc = load_benchmark("learning_curve")
+    accs = {0.25: 0.79, 0.5: 0.805, 0.75: 0.815, 1.0: 0.82}
+    rows = [{"run": f"lc{int(s * 100)}", "seed": 42, "n_train": round(22708 * s), "share": s, "val_accuracy": a,
+             "val_macro_f1": a - 0.15, "p_seed_accuracy": a - 0.002, "p_seed_macro_f1": 0.66,
+             "p_ferplus_accuracy": a + 0.03, "p_ferplus_macro_f1": 0.7} for s, a in accs.items()]
+    path = tmp_path / "learning_curve.json"
+    path.write_text(json.dumps({"rule": "results/decision_rule_learning_curve.txt", **lc.curve_verdict(rows), "rows": rows}))
+    text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
+    assert "Öğrenme eğrisi: tarifi veri miktarı mı sınırlıyor?" in text
+    assert '<td class="r">%25</td><td class="r">5.677</td> <td class="r">%79,00</td><td class="r">0,640</td>' in text
+    # 1,52 pt per doubling → 1,52 · log2(1,25) = 0,49 pt predicted; the last step is +0,50 pt.
+    assert "doğrulama doğruluğu +1,52 puan değişiyor" in text and "doğrulukta +0,49 puan kazandırırdı" in text
+    assert "son adımı (%75 → %100) +0,50 puan" in text and "en az 0,30 puan" in text
+    assert "koşullar sağlandı, yeniden eğitim sıradaki kaldıraçtır" in text
+    assert "yeniden eğitimden doğrulukta 0,49 puan kazanç bekliyor" in text          # future work
+    # A flat curve: the rule says the data is not what holds the recipe back.
+    flat = [{**r, "val_accuracy": 0.82 - 0.001 * (1 - r["share"])} for r in rows]
+    path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(flat), "rows": flat}))
+    text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
+    assert "koşullar sağlanmadı, eğitim verisinin miktarı bu tarifi sınırlayan şey değil" in text
+    assert "yeniden eğitim için kestirim +0,01 puan): kalan açık veri miktarından çok model kapasitesinde" in text
+    assert "Öğrenme eğrisi" not in render_html(demo_run, ReportMeta())[0]

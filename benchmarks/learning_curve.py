@@ -1,0 +1,114 @@
+"""Learning curve of the reference recipe: validation accuracy against the share of training images.
+
+    python benchmarks/validation_compare.py runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
+        --out results/learning_curve_validation.csv
+    python benchmarks/learning_curve.py runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
+        --validation results/learning_curve_validation.csv --rule results/decision_rule_learning_curve.txt
+
+The runs differ only in ``--max-train-images`` (a stratified share of the training split; the
+validation split stays the same). Whether more data would help is read off the curve, on
+validation only: the least-squares slope of validation accuracy against log2(share), in points per
+doubling, times log2(1.25) predicts what refitting on all of FER2013Train (the 20% validation share
+added back) would gain. The rule (written before the runs) calls the refit worth three seeds when
+that prediction is at least ``--min-gain`` and the last step of the curve (largest share below 100% →
+100%) still rises. Each run's held-out numbers (P-seed, P-FER+) sit beside the curve and play no
+part in the verdict.
+
+Writes ``results/learning_curve.csv`` (one row per run) and ``results/learning_curve.json`` (the
+slopes, the prediction, the verdict and the same rows), which the report shows.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_helpers.artifacts import read_json, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+REFIT_FACTOR = 1.25     # all of FER2013Train over its 80% training split
+
+
+def training_share(training: dict) -> tuple[int, float]:
+    """Training images a run used before oversampling, and their share of the full training split."""
+    full = int(training["data"]["split_sizes"]["train"])
+    cap = training["params"].get("max_train_images")
+    used = min(int(cap), full) if cap else full
+    return used, used / full
+
+
+def curve_row(run: Path, validation: pd.DataFrame) -> dict:
+    """One point of the curve: ``run``'s share, its validation numbers and its held-out numbers."""
+    training = read_json(run / "results" / "training.json", "training metadata")
+    evaluation = read_json(run / "results" / "evaluation.json", "evaluation")
+    if training["epochs_run"] < training["params"]["epochs"]:
+        raise ValueError(f"{run}: {training['epochs_run']} of {training['params']['epochs']} epochs ran; "
+                         "a point of the curve must be a finished run")
+    match = validation[validation["run"] == run.name]
+    if match.empty:
+        raise ValueError(f"{run.name}: no row in the validation table; run benchmarks/validation_compare.py on it")
+    used, share = training_share(training)
+    val = match.iloc[0]
+    row = {"run": run.name, "seed": training["params"]["seed"], "n_train": used, "share": round(share, 4),
+           "val_accuracy": float(val["val_accuracy"]), "val_macro_f1": float(val["val_macro_f1"])}
+    for name, key in (("P-seed", "p_seed"), ("P-FER+", "p_ferplus")):
+        plain = evaluation["protocols"][name]["plain"]
+        row[f"{key}_accuracy"] = round(plain["accuracy"], 4)
+        row[f"{key}_macro_f1"] = round(plain["macro_f1"], 4)
+    return row
+
+
+def doubling_slope(shares, values) -> float:
+    """Least-squares slope of ``values`` against log2(``shares``): the change per doubling of the data."""
+    x = np.log2(np.asarray(shares, dtype=float))
+    if len(np.unique(x)) < 2:
+        raise ValueError("a slope needs at least two different training shares")
+    return float(np.polyfit(x, np.asarray(values, dtype=float), 1)[0])
+
+
+def curve_verdict(rows: list[dict], min_gain: float = 0.003) -> dict:
+    """Apply the rule: the predicted refit gain in validation accuracy, and whether the curve still rises."""
+    rows = sorted(rows, key=lambda r: r["share"])
+    if len(rows) < 3 or rows[-1]["share"] != 1:
+        raise ValueError("the rule needs at least three points, the last on the full training split (share 1)")
+    shares = [r["share"] for r in rows]
+    factor = math.log2(REFIT_FACTOR)
+    slope = doubling_slope(shares, [r["val_accuracy"] for r in rows])
+    f1_slope = doubling_slope(shares, [r["val_macro_f1"] for r in rows])
+    last_step = rows[-1]["val_accuracy"] - rows[-2]["val_accuracy"]
+    refit = slope * factor >= min_gain and last_step > 0
+    return {"points": len(rows), "refit_factor": REFIT_FACTOR, "min_gain": min_gain,
+            "slope_per_doubling": round(slope, 5), "predicted_refit_gain": round(slope * factor, 5),
+            "macro_f1_slope_per_doubling": round(f1_slope, 5),
+            "predicted_refit_macro_f1_gain": round(f1_slope * factor, 5),
+            "last_step_from_share": rows[-2]["share"], "last_step": round(last_step, 5),
+            "verdict": "refit" if refit else "no refit"}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--validation", type=Path, required=True,
+                    help="benchmarks/validation_compare.py's table of the runs")
+    ap.add_argument("--rule", type=Path, required=True, help="the rule file written before the runs")
+    ap.add_argument("--min-gain", type=float, default=0.003,
+                    help="predicted validation-accuracy gain that calls for a refit")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "learning_curve")
+    args = ap.parse_args(argv)
+    if not args.rule.is_file():
+        raise FileNotFoundError(f"{args.rule}: the rule file is missing; write it before the runs")
+    validation = pd.read_csv(args.validation)
+    rows = sorted((curve_row(r, validation) for r in args.runs), key=lambda r: r["share"])
+    verdict = {"rule": args.rule.as_posix(), **curve_verdict(rows, args.min_gain), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(args.out.with_suffix(".csv"), index=False)
+    write_json(args.out.with_suffix(".json"), verdict)
+    print(pd.DataFrame(rows).to_string(index=False))
+    print({k: v for k, v in verdict.items() if k != "rows"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""benchmarks/learning_curve.py: is the reference recipe short of data? Read off validation only."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from conftest import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def lc():
+    return load_benchmark("learning_curve")
+
+
+def _run(root, name, cap, val_acc, p_seed=0.8, epochs_run=50, full=22708):
+    """A finished run folder as train_benchmark.py --evaluate leaves it (numbers only)."""
+    results = root / name / "results"
+    results.mkdir(parents=True)
+    training = {"params": {"seed": 42, "epochs": 50, "max_train_images": cap}, "epochs_run": epochs_run,
+                "data": {"split_sizes": {"train": full, "val": 5677, "test": 7100}}}
+    plain = {"accuracy": p_seed, "macro_f1": 0.6}
+    evaluation = {"protocols": {"P-seed": {"plain": plain},
+                                "P-FER+": {"plain": {"accuracy": p_seed + 0.03, "macro_f1": 0.7}}}}
+    (results / "training.json").write_text(json.dumps(training), encoding="utf-8")
+    (results / "evaluation.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    return {"run": name, "val_accuracy": val_acc, "val_macro_f1": val_acc - 0.15}
+
+
+def _rows(accs, shares=(0.25, 0.5, 0.75, 1.0)):
+    return [{"share": s, "val_accuracy": a, "val_macro_f1": a - 0.15} for s, a in zip(shares, accs)]
+
+
+def test_share_counts_images_before_oversampling(lc):
+    data = {"data": {"split_sizes": {"train": 22708}}}
+    assert lc.training_share({**data, "params": {"max_train_images": 5677}}) == (5677, pytest.approx(0.25, abs=1e-4))
+    assert lc.training_share({**data, "params": {"max_train_images": None}}) == (22708, 1.0)
+    assert lc.training_share({**data, "params": {"max_train_images": 10**6}}) == (22708, 1.0)   # a cap above the split
+
+
+def test_slope_is_the_change_per_doubling(lc):
+    shares = [0.25, 0.5, 0.75, 1.0]
+    assert lc.doubling_slope(shares, [0.8 + 0.012 * math.log2(s) for s in shares]) == pytest.approx(0.012)
+    with pytest.raises(ValueError, match="two different training shares"):
+        lc.doubling_slope([1.0, 1.0], [0.8, 0.81])
+
+
+def test_verdict_needs_a_steep_enough_curve_that_still_rises(lc):
+    # 1.2 pt per doubling predicts 1.2 · log2(1.25) = 0.39 pt for the refit: above 0.3 pt.
+    steep = lc.curve_verdict(_rows([0.82 - 0.024, 0.82 - 0.012, 0.82 - 0.005, 0.82]))
+    assert steep["verdict"] == "refit"
+    assert steep["predicted_refit_gain"] == pytest.approx(steep["slope_per_doubling"] * math.log2(1.25), abs=1e-5)
+    assert steep["last_step"] == pytest.approx(0.005) and steep["last_step_from_share"] == 0.75
+    # A flat curve (0.2 pt per doubling) predicts less than 0.3 pt.
+    assert lc.curve_verdict(_rows([0.816, 0.818, 0.819, 0.82]))["verdict"] == "no refit"
+    # Steep on average but falling at the end: the data has stopped helping.
+    falling = lc.curve_verdict(_rows([0.78, 0.80, 0.823, 0.82]))
+    assert falling["slope_per_doubling"] * math.log2(1.25) >= 0.003 and falling["verdict"] == "no refit"
+    # Order of the rows does not matter; the full split must be there.
+    assert lc.curve_verdict(_rows([0.82, 0.78, 0.80, 0.815], shares=(1.0, 0.25, 0.5, 0.75)))["verdict"] == "refit"
+    with pytest.raises(ValueError, match="share 1"):
+        lc.curve_verdict(_rows([0.78, 0.80, 0.81], shares=(0.25, 0.5, 0.75)))
+
+
+def test_main_writes_the_curve_and_refuses_runs_it_cannot_place(lc, tmp_path):
+    runs = tmp_path / "runs"
+    val = [_run(runs, "lc25", 5677, 0.79), _run(runs, "lc50", 11354, 0.805), _run(runs, "lc75", 17031, 0.815),
+           _run(runs, "ref", None, 0.82, p_seed=0.82)]
+    table = tmp_path / "val.csv"
+    pd.DataFrame(val).to_csv(table, index=False)
+    rule = tmp_path / "rule.txt"
+    rule.write_text("Written 2026-11-28T07:27:00Z\n", encoding="utf-8")
+    out = tmp_path / "results" / "learning_curve"
+    args = [*(str(runs / n) for n in ("ref", "lc50", "lc25", "lc75")), "--validation", str(table),
+            "--rule", str(rule), "--out", str(out)]
+    lc.main(args)
+    curve = pd.read_csv(out.with_suffix(".csv"))
+    assert list(curve["run"]) == ["lc25", "lc50", "lc75", "ref"]          # ordered by share
+    assert list(curve["n_train"]) == [5677, 11354, 17031, 22708]
+    assert curve.loc[3, "p_seed_accuracy"] == 0.82 and curve.loc[3, "p_ferplus_accuracy"] == 0.85
+    verdict = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert verdict["rule"] == rule.as_posix() and verdict["points"] == 4 and verdict["verdict"] == "refit"
+    assert [r["run"] for r in verdict["rows"]] == list(curve["run"])     # the report reads the rows from here
+    # A run missing from the validation table, an unfinished run, a missing rule: each named.
+    pd.DataFrame(val[1:]).to_csv(table, index=False)
+    with pytest.raises(ValueError, match="lc25: no row in the validation table"):
+        lc.main(args)
+    pd.DataFrame(val).to_csv(table, index=False)
+    _run(runs, "short", 5677, 0.7, epochs_run=12)
+    with pytest.raises(ValueError, match="12 of 50 epochs"):
+        lc.main([str(runs / "short"), *args[1:]])
+    with pytest.raises(FileNotFoundError, match="rule file is missing"):
+        lc.main([*args[:-3], str(tmp_path / "none.txt"), "--out", str(out)])
