@@ -664,6 +664,8 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     assert "son adımı (%75 → %100) +0,50 puan" in text and "en az 0,30 puan" in text
     assert "koşullar sağlandı, yeniden eğitim sıradaki kaldıraçtır" in text
     assert "yeniden eğitimden doğrulukta 0,49 puan kazanç bekliyor" in text          # future work
+    assert "1,25 kat adım attığından 60 dakikalık bütçeye sığıp sığmadığı da" in text
+    assert "%100 referans tarifin kendi çalışmasıdır (<code>lc100</code>)" in text
     # A flat curve: the rule says the data is not what holds the recipe back.
     flat = [{**r, "val_accuracy": 0.82 - 0.001 * (1 - r["share"])} for r in rows]
     path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(flat), "rows": flat}))
