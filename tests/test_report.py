@@ -666,10 +666,14 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     assert "yeniden eğitimden doğrulukta 0,49 puan kazanç bekliyor" in text          # future work
     assert "1,25 kat adım attığından 60 dakikalık bütçeye sığıp sığmadığı da" in text
     assert "%100 referans tarifin kendi çalışmasıdır (<code>lc100</code>)" in text
+    slides = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)), template="slides.html.j2")[0].split())
+    assert "Tüm FER2013Train ile yeniden eğitim (öğrenme eğrisinin kestirimi: doğrulukta +0,49 puan)" in slides
     # A flat curve: the rule says the data is not what holds the recipe back.
     flat = [{**r, "val_accuracy": 0.82 - 0.001 * (1 - r["share"])} for r in rows]
     path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(flat), "rows": flat}))
     text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
     assert "koşullar sağlanmadı, eğitim verisinin miktarı bu tarifi sınırlayan şey değil" in text
     assert "yeniden eğitim için kestirim +0,01 puan): kalan açık veri miktarından çok model kapasitesinde" in text
+    assert "Tüm FER2013Train ile" not in render_html(demo_run, ReportMeta(learning_curve_json=str(path)),
+                                                      template="slides.html.j2")[0]
     assert "Öğrenme eğrisi" not in render_html(demo_run, ReportMeta())[0]
