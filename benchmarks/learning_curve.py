@@ -104,9 +104,10 @@ def main(argv=None) -> None:
     rows = sorted((curve_row(r, validation) for r in args.runs), key=lambda r: r["share"])
     verdict = {"rule": args.rule.as_posix(), **curve_verdict(rows, args.min_gain), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(args.out.with_suffix(".csv"), index=False)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out.with_suffix(".csv"), index=False)
     write_json(args.out.with_suffix(".json"), verdict)
-    print(pd.DataFrame(rows).to_string(index=False))
+    print(table.to_string(index=False))
     print({k: v for k, v in verdict.items() if k != "rows"})
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fer_helpers.report import (SECTIONS, ReportError, ReportMeta, build_report, fmt_label_rule, fmt_lease, fmt_num,
-                                fmt_pct, fmt_points, fmt_signed, fmt_validation, render_html, write_pdf)
+from fer_helpers.report import (SECTIONS, ReportError, build_report, fmt_label_rule, fmt_lease, fmt_num,
+                                fmt_pct, fmt_points, fmt_signed, fmt_validation, write_pdf)
 
 
 def pdf_text(path: Path) -> str:
@@ -648,6 +648,7 @@ def test_weakest_classes_name_what_they_were_most_often_mistaken_for():
 
 def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_path):
     from conftest import load_benchmark
+    from fer_helpers.report import ReportMeta, render_html
 
     lc = load_benchmark("learning_curve")
     accs = {0.25: 0.79, 0.5: 0.805, 0.75: 0.815, 1.0: 0.82}
