@@ -32,6 +32,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="run folder")
     ap.add_argument("--label-mode", default="plurality")
     ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument("--refit", action="store_true",
+                    help="train on the validation share too (no validation: needs --monitor none)")
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("max_train_images", "augmentation"):
             ap.add_argument("--" + f.name.replace("_", "-"), default=None,
@@ -44,10 +46,12 @@ def main(argv=None) -> None:
                     help="afterwards evaluate the best checkpoint on both held-out protocols")
     args = vars(ap.parse_args(argv))
     data_dir, label_mode, val_fraction = resolve_data_dir(args.pop("data")), args.pop("label_mode"), args.pop("val_fraction")
-    data = load_dataset(data_dir, label_mode=label_mode, val_fraction=val_fraction, seed=args["seed"])
+    refit = args.pop("refit")
+    data = load_dataset(data_dir, label_mode=label_mode, val_fraction=val_fraction, seed=args["seed"],
+                        refit=refit)
     out, evaluate = Path(args.pop("out")), args.pop("evaluate")
     # Later stages (evaluation, Grad-CAM, report) reload exactly this data and split.
-    save_data_settings(out, data_dir, label_mode, val_fraction, args["seed"])
+    save_data_settings(out, data_dir, label_mode, val_fraction, args["seed"], refit)
     config = TrainConfig.from_params(args)
     result = train_model(data, config, out)
     meta = result.metadata
@@ -56,7 +60,8 @@ def main(argv=None) -> None:
            "wall_time_s": round(meta["wall_time_s"], 1),
            "mean_epoch_s": round(meta["mean_epoch_seconds"], 2),
            "train_images_per_s": round(meta["images_per_second"], 1),
-           "best_epoch": meta["best_epoch"], "best_val_accuracy": round(meta["best_val_accuracy"], 4),
+           "best_epoch": meta["best_epoch"], "best_val_accuracy": (None if meta["best_val_accuracy"] is None    # a refit has none
+                                 else round(meta["best_val_accuracy"], 4)),
            "cpu_count": meta["machine"]["cpu_count"], "end_time": meta["end_time"]}
     table = ROOT / "results" / "benchmarks" / "train_benchmark.csv"
     table.parent.mkdir(parents=True, exist_ok=True)

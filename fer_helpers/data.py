@@ -530,7 +530,7 @@ def pixel_statistics(data: Dataset) -> dict:
 
 
 def load_dataset(path=DEMO_PATH, label_mode: str = "plurality", val_fraction: float | None = None,
-                 seed: int = 42, cache_dir=None, use_cache: bool = True) -> Dataset:
+                 seed: int = 42, cache_dir=None, use_cache: bool = True, refit: bool = False) -> Dataset:
     """Load FER images and labels from ``path`` (or the demo set with ``path="demo"``).
 
     Parameters
@@ -547,6 +547,12 @@ def load_dataset(path=DEMO_PATH, label_mode: str = "plurality", val_fraction: fl
         split use 0.2 when this is None.
     seed : int
         Seed of that split.
+    refit : bool
+        Put the validation share drawn from train (``val_fraction``) back into
+        train, leaving no validation split: the final fit on all training
+        images once every choice has been made on validation. The held-out
+        images stay held out; the split is drawn first, so a refit trains on
+        exactly the images its validated twin trained and selected on.
     """
     if label_mode not in LABEL_MODES:
         raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
@@ -582,7 +588,15 @@ def load_dataset(path=DEMO_PATH, label_mode: str = "plurality", val_fraction: fl
         split[train[stratified_split(ds.labels[train], val_fraction, seed)]] = "val"
         ds.split = split
         ds.validation = f"from_train({val_fraction:g})"
-    for s in ("train", "val", "test"):
+    if refit:
+        if not val_fraction:
+            # Without a share drawn from train, the validation images are the layout's own
+            # held-out ones (FER2013Valid), and training on them would spoil the P-seed protocol.
+            raise ValueError("refit=True needs val_fraction > 0: only a validation share drawn from "
+                             "train may join train; the layout's own validation images stay held out")
+        ds.split = np.where(ds.split == "val", "train", ds.split)
+        ds.validation = f"none (refit: from_train({val_fraction:g}) trained on)"
+    for s in ("train", "test") if refit else ("train", "val", "test"):
         if not (ds.split == s).any():
             raise DataError(f"{path}: empty split {s!r} after applying label mode {label_mode!r}")
     return ds
@@ -591,12 +605,12 @@ def load_dataset(path=DEMO_PATH, label_mode: str = "plurality", val_fraction: fl
 # --------------------------------------------------------------------------- run-folder hand-off
 
 def save_data_settings(run_dir, data_dir: str, label_mode: str, val_fraction: float | None,
-                       seed: int) -> dict:
+                       seed: int, refit: bool = False) -> dict:
     """Record how notebook 03 loaded its data, so later stages load exactly the same split."""
     from .artifacts import write_json
 
     settings = {"data_dir": str(data_dir), "label_mode": label_mode,
-                "val_fraction": val_fraction or None, "seed": int(seed)}
+                "val_fraction": val_fraction or None, "seed": int(seed), "refit": bool(refit)}
     write_json(Path(run_dir) / "results" / "data.json", settings)
     return settings
 
@@ -607,4 +621,4 @@ def load_run_data(run_dir, label_mode: str | None = None) -> Dataset:
 
     s = read_json(Path(run_dir) / "results" / "data.json", "data settings (written by notebook 03)")
     return load_dataset(s["data_dir"], label_mode=label_mode or s["label_mode"],
-                        val_fraction=s["val_fraction"], seed=s["seed"])
+                        val_fraction=s["val_fraction"], seed=s["seed"], refit=s.get("refit", False))

@@ -2,7 +2,8 @@
 
 ``train_model(data, config, run_dir)`` trains on ``data``'s train split, selects
 on its val split (checkpoint, early stopping, learning-rate schedule), and never
-touches its test split. A killed run started again with the same arguments
+touches its test split. A refit (data without a val split, ``monitor="none"``)
+has nothing to select on: it keeps the last epoch. A killed run started again with the same arguments
 resumes from its last finished epoch (Keras ``BackupAndRestore``) and the
 history it writes has neither gaps nor duplicate epochs.
 """
@@ -27,6 +28,8 @@ from .preprocessing import (IMBALANCE_STRATEGIES, balanced_class_weights, oversa
 LOSSES = ("crossentropy", "focal")
 SCHEDULES = ("plateau", "cosine")
 OPTIMIZERS = ("adam", "adamw")
+#: "none" is a refit's: nothing is monitored and the last epoch is kept.
+MONITORS = ("val_accuracy", "val_loss", "none")
 
 
 class TrainingConfigError(ValueError):
@@ -66,6 +69,11 @@ class TrainConfig:
     max_train_images: int | None = None
     monitor: str = "val_accuracy"
     deterministic: bool = True
+
+    @property
+    def selects_on_validation(self) -> bool:
+        """False for a refit: no metric is monitored and the last epoch is kept."""
+        return self.monitor != "none"
 
     @property
     def monitor_mode(self) -> str:
@@ -112,8 +120,12 @@ class TrainConfig:
             bad(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
         if self.precision not in PRECISIONS:
             bad(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
-        if self.monitor not in ("val_accuracy", "val_loss"):
-            bad(f"monitor must be 'val_accuracy' or 'val_loss', got {self.monitor!r}")
+        if self.monitor not in MONITORS:
+            bad(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if not self.selects_on_validation and (self.schedule == "plateau" or self.patience > 0):
+            bad("monitor='none' (a refit without validation) needs schedule='cosine' and patience=0: "
+                f"ReduceLROnPlateau and early stopping watch a validation metric "
+                f"(got schedule={self.schedule!r}, patience={self.patience})")
         return self
 
 
@@ -330,13 +342,19 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
                 extra_callbacks: list | None = None) -> TrainResult:
     """Train ``config.model_name`` on ``data`` and write everything into ``run_dir``.
 
-    Writes ``model/best.keras`` (best on validation), ``results/history.csv``
+    Writes ``model/best.keras`` (best on validation; a refit's last epoch), ``results/history.csv``
     and ``.json`` (every epoch), and ``results/training.json`` (parameters,
     versions, data fingerprint, timings, best epoch).
     """
     import keras
 
     config.validate(data.label_mode)
+    has_val = bool((data.split == "val").any())
+    if has_val != config.selects_on_validation:
+        raise TrainingConfigError(
+            f"monitor={config.monitor!r} but the data has {'a' if has_val else 'no'} validation split: "
+            "a refit (load_dataset(refit=True)) trains with monitor='none', every other run monitors "
+            "'val_accuracy' or 'val_loss'")
     paths = run_paths(run_dir)
     set_seeds(config.seed, config.deterministic)
     x_train, y_train, x_val, y_val, class_weight = _train_arrays(data, config)
@@ -351,8 +369,10 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
     csv_path, json_path = paths["results"] / "history.csv", paths["results"] / "history.json"
     mode = config.monitor_mode
     state = {"terminated_on_nan": False}
+    # A refit has no validation metric: its checkpoint is rewritten every epoch, so best.keras
+    # (the name every later stage loads) holds the last epoch.
     checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=config.monitor, mode=mode,
-                                                 save_best_only=True)
+                                                 save_best_only=has_val)
     stateful = [checkpoint, *control_callbacks(config)]
     callbacks = [keras.callbacks.BackupAndRestore(str(paths["model"] / "backup"))]
     callbacks += [make_history_logger(csv_path, json_path),
@@ -361,7 +381,7 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
 
     started, t0 = now_iso(), time.perf_counter()
     model.fit(make_dataset(x_train, y_train, config.batch_size, config.seed, shuffle=True),
-              validation_data=make_dataset(x_val, y_val, config.batch_size),
+              validation_data=make_dataset(x_val, y_val, config.batch_size) if has_val else None,
               epochs=config.epochs, class_weight=class_weight, callbacks=callbacks, verbose=verbose,
               shuffle=False)   # the dataset reshuffles itself every epoch
     wall = time.perf_counter() - t0
@@ -398,6 +418,7 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
         "stopped_early": bool(config.patience > 0 and epochs_run < config.epochs
                               and not state["terminated_on_nan"]),
         "terminated_on_nan": state["terminated_on_nan"],
+        "checkpoint": f"best {config.monitor}" if has_val else "last epoch (refit, no validation)",
         "model_path": str(best_path),
         "test_split_used": False,
     }
