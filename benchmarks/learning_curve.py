@@ -16,6 +16,11 @@ part in the verdict.
 
 Writes ``results/learning_curve.csv`` (one row per run) and ``results/learning_curve.json`` (the
 slopes, the prediction, the verdict and the same rows), which the report shows.
+
+The prediction is then checked on the held-out protocols: ``--refit runs/refit_s42 --control
+runs/ref_s42_amd --refit-rule results/decision_rule_refit.txt`` adds a ``refit_check`` block (one
+refit seed against the same seed of the reference, read by the rule written before the refit ran).
+That reading decides nothing: the test numbers choose no setting.
 """
 from __future__ import annotations
 
@@ -88,6 +93,42 @@ def curve_verdict(rows: list[dict], min_gain: float = 0.003) -> dict:
             "verdict": "refit" if refit else "no refit"}
 
 
+def held_out_numbers(run: Path) -> dict:
+    """A finished run's plain P-seed / P-FER+ accuracy and macro-F1 and its rare-class P-seed recalls."""
+    training = read_json(run / "results" / "training.json", "training metadata")
+    evaluation = read_json(run / "results" / "evaluation.json", "evaluation")
+    if training["epochs_run"] < training["params"]["epochs"]:
+        raise ValueError(f"{run}: {training['epochs_run']} of {training['params']['epochs']} epochs ran; "
+                         "the refit check compares finished runs")
+    out = {"run": run.name, "seed": training["params"]["seed"],
+           "n_train": int(training["data"]["split_sizes"]["train"]),     # before oversampling
+           "checkpoint": training.get("checkpoint", f"best {training['params'].get('monitor', 'val_accuracy')}"),
+           "wall_time_min": round(training["wall_time_s"] / 60, 1)}
+    for name, key in (("P-seed", "p_seed"), ("P-FER+", "p_ferplus")):
+        plain = evaluation["protocols"][name]["plain"]
+        out[f"{key}_accuracy"] = round(plain["accuracy"], 4)
+        out[f"{key}_macro_f1"] = round(plain["macro_f1"], 4)
+    recall = {r["class"]: r["recall"] for r in evaluation["protocols"]["P-seed"]["plain"]["per_class"]}
+    out.update({f"recall_{c.lower()}": round(recall[c], 3) for c in ("Contempt", "Disgust")})
+    return out
+
+
+def refit_check(refit: dict, control: dict, min_gain: float = 0.003) -> dict:
+    """Read one refit seed against the same seed of the reference, as the refit rule fixed in advance:
+    "consistent with the curve" when P-seed accuracy gains at least ``min_gain`` and macro-F1 does not fall."""
+    if refit["seed"] != control["seed"]:
+        raise ValueError(f"the refit ({refit['run']}, seed {refit['seed']}) and its control "
+                         f"({control['run']}, seed {control['seed']}) must share a seed")
+    if not refit["checkpoint"].startswith("last epoch"):
+        raise ValueError(f"{refit['run']} is no refit (checkpoint: {refit['checkpoint']}); "
+                         "train it with train_benchmark.py --refit --monitor none")
+    delta = {k: round(refit[k] - control[k], 4) for k in
+             ("p_seed_accuracy", "p_seed_macro_f1", "p_ferplus_accuracy", "p_ferplus_macro_f1")}
+    consistent = delta["p_seed_accuracy"] >= min_gain and delta["p_seed_macro_f1"] >= 0
+    return {"min_gain": min_gain, "refit": refit, "control": control, "delta": delta,
+            "reading": "consistent with the curve" if consistent else "not confirmed by one seed"}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path)
@@ -97,18 +138,31 @@ def main(argv=None) -> None:
     ap.add_argument("--min-gain", type=float, default=0.003,
                     help="predicted validation-accuracy gain that calls for a refit")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "learning_curve")
+    ap.add_argument("--refit", type=Path, help="a refit run (train_benchmark.py --refit) to check the prediction on")
+    ap.add_argument("--control", type=Path, help="the reference run of the refit's seed")
+    ap.add_argument("--refit-rule", type=Path, help="the rule file written before the refit ran")
     args = ap.parse_args(argv)
-    if not args.rule.is_file():
-        raise FileNotFoundError(f"{args.rule}: the rule file is missing; write it before the runs")
+    given = [x is not None for x in (args.refit, args.control, args.refit_rule)]
+    if any(given) and not all(given):
+        ap.error("--refit, --control and --refit-rule go together")
+    for rule in (args.rule, args.refit_rule):
+        if rule is not None and not rule.is_file():
+            raise FileNotFoundError(f"{rule}: the rule file is missing; write it before the runs")
     validation = pd.read_csv(args.validation)
     rows = sorted((curve_row(r, validation) for r in args.runs), key=lambda r: r["share"])
     verdict = {"rule": args.rule.as_posix(), **curve_verdict(rows, args.min_gain), "rows": rows}
+    if args.refit is not None:
+        verdict["refit_check"] = {"rule": args.refit_rule.as_posix(),
+                                  **refit_check(held_out_numbers(args.refit), held_out_numbers(args.control),
+                                                args.min_gain)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
     table.to_csv(args.out.with_suffix(".csv"), index=False)
     write_json(args.out.with_suffix(".json"), verdict)
     print(table.to_string(index=False))
-    print({k: v for k, v in verdict.items() if k != "rows"})
+    print({k: v for k, v in verdict.items() if k not in ("rows", "refit_check")})
+    if "refit_check" in verdict:
+        print("refit check:", verdict["refit_check"]["delta"], verdict["refit_check"]["reading"])
 
 
 if __name__ == "__main__":

@@ -72,6 +72,25 @@ def test_val_from_train_moves_official_val_to_test(tmp_path):
     assert set(ds.source_split[ds.split == "val"]) == {"FER2013Train"}
 
 
+def test_refit_trains_on_the_validation_share_and_keeps_the_held_out_images_held_out(tmp_path):
+    from fer_helpers.data import load_run_data, save_data_settings
+
+    path = make_ferplus(tmp_path / "fp", per_split=40)
+    split = load_dataset(path, val_fraction=0.25, seed=3)
+    refit = load_dataset(path, val_fraction=0.25, seed=3, refit=True)
+    assert not (refit.split == "val").any()
+    assert ((refit.split == "train") == np.isin(split.split, ["train", "val"])).all()
+    assert ((refit.split == "test") == (split.split == "test")).all()
+    assert refit.validation == "none (refit: from_train(0.25) trained on)"
+    save_data_settings(tmp_path / "run", str(path), "plurality", 0.25, 3, refit=True)
+    assert (load_run_data(tmp_path / "run").split == refit.split).all()
+
+
+def test_refit_refuses_to_train_on_the_layouts_own_validation_images(tmp_path):
+    with pytest.raises(ValueError, match="refit=True needs val_fraction > 0"):
+        load_dataset(make_ferplus(tmp_path / "fp", per_split=40), refit=True)
+
+
 def test_stratified_split_is_stratified_and_deterministic():
     labels = np.repeat(np.arange(4), [100, 50, 30, 20])
     a, b = stratified_split(labels, 0.2, seed=7), stratified_split(labels, 0.2, seed=7)

@@ -15,18 +15,20 @@ def lc():
     return load_benchmark("learning_curve")
 
 
-def _run(root, name, cap, val_acc, p_seed=0.8, epochs_run=50, full=22708):
+def _run(root, name, cap, val_acc, p_seed=0.8, epochs_run=50, full=22708, macro_f1=0.6, checkpoint=None):
     """A finished run folder as train_benchmark.py --evaluate leaves it (numbers only)."""
     results = root / name / "results"
     results.mkdir(parents=True)
     training = {"params": {"seed": 42, "epochs": 50, "max_train_images": cap}, "epochs_run": epochs_run,
-                "data": {"split_sizes": {"train": full, "val": 5677, "test": 7100}}}
-    plain = {"accuracy": p_seed, "macro_f1": 0.6}
+                "data": {"split_sizes": {"train": full, "val": 5677, "test": 7100}}, "wall_time_s": 3600.0,
+                **({"checkpoint": checkpoint} if checkpoint else {})}    # runs before refits recorded none
+    per_class = [{"class": c, "recall": r} for c, r in (("Contempt", 0.3), ("Disgust", 0.5), ("Fear", 0.6))]
+    plain = {"accuracy": p_seed, "macro_f1": macro_f1, "per_class": per_class}
     evaluation = {"protocols": {"P-seed": {"plain": plain},
                                 "P-FER+": {"plain": {"accuracy": p_seed + 0.03, "macro_f1": 0.7}}}}
     (results / "training.json").write_text(json.dumps(training), encoding="utf-8")
     (results / "evaluation.json").write_text(json.dumps(evaluation), encoding="utf-8")
-    return {"run": name, "val_accuracy": val_acc, "val_macro_f1": val_acc - 0.15}
+    return None if val_acc is None else {"run": name, "val_accuracy": val_acc, "val_macro_f1": val_acc - 0.15}
 
 
 def _rows(accs, shares=(0.25, 0.5, 0.75, 1.0)):
@@ -93,3 +95,44 @@ def test_main_writes_the_curve_and_refuses_runs_it_cannot_place(lc, tmp_path):
         lc.main([str(runs / "short"), *args[1:]])
     with pytest.raises(FileNotFoundError, match="rule file is missing"):
         lc.main([*args[:-3], str(tmp_path / "none.txt"), "--out", str(out)])
+
+
+def test_refit_check_reads_one_seed_against_its_control_by_the_rule(lc, tmp_path):
+    runs = tmp_path / "runs"
+    _run(runs, "ref", None, 0.82, p_seed=0.818, macro_f1=0.687)
+    _run(runs, "refit", None, None, p_seed=0.823, macro_f1=0.69, full=28385,
+         checkpoint="last epoch (refit, no validation)")
+    control, refit = lc.held_out_numbers(runs / "ref"), lc.held_out_numbers(runs / "refit")
+    assert control["checkpoint"] == "best val_accuracy" and refit["n_train"] == 28385
+    assert refit["recall_contempt"] == 0.3 and refit["wall_time_min"] == 60.0
+    check = lc.refit_check(refit, control)
+    assert check["delta"]["p_seed_accuracy"] == pytest.approx(0.005)
+    assert check["reading"] == "consistent with the curve"
+    # Less than 0.3 pt, or a lower macro-F1, is not confirmed.
+    assert lc.refit_check({**refit, "p_seed_accuracy": 0.820}, control)["reading"] == "not confirmed by one seed"
+    assert lc.refit_check({**refit, "p_seed_macro_f1": 0.68}, control)["reading"] == "not confirmed by one seed"
+    with pytest.raises(ValueError, match="must share a seed"):
+        lc.refit_check({**refit, "seed": 43}, control)
+    with pytest.raises(ValueError, match="ref is no refit"):
+        lc.refit_check(control, control)
+
+
+def test_main_adds_the_refit_check_only_with_its_rule(lc, tmp_path):
+    runs = tmp_path / "runs"
+    val = [_run(runs, "lc25", 5677, 0.79), _run(runs, "lc50", 11354, 0.805), _run(runs, "ref", None, 0.82)]
+    _run(runs, "refit", None, None, p_seed=0.79, full=28385, checkpoint="last epoch (refit, no validation)")
+    table, rule, refit_rule = tmp_path / "val.csv", tmp_path / "rule.txt", tmp_path / "refit_rule.txt"
+    pd.DataFrame(val).to_csv(table, index=False)
+    rule.write_text("Written before\n", encoding="utf-8")
+    out = tmp_path / "lc"
+    args = [*(str(runs / n) for n in ("lc25", "lc50", "ref")), "--validation", str(table), "--rule", str(rule),
+            "--out", str(out), "--refit", str(runs / "refit"), "--control", str(runs / "ref")]
+    with pytest.raises(SystemExit):                       # --refit without its rule
+        lc.main(args)
+    with pytest.raises(FileNotFoundError, match="refit_rule.txt: the rule file is missing"):
+        lc.main([*args, "--refit-rule", str(refit_rule)])
+    refit_rule.write_text("Written before the refit\n", encoding="utf-8")
+    lc.main([*args, "--refit-rule", str(refit_rule)])
+    check = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["refit_check"]
+    assert check["rule"] == refit_rule.as_posix() and check["reading"] == "not confirmed by one seed"
+    assert check["delta"]["p_seed_accuracy"] == pytest.approx(-0.01)

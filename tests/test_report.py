@@ -669,6 +669,28 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     assert "%100 referans tarifin kendi çalışmasıdır (<code>lc100</code>)" in text
     slides = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)), template="slides.html.j2")[0].split())
     assert "Tüm FER2013Train ile yeniden eğitim (öğrenme eğrisinin kestirimi: doğrulukta +0,49 puan)" in slides
+    assert "Kestirimin test protokollerinde sınanması" not in text            # no refit ran yet
+    # The refit check: one refit seed against its control, read by its own rule.
+    refit = {"run": "refit_s42", "n_train": 28385, "p_seed_accuracy": 0.823, "p_seed_macro_f1": 0.69,
+             "p_ferplus_accuracy": 0.85, "recall_contempt": 0.4, "recall_disgust": 0.5}
+    control = {**refit, "run": "ref_s42", "n_train": 22708, "p_seed_accuracy": 0.818, "p_seed_macro_f1": 0.687,
+               "p_ferplus_accuracy": 0.846}
+    check = {"rule": "results/decision_rule_refit.txt", "min_gain": 0.003, "refit": refit, "control": control,
+             "delta": {"p_seed_accuracy": 0.005, "p_seed_macro_f1": 0.003, "p_ferplus_accuracy": 0.004},
+             "reading": "consistent with the curve"}
+    path.write_text(json.dumps({"rule": "results/decision_rule_learning_curve.txt", **lc.curve_verdict(rows),
+                                "rows": rows, "refit_check": check}))
+    text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
+    assert "(<code>refit_s42</code>, 28.385 görüntü, doğrulama yok, son epok)" in text
+    assert '<td>Fark</td><td class="r">+0,50 puan</td><td class="r">+0,003</td>' in text
+    assert "sonuç: <strong>eğriyle tutarlı</strong>" in text
+    assert "kazanç bekliyor (tek tohumda P-seed farkı +0,50 puan)" in text               # future work
+    slides = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)), template="slides.html.j2")[0].split())
+    assert "doğrulukta +0,49 puan; tek tohumda P-seed +0,50 puan, üç tohum gerekli)" in slides
+    path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(rows), "rows": rows,
+                                "refit_check": {**check, "reading": "not confirmed by one seed"}}))
+    text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
+    assert "sonuç: <strong>tek tohumla doğrulanmadı</strong>" in text
     # A flat curve: the rule says the data is not what holds the recipe back.
     flat = [{**r, "val_accuracy": 0.82 - 0.001 * (1 - r["share"])} for r in rows]
     path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(flat), "rows": flat}))

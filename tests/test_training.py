@@ -83,6 +83,49 @@ def test_invalid_config_fails_before_training(kwargs, message):
         TrainConfig(**kwargs).validate("plurality")
 
 
+def test_a_refit_without_validation_cannot_use_a_validation_schedule():
+    with pytest.raises(TrainingConfigError, match="needs schedule='cosine' and patience=0"):
+        TrainConfig(monitor="none", patience=0).validate("plurality")      # plateau schedule
+    with pytest.raises(TrainingConfigError, match="needs schedule='cosine' and patience=0"):
+        TrainConfig(monitor="none", schedule="cosine", patience=3).validate("plurality")
+    TrainConfig(monitor="none", schedule="cosine", patience=0).validate("plurality")
+
+
+def test_refit_keeps_the_last_epoch_and_the_monitor_must_match_the_data(tmp_path):
+    import keras
+
+    refit = fh.load_dataset("demo", val_fraction=0.2, refit=True)
+    config = TrainConfig(epochs=2, patience=0, schedule="cosine", monitor="none", max_train_images=300)
+    with pytest.raises(TrainingConfigError, match="no validation split"):
+        train_model(refit, dataclasses.replace(config, monitor="val_accuracy"), tmp_path / "a", verbose=0)
+    with pytest.raises(TrainingConfigError, match="has a validation split"):
+        train_model(small_demo(), config, tmp_path / "b", verbose=0)
+
+    final = {}
+
+    class LastWeights(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            final["weights"] = self.model.get_weights()
+
+    res = train_model(refit, config, tmp_path / "c", verbose=0, extra_callbacks=[LastWeights()])
+    saved = fh.load_model(res.model_path).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, final["weights"]))
+    assert res.history["epoch"].tolist() == [0, 1] and "val_accuracy" not in res.history
+    meta = res.metadata
+    assert meta["checkpoint"] == "last epoch (refit, no validation)"
+    assert meta["best_epoch"] is None and meta["data"]["n_val"] == 0
+
+    # Evaluation reloads the refit split; with no validation images it tunes no prior or temperature.
+    from fer_helpers.data import save_data_settings
+    from fer_helpers.evaluation import evaluate_run
+
+    save_data_settings(tmp_path / "c", "demo", "plurality", 0.2, 42, refit=True)
+    out = evaluate_run(tmp_path / "c", tta=False, n_boot=10)
+    assert out["validation"].startswith("none (refit")
+    assert "prior_adjustment" not in out and "temperature_scaling" not in out
+    assert out["protocols"]["test"]["n"] == int((refit.split == "test").sum())
+
+
 def test_soft_targets_need_distribution_labels():
     with pytest.raises(TrainingConfigError, match="needs label_mode='distribution'"):
         TrainConfig(targets="soft").validate("plurality")
