@@ -57,7 +57,7 @@ def row(run: Path, previous: Path | None = None) -> dict:
            "epochs_run": tr["epochs_run"],
            "best_epoch": tr["best_epoch"], "wall_time_min": round(tr["wall_time_s"] / 60, 1),
            "cpus": tr["machine"].get("cpus_usable") or tr["machine"]["cpu_count"],
-           "val_accuracy": None if tr["best_val_accuracy"] is None else round(tr["best_val_accuracy"], 4)}
+           "val_accuracy": round(tr["best_val_accuracy"], 4)}
     for name, p in ev["protocols"].items():
         m = p["plain"]
         key = name.replace("-", "_").replace("+", "plus")
