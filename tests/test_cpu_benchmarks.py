@@ -142,3 +142,14 @@ def test_export_benchmark_records_the_card_only_with_accuracy_to_record(tmp_path
     with pytest.raises(SystemExit):
         eb.main(["--model", str(tmp_path / "m.keras"), "--card"])
     assert "--card records the int8 export's accuracy" in capsys.readouterr().err
+
+
+def test_train_benchmark_refit_records_the_split_and_a_row_without_validation(tmp_path, monkeypatch):
+    tb = load_benchmark("train_benchmark")
+    monkeypatch.setattr(tb, "ROOT", tmp_path)             # the row goes to a scratch table, not results/
+    out = tmp_path / "refit"
+    tb.main(["--data", "demo", "--out", str(out), "--model", "baseline", "--epochs", "1", "--patience", "0",
+             "--schedule", "cosine", "--max-train-images", "200", "--refit", "--monitor", "none"])
+    assert json.loads((out / "results" / "data.json").read_text())["refit"] is True
+    row = (tmp_path / "results" / "benchmarks" / "train_benchmark.csv").read_text().splitlines()
+    assert row[0].split(",")[8:10] == ["best_epoch", "best_val_accuracy"] and row[1].split(",")[8:10] == ["", ""]
