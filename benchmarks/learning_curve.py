@@ -45,25 +45,37 @@ def training_share(training: dict) -> tuple[int, float]:
     return used, used / full
 
 
-def curve_row(run: Path, validation: pd.DataFrame) -> dict:
-    """One point of the curve: ``run``'s share, its validation numbers and its held-out numbers."""
+def finished_run(run: Path) -> tuple[dict, dict]:
+    """A run's training metadata and evaluation; a run stopped before its last epoch is refused."""
     training = read_json(run / "results" / "training.json", "training metadata")
     evaluation = read_json(run / "results" / "evaluation.json", "evaluation")
     if training["epochs_run"] < training["params"]["epochs"]:
         raise ValueError(f"{run}: {training['epochs_run']} of {training['params']['epochs']} epochs ran; "
-                         "a point of the curve must be a finished run")
+                         "only a finished run counts")
+    return training, evaluation
+
+
+def protocol_numbers(evaluation: dict) -> dict:
+    """Plain accuracy and macro-F1 on P-seed and P-FER+, as ``p_seed_accuracy`` ... ``p_ferplus_macro_f1``."""
+    out = {}
+    for name, key in (("P-seed", "p_seed"), ("P-FER+", "p_ferplus")):
+        plain = evaluation["protocols"][name]["plain"]
+        out[f"{key}_accuracy"] = round(plain["accuracy"], 4)
+        out[f"{key}_macro_f1"] = round(plain["macro_f1"], 4)
+    return out
+
+
+def curve_row(run: Path, validation: pd.DataFrame) -> dict:
+    """One point of the curve: ``run``'s share, its validation numbers and its held-out numbers."""
+    training, evaluation = finished_run(run)
     match = validation[validation["run"] == run.name]
     if match.empty:
         raise ValueError(f"{run.name}: no row in the validation table; run benchmarks/validation_compare.py on it")
     used, share = training_share(training)
     val = match.iloc[0]
-    row = {"run": run.name, "seed": training["params"]["seed"], "n_train": used, "share": round(share, 4),
-           "val_accuracy": float(val["val_accuracy"]), "val_macro_f1": float(val["val_macro_f1"])}
-    for name, key in (("P-seed", "p_seed"), ("P-FER+", "p_ferplus")):
-        plain = evaluation["protocols"][name]["plain"]
-        row[f"{key}_accuracy"] = round(plain["accuracy"], 4)
-        row[f"{key}_macro_f1"] = round(plain["macro_f1"], 4)
-    return row
+    return {"run": run.name, "seed": training["params"]["seed"], "n_train": used, "share": round(share, 4),
+            "val_accuracy": float(val["val_accuracy"]), "val_macro_f1": float(val["val_macro_f1"]),
+            **protocol_numbers(evaluation)}
 
 
 def doubling_slope(shares, values) -> float:
@@ -95,19 +107,11 @@ def curve_verdict(rows: list[dict], min_gain: float = 0.003) -> dict:
 
 def held_out_numbers(run: Path) -> dict:
     """A finished run's plain P-seed / P-FER+ accuracy and macro-F1 and its rare-class P-seed recalls."""
-    training = read_json(run / "results" / "training.json", "training metadata")
-    evaluation = read_json(run / "results" / "evaluation.json", "evaluation")
-    if training["epochs_run"] < training["params"]["epochs"]:
-        raise ValueError(f"{run}: {training['epochs_run']} of {training['params']['epochs']} epochs ran; "
-                         "the refit check compares finished runs")
+    training, evaluation = finished_run(run)
     out = {"run": run.name, "seed": training["params"]["seed"],
            "n_train": int(training["data"]["split_sizes"]["train"]),     # before oversampling
            "checkpoint": training.get("checkpoint", f"best {training['params'].get('monitor', 'val_accuracy')}"),
-           "wall_time_min": round(training["wall_time_s"] / 60, 1)}
-    for name, key in (("P-seed", "p_seed"), ("P-FER+", "p_ferplus")):
-        plain = evaluation["protocols"][name]["plain"]
-        out[f"{key}_accuracy"] = round(plain["accuracy"], 4)
-        out[f"{key}_macro_f1"] = round(plain["macro_f1"], 4)
+           "wall_time_min": round(training["wall_time_s"] / 60, 1), **protocol_numbers(evaluation)}
     recall = {r["class"]: r["recall"] for r in evaluation["protocols"]["P-seed"]["plain"]["per_class"]}
     out.update({f"recall_{c.lower()}": round(recall[c], 3) for c in ("Contempt", "Disgust")})
     return out
