@@ -671,10 +671,10 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     assert "Tüm FER2013Train ile yeniden eğitim (öğrenme eğrisinin kestirimi: doğrulukta +0,49 puan)" in slides
     assert "Kestirimin test protokollerinde sınanması" not in text            # no refit ran yet
     # The refit check: one refit seed against its control, read by its own rule.
-    refit = {"run": "refit_s42", "n_train": 28385, "p_seed_accuracy": 0.823, "p_seed_macro_f1": 0.69,
+    refit = {"run": "refit_s42", "seed": 42, "n_train": 28385, "p_seed_accuracy": 0.823, "p_seed_macro_f1": 0.69,
              "p_ferplus_accuracy": 0.85, "recall_contempt": 0.4, "recall_disgust": 0.5}
     control = {**refit, "run": "ref_s42", "n_train": 22708, "p_seed_accuracy": 0.818, "p_seed_macro_f1": 0.687,
-               "p_ferplus_accuracy": 0.846}
+               "p_ferplus_accuracy": 0.846, "recall_contempt": 0.352, "recall_disgust": 0.481}
     check = {"rule": "results/decision_rule_refit.txt", "min_gain": 0.003, "refit": refit, "control": control,
              "delta": {"p_seed_accuracy": 0.005, "p_seed_macro_f1": 0.003, "p_ferplus_accuracy": 0.004},
              "reading": "consistent with the curve"}
@@ -682,7 +682,9 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
                                 "rows": rows, "refit_check": check}))
     text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
     assert "(<code>refit_s42</code>, 28.385 görüntü, doğrulama yok, son epok)" in text
+    assert '<tr><td>yeniden eğitim, tohum 42</td><td class="r">%82,30</td>' in text
     assert '<td>Fark</td><td class="r">+0,50 puan</td><td class="r">+0,003</td>' in text
+    assert '<td class="r">+0,048</td> <td class="r">+0,019</td></tr>' in text       # the rare-class recalls
     assert "sonuç: <strong>eğriyle tutarlı</strong>" in text
     assert "kazanç bekliyor (tek tohumda P-seed farkı +0,50 puan)" in text               # future work
     slides = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)), template="slides.html.j2")[0].split())
