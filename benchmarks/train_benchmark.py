@@ -55,13 +55,13 @@ def main(argv=None) -> None:
     config = TrainConfig.from_params(args)
     result = train_model(data, config, out)
     meta = result.metadata
+    best_val = meta["best_val_accuracy"]       # None for a refit: it has no validation split
     row = {"run": str(out), "data": meta["data"]["source"], "model": config.model_name,
            "n_params": meta["model"]["n_params"], "epochs_run": meta["epochs_run"],
            "wall_time_s": round(meta["wall_time_s"], 1),
            "mean_epoch_s": round(meta["mean_epoch_seconds"], 2),
            "train_images_per_s": round(meta["images_per_second"], 1),
-           "best_epoch": meta["best_epoch"], "best_val_accuracy": (None if meta["best_val_accuracy"] is None    # a refit has none
-                                 else round(meta["best_val_accuracy"], 4)),
+           "best_epoch": meta["best_epoch"], "best_val_accuracy": None if best_val is None else round(best_val, 4),
            "cpu_count": meta["machine"]["cpu_count"], "end_time": meta["end_time"]}
     table = ROOT / "results" / "benchmarks" / "train_benchmark.csv"
     table.parent.mkdir(parents=True, exist_ok=True)

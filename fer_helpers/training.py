@@ -3,9 +3,9 @@
 ``train_model(data, config, run_dir)`` trains on ``data``'s train split, selects
 on its val split (checkpoint, early stopping, learning-rate schedule), and never
 touches its test split. A refit (data without a val split, ``monitor="none"``)
-has nothing to select on: it keeps the last epoch. A killed run started again with the same arguments
-resumes from its last finished epoch (Keras ``BackupAndRestore``) and the
-history it writes has neither gaps nor duplicate epochs.
+has nothing to select on: it keeps the last epoch. A killed run started again
+with the same arguments resumes from its last finished epoch (Keras
+``BackupAndRestore``) and the history it writes has neither gaps nor duplicate epochs.
 """
 from __future__ import annotations
 
