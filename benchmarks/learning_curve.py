@@ -127,7 +127,8 @@ def refit_check(refit: dict, control: dict, min_gain: float = 0.003) -> dict:
         raise ValueError(f"{refit['run']} is no refit (checkpoint: {refit['checkpoint']}); "
                          "train it with train_benchmark.py --refit --monitor none")
     delta = {k: round(refit[k] - control[k], 4) for k in
-             ("p_seed_accuracy", "p_seed_macro_f1", "p_ferplus_accuracy", "p_ferplus_macro_f1")}
+             ("p_seed_accuracy", "p_seed_macro_f1", "p_ferplus_accuracy", "p_ferplus_macro_f1",
+              "recall_contempt", "recall_disgust")}
     consistent = delta["p_seed_accuracy"] >= min_gain and delta["p_seed_macro_f1"] >= 0
     return {"min_gain": min_gain, "refit": refit, "control": control, "delta": delta,
             "reading": "consistent with the curve" if consistent else "not confirmed by one seed"}

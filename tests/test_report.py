@@ -676,7 +676,8 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     control = {**refit, "run": "ref_s42", "n_train": 22708, "p_seed_accuracy": 0.818, "p_seed_macro_f1": 0.687,
                "p_ferplus_accuracy": 0.846, "recall_contempt": 0.352, "recall_disgust": 0.481}
     check = {"rule": "results/decision_rule_refit.txt", "min_gain": 0.003, "refit": refit, "control": control,
-             "delta": {"p_seed_accuracy": 0.005, "p_seed_macro_f1": 0.003, "p_ferplus_accuracy": 0.004},
+             "delta": {"p_seed_accuracy": 0.005, "p_seed_macro_f1": 0.003, "p_ferplus_accuracy": 0.004,
+                       "recall_contempt": 0.048, "recall_disgust": 0.019},
              "reading": "consistent with the curve"}
     path.write_text(json.dumps({"rule": "results/decision_rule_learning_curve.txt", **lc.curve_verdict(rows),
                                 "rows": rows, "refit_check": check}))
