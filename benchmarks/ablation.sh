@@ -96,8 +96,12 @@ wait
 LC_RUNS="runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/vgg_mid_bf16_s42_clean"
 # The curve's verdict was "refit": the reference recipe, seed 42, refit on all of FER2013Train (its validation share
 # trained on, the last epoch kept) and read against the reference's seed 42 by results/decision_rule_refit.txt.
-# Alone on both cores (measured on the AMD EPYC against runs/vgg_mid_bf16_s42_amd).
-TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 refit_s42 "--model vgg_mid $BF16 --seed 42 --refit --monitor none"
+# Alone on both cores (measured on the AMD EPYC against runs/vgg_mid_bf16_s4{2,3,4}_amd); seeds 43 and 44 by the
+# rule's addendum, written before they ran.
+REFIT="--model vgg_mid $BF16 --refit --monitor none"
+TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 refit_s42 "$REFIT --seed 42" refit_s43 "$REFIT --seed 43" \
+  refit_s44 "$REFIT --seed 44"
+REFIT_RUNS="runs/refit_s42 runs/refit_s43 runs/refit_s44"
 
 # Full-schedule runs from earlier sessions join the table when their folders are here
 # (benchmarks/train_benchmark.py; their settings are in results/runs/*/training.json).
@@ -109,7 +113,7 @@ SEEDS="$MID"                                                               # the
 "$PY" benchmarks/collect_results.py runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
   runs/abl_oversample $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
   $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* } \
-  --copy $LC_RUNS runs/refit_s42   # ensemble: seeds 43 and 44
+  --copy $LC_RUNS $REFIT_RUNS   # ensemble: seeds 43 and 44
 "$PY" benchmarks/collect_results.py --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
 "$PY" benchmarks/collect_results.py --seeds $STUDY_SEEDS --seeds-out seeds_summary_study_e20
 "$PY" benchmarks/collect_results.py --seeds $(group os30_e30) --seeds-out seeds_summary_os30_e30
@@ -141,4 +145,4 @@ SEEDS="$MID"                                                               # the
 "$PY" benchmarks/validation_compare.py $LC_RUNS --out results/learning_curve_validation.csv
 "$PY" benchmarks/learning_curve.py $LC_RUNS --validation results/learning_curve_validation.csv \
   --rule results/decision_rule_learning_curve.txt \
-  --refit runs/refit_s42 --control runs/vgg_mid_bf16_s42_clean --refit-rule results/decision_rule_refit.txt
+  --refit $REFIT_RUNS --control $MID --refit-rule results/decision_rule_refit.txt

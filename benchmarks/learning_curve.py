@@ -20,7 +20,10 @@ slopes, the prediction, the verdict and the same rows), which the report shows.
 The prediction is then checked on the held-out protocols: ``--refit runs/refit_s42 --control
 runs/ref_s42_amd --refit-rule results/decision_rule_refit.txt`` adds a ``refit_check`` block (one
 refit seed against the same seed of the reference, read by the rule written before the refit ran).
-That reading decides nothing: the test numbers choose no setting.
+More refit seeds, each with the reference run of its seed (``--refit runs/refit_s42 runs/refit_s43
+runs/refit_s44 --control runs/ref_s42_amd runs/ref_s43_amd runs/ref_s44_amd``), add the mean ± std of
+both sides (``refit_check.seeds``); the rule's one-seed reading stays that of the first pair.
+Neither decides anything: the test numbers choose no setting.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ from fer_helpers.artifacts import read_json, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 REFIT_FACTOR = 1.25     # all of FER2013Train over its 80% training split
+# The held-out numbers a refit is compared on (held_out_numbers' keys), P-seed recalls last.
+COMPARED = ("p_seed_accuracy", "p_seed_macro_f1", "p_ferplus_accuracy", "p_ferplus_macro_f1",
+            "recall_contempt", "recall_disgust")
 
 
 def training_share(training: dict) -> tuple[int, float]:
@@ -126,12 +132,34 @@ def refit_check(refit: dict, control: dict, min_gain: float = 0.003) -> dict:
     if not refit["checkpoint"].startswith("last epoch"):
         raise ValueError(f"{refit['run']} is no refit (checkpoint: {refit['checkpoint']}); "
                          "train it with train_benchmark.py --refit --monitor none")
-    delta = {k: round(refit[k] - control[k], 4) for k in
-             ("p_seed_accuracy", "p_seed_macro_f1", "p_ferplus_accuracy", "p_ferplus_macro_f1",
-              "recall_contempt", "recall_disgust")}
+    delta = {k: round(refit[k] - control[k], 4) for k in COMPARED}
     consistent = delta["p_seed_accuracy"] >= min_gain and delta["p_seed_macro_f1"] >= 0
     return {"min_gain": min_gain, "refit": refit, "control": control, "delta": delta,
             "reading": "consistent with the curve" if consistent else "not confirmed by one seed"}
+
+
+def seed_summary(pairs: list[dict]) -> dict:
+    """Mean ± std (ddof=1) of the refit runs and of their controls over seeds, and the difference of the means.
+
+    ``pairs`` are ``refit_check`` results, one per seed, so each pair already shares a seed and each
+    refit is known to be one; a seed given twice is refused, since it would count one seed's noise twice.
+    """
+    seeds = [p["refit"]["seed"] for p in pairs]
+    if len(pairs) < 2 or len(set(seeds)) < len(seeds):
+        raise ValueError(f"a seed summary needs at least two different seeds, got {seeds}")
+
+    def side(rows: list[dict]) -> dict:
+        stats = {}
+        for key in (*COMPARED, "wall_time_min"):
+            values = np.array([r[key] for r in rows], dtype=float)
+            stats[key] = {"mean": round(float(values.mean()), 4), "std": round(float(values.std(ddof=1)), 4)}
+        return stats
+
+    refits, controls = [p["refit"] for p in pairs], [p["control"] for p in pairs]
+    summary = {"seeds": seeds, "refit_runs": refits, "control_runs": controls,
+               "refit": side(refits), "control": side(controls)}
+    summary["delta"] = {k: round(summary["refit"][k]["mean"] - summary["control"][k]["mean"], 4) for k in COMPARED}
+    return summary
 
 
 def main(argv=None) -> None:
@@ -143,13 +171,17 @@ def main(argv=None) -> None:
     ap.add_argument("--min-gain", type=float, default=0.003,
                     help="predicted validation-accuracy gain that calls for a refit")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "learning_curve")
-    ap.add_argument("--refit", type=Path, help="a refit run (train_benchmark.py --refit) to check the prediction on")
-    ap.add_argument("--control", type=Path, help="the reference run of the refit's seed")
+    ap.add_argument("--refit", type=Path, nargs="+",
+                    help="refit runs (train_benchmark.py --refit) to check the prediction on; "
+                         "the first is the rule's seed")
+    ap.add_argument("--control", type=Path, nargs="+", help="the reference run of each refit's seed, in the same order")
     ap.add_argument("--refit-rule", type=Path, help="the rule file written before the refit ran")
     args = ap.parse_args(argv)
     given = [x is not None for x in (args.refit, args.control, args.refit_rule)]
     if any(given) and not all(given):
         ap.error("--refit, --control and --refit-rule go together")
+    if args.refit is not None and len(args.refit) != len(args.control):
+        ap.error(f"{len(args.refit)} refit runs but {len(args.control)} controls: give one control per refit")
     for rule in (args.rule, args.refit_rule):
         if rule is not None and not rule.is_file():
             raise FileNotFoundError(f"{rule}: the rule file is missing; write it before the runs")
@@ -157,9 +189,11 @@ def main(argv=None) -> None:
     rows = sorted((curve_row(r, validation) for r in args.runs), key=lambda r: r["share"])
     verdict = {"rule": args.rule.as_posix(), **curve_verdict(rows, args.min_gain), "rows": rows}
     if args.refit is not None:
-        verdict["refit_check"] = {"rule": args.refit_rule.as_posix(),
-                                  **refit_check(held_out_numbers(args.refit), held_out_numbers(args.control),
-                                                args.min_gain)}
+        pairs = [refit_check(held_out_numbers(r), held_out_numbers(c), args.min_gain)
+                 for r, c in zip(args.refit, args.control)]
+        verdict["refit_check"] = {"rule": args.refit_rule.as_posix(), **pairs[0]}
+        if len(pairs) > 1:
+            verdict["refit_check"]["seeds"] = seed_summary(pairs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
     table.to_csv(args.out.with_suffix(".csv"), index=False)
@@ -168,6 +202,9 @@ def main(argv=None) -> None:
     print({k: v for k, v in verdict.items() if k not in ("rows", "refit_check")})
     if "refit_check" in verdict:
         print("refit check:", verdict["refit_check"]["delta"], verdict["refit_check"]["reading"])
+    if "seeds" in verdict.get("refit_check", {}):
+        print("refit seeds", verdict["refit_check"]["seeds"]["seeds"], "difference of the means:",
+              verdict["refit_check"]["seeds"]["delta"])
 
 
 if __name__ == "__main__":

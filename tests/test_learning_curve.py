@@ -136,3 +136,57 @@ def test_main_adds_the_refit_check_only_with_its_rule(lc, tmp_path):
     check = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["refit_check"]
     assert check["rule"] == refit_rule.as_posix() and check["reading"] == "not confirmed by one seed"
     assert check["delta"]["p_seed_accuracy"] == pytest.approx(-0.01)
+
+
+def test_seed_summary_gives_both_sides_mean_and_spread(lc, tmp_path):
+    runs = tmp_path / "runs"
+    pairs = []
+    for seed, (ref_acc, refit_acc) in {42: (0.818, 0.827), 43: (0.817, 0.825), 44: (0.822, 0.826)}.items():
+        _run(runs, f"ref_s{seed}", None, 0.82, p_seed=ref_acc)
+        _run(runs, f"refit_s{seed}", None, None, p_seed=refit_acc, full=28385,
+             checkpoint="last epoch (refit, no validation)")
+        refit, control = (lc.held_out_numbers(runs / f"{n}_s{seed}") for n in ("refit", "ref"))
+        pairs.append(lc.refit_check({**refit, "seed": seed}, {**control, "seed": seed}))
+    summary = lc.seed_summary(pairs)
+    assert summary["seeds"] == [42, 43, 44] and [r["run"] for r in summary["refit_runs"]] == [
+        "refit_s42", "refit_s43", "refit_s44"]
+    assert summary["refit"]["p_seed_accuracy"] == {"mean": 0.826, "std": 0.001}
+    assert summary["control"]["p_seed_accuracy"]["mean"] == 0.819
+    assert summary["control"]["p_seed_accuracy"]["std"] == pytest.approx(0.0026, abs=1e-4)
+    assert summary["delta"]["p_seed_accuracy"] == pytest.approx(0.007)
+    assert summary["refit"]["wall_time_min"] == {"mean": 60.0, "std": 0.0}
+    with pytest.raises(ValueError, match=r"at least two different seeds, got \[42, 42\]"):
+        lc.seed_summary([pairs[0], pairs[0]])
+    with pytest.raises(ValueError, match="at least two different seeds"):
+        lc.seed_summary(pairs[:1])
+
+
+def test_main_summarizes_several_refit_seeds_against_their_controls(lc, tmp_path):
+    runs = tmp_path / "runs"
+    val = [_run(runs, "lc25", 5677, 0.79), _run(runs, "lc50", 11354, 0.805),
+           _run(runs, "ref", None, 0.82, p_seed=0.818)]
+    for name, acc in (("refit", 0.823), ("refit43", 0.824)):
+        _run(runs, name, None, None, p_seed=acc, full=28385, checkpoint="last epoch (refit, no validation)")
+    _run(runs, "ref43", None, 0.82, p_seed=0.81)
+    for name in ("refit43", "ref43"):               # the same fixture, another seed
+        path = runs / name / "results" / "training.json"
+        training = json.loads(path.read_text(encoding="utf-8"))
+        training["params"]["seed"] = 43
+        path.write_text(json.dumps(training), encoding="utf-8")
+    table, rule = tmp_path / "val.csv", tmp_path / "rule.txt"
+    pd.DataFrame(val).to_csv(table, index=False)
+    rule.write_text("Written before\n", encoding="utf-8")
+    out = tmp_path / "lc"
+    args = [*(str(runs / n) for n in ("lc25", "lc50", "ref")), "--validation", str(table), "--rule", str(rule),
+            "--refit-rule", str(rule), "--out", str(out), "--refit", str(runs / "refit"), str(runs / "refit43")]
+    with pytest.raises(SystemExit):                       # one control for two refits
+        lc.main([*args, "--control", str(runs / "ref")])
+    with pytest.raises(ValueError, match="must share a seed"):      # the controls in the wrong order
+        lc.main([*args, "--control", str(runs / "ref43"), str(runs / "ref")])
+    lc.main([*args, "--control", str(runs / "ref"), str(runs / "ref43")])
+    check = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["refit_check"]
+    # The rule reads the first seed alone; the summary holds both.
+    assert check["refit"]["seed"] == 42 and check["delta"]["p_seed_accuracy"] == pytest.approx(0.005)
+    assert check["reading"] == "consistent with the curve"
+    assert check["seeds"]["seeds"] == [42, 43]
+    assert check["seeds"]["delta"]["p_seed_accuracy"] == pytest.approx(0.0095)

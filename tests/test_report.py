@@ -672,7 +672,7 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     assert "Kestirimin test protokollerinde sınanması" not in text            # no refit ran yet
     # The refit check: one refit seed against its control, read by its own rule.
     refit = {"run": "refit_s42", "seed": 42, "n_train": 28385, "p_seed_accuracy": 0.823, "p_seed_macro_f1": 0.69,
-             "p_ferplus_accuracy": 0.85, "recall_contempt": 0.4, "recall_disgust": 0.5}
+             "p_ferplus_accuracy": 0.85, "recall_contempt": 0.4, "recall_disgust": 0.5, "wall_time_min": 75.8}
     control = {**refit, "run": "ref_s42", "n_train": 22708, "p_seed_accuracy": 0.818, "p_seed_macro_f1": 0.687,
                "p_ferplus_accuracy": 0.846, "recall_contempt": 0.352, "recall_disgust": 0.481}
     check = {"rule": "results/decision_rule_refit.txt", "min_gain": 0.003, "refit": refit, "control": control,
@@ -685,15 +685,40 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     assert "(<code>refit_s42</code>, 28.385 görüntü, doğrulama yok, son epok)" in text
     assert '<tr><td>yeniden eğitim, tohum 42</td><td class="r">%82,30</td>' in text
     assert '<td>Fark</td><td class="r">+0,50 puan</td><td class="r">+0,003</td>' in text
-    assert '<td class="r">+0,048</td> <td class="r">+0,019</td></tr>' in text       # the rare-class recalls
-    assert "sonuç: <strong>eğriyle tutarlı</strong>" in text
+    assert '<td class="r">+0,048</td> <td class="r">+0,019</td><td class="r">–</td></tr>' in text   # rare classes
+    assert '<td class="r">0,400</td><td class="r">0,500</td><td class="r">75,8</td></tr>' in text  # minutes
+    assert "sonuç (tohum 42): <strong>eğriyle tutarlı</strong>" in text and "Fark, ortalamalar" not in text
     assert "kazanç bekliyor (tek tohumda P-seed farkı +0,50 puan)" in text               # future work
     slides = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)), template="slides.html.j2")[0].split())
     assert "doğrulukta +0,49 puan; tek tohumda P-seed +0,50 puan, üç tohum gerekli)" in slides
+    # More seeds: every run's row, both sides' mean ± std and the difference of the means.
+    other = {**refit, "run": "refit_s43", "seed": 43, "p_seed_accuracy": 0.829}
+    stats = {k: {"mean": 0.8, "std": 0.002} for k in ("p_seed_macro_f1", "p_ferplus_macro_f1",
+                                                      "recall_contempt", "recall_disgust")}
+    seeds = {"seeds": [42, 43], "refit_runs": [refit, other],
+             "control_runs": [control, {**control, "run": "ref_s43", "seed": 43}],
+             "refit": {**stats, "p_seed_accuracy": {"mean": 0.826, "std": 0.0042},
+                       "p_ferplus_accuracy": {"mean": 0.865, "std": 0.003}, "wall_time_min": {"mean": 76.0, "std": 0.3}},
+             "control": {**stats, "p_seed_accuracy": {"mean": 0.818, "std": 0.0},
+                         "p_ferplus_accuracy": {"mean": 0.846, "std": 0.0}, "wall_time_min": {"mean": 60.0, "std": 0.0}},
+             "delta": {**check["delta"], "p_seed_accuracy": 0.008, "p_ferplus_accuracy": 0.019}}
+    path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(rows), "rows": rows,
+                                "refit_check": {**check, "seeds": seeds}}))
+    text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
+    assert '<tr><td>yeniden eğitim, tohum 43</td><td class="r">%82,90</td>' in text
+    assert '<tr><td>referans, tohum 43</td><td class="r">%81,80</td>' in text
+    assert '<td>yeniden eğitim, 2 tohum ort. ± ss</td> <td class="r">%82,60 ± 0,42</td>' in text
+    assert '<td class="r">76,0 ± 0,3</td>' in text
+    assert '<td>Fark, tohum 42 (kural)</td><td class="r">+0,50 puan</td>' in text
+    assert '<td>Fark, ortalamalar</td><td class="r">+0,80 puan</td>' in text
+    assert "2 tohumun ortalamasında P-seed farkı +0,80 puan, P-FER+ farkı +1,90 puan" in text        # future work
+    assert "AMX'li işlemcide 60 dakikalık bütçeye sığdığı ölçülmeli" in text
+    slides = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)), template="slides.html.j2")[0].split())
+    assert "2 tohum ortalamasında P-seed +0,80 puan, P-FER+ +1,90 puan; AMX'te bütçe ölçümü gerekli)" in slides
     path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(rows), "rows": rows,
                                 "refit_check": {**check, "reading": "not confirmed by one seed"}}))
     text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
-    assert "sonuç: <strong>tek tohumla doğrulanmadı</strong>" in text
+    assert "sonuç (tohum 42): <strong>tek tohumla doğrulanmadı</strong>" in text
     # A flat curve: the rule says the data is not what holds the recipe back.
     flat = [{**r, "val_accuracy": 0.82 - 0.001 * (1 - r["share"])} for r in rows]
     path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(flat), "rows": flat}))
