@@ -200,11 +200,11 @@ def main(argv=None) -> None:
     write_json(args.out.with_suffix(".json"), verdict)
     print(table.to_string(index=False))
     print({k: v for k, v in verdict.items() if k not in ("rows", "refit_check")})
-    if "refit_check" in verdict:
-        print("refit check:", verdict["refit_check"]["delta"], verdict["refit_check"]["reading"])
-    if "seeds" in verdict.get("refit_check", {}):
-        print("refit seeds", verdict["refit_check"]["seeds"]["seeds"], "difference of the means:",
-              verdict["refit_check"]["seeds"]["delta"])
+    check = verdict.get("refit_check")
+    if check:
+        print("refit check:", check["delta"], check["reading"])
+        if "seeds" in check:
+            print("refit seeds", check["seeds"]["seeds"], "difference of the means:", check["seeds"]["delta"])
 
 
 if __name__ == "__main__":
