@@ -115,6 +115,7 @@ class ReportMeta:
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
     gpu_verdicts_csv: str = ""    # optional results/gpu_search_verdicts.csv (the GPU screens' rules and verdicts)
     learning_curve_json: str = "" # optional results/learning_curve.json (validation accuracy against the training share)
+    short_refit_json: str = ""    # optional results/refit36.json (a shorter refit: its schedule on validation, its budget)
     budget_jsons: tuple = ()      # optional benchmarks/budget_check.py results (the recipe's time on other CPUs)
     export_jsons: tuple = ()      # optional benchmarks/export_benchmark.py results (deployment formats' speed and accuracy)
     cpu_runs: tuple = ()          # optional run folders (training.json + evaluation.json) trained on other CPUs
@@ -531,6 +532,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["gpu_verdicts"] = _csv_records(meta.gpu_verdicts_csv)
     ctx["learning_curve"] = next(iter(_json_records([meta.learning_curve_json], "learning curve")), None)
+    ctx["short_refit"] = next(iter(_json_records([meta.short_refit_json], "shorter refit")), None)
     budgets = _json_records(meta.budget_jsons, "budget check")
     ctx["cpu_budgets"] = by_cpu(budgets)
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
