@@ -715,6 +715,19 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
     assert "AMX'li işlemcide 60 dakikalık bütçeye sığdığı ölçülmeli" in text
     slides = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)), template="slides.html.j2")[0].split())
     assert "2 tohum ortalamasında P-seed +0,80 puan, P-FER+ +1,90 puan; AMX'te bütçe ölçümü gerekli)" in slides
+    # A shorter refit priced on validation and stopped by its rule joins the future-work line and the slide.
+    sr = load_benchmark("short_refit")
+    control = {"run": "ref_s42", "seed": 42, "epochs": 50, "val_accuracy": 0.8272, "val_macro_f1": 0.6871}
+    short = {**control, "run": "e36_s42", "epochs": 36, "val_accuracy": 0.8180, "val_macro_f1": 0.6757}
+    curve = {"predicted_refit_gain": 0.009, "predicted_refit_macro_f1_gain": 0.019}
+    short_path = tmp_path / "refit36.json"
+    short_path.write_text(json.dumps({"rule": "r36.txt", "schedule": sr.schedule_verdict(short, control, curve)}))
+    both = ReportMeta(learning_curve_json=str(path), short_refit_json=str(short_path))
+    text = " ".join(render_html(demo_run, both)[0].split())
+    assert ("daha kısa bir program (36 epok) doğrulamada −0,92 puan götürdü, ek verinin kestirilen kazancı +0,90 puan: "
+            "kuralına göre kısa yeniden eğitim koşturulmadı") in text
+    slides = " ".join(render_html(demo_run, both, template="slides.html.j2")[0].split())
+    assert "AMX'te bütçe ölçümü gerekli; bütçeye sığan 36 epok doğrulamada −0,92 puan)" in slides
     path.write_text(json.dumps({"rule": "r.txt", **lc.curve_verdict(rows), "rows": rows,
                                 "refit_check": {**check, "reading": "not confirmed by one seed"}}))
     text = " ".join(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0].split())
