@@ -71,14 +71,19 @@ def protocol_numbers(evaluation: dict) -> dict:
     return out
 
 
-def curve_row(run: Path, validation: pd.DataFrame) -> dict:
-    """One point of the curve: ``run``'s share, its validation numbers and its held-out numbers."""
-    training, evaluation = finished_run(run)
+def validation_row(run: Path, validation: pd.DataFrame) -> pd.Series:
+    """``run``'s row in benchmarks/validation_compare.py's table (matched by folder name)."""
     match = validation[validation["run"] == run.name]
     if match.empty:
         raise ValueError(f"{run.name}: no row in the validation table; run benchmarks/validation_compare.py on it")
+    return match.iloc[0]
+
+
+def curve_row(run: Path, validation: pd.DataFrame) -> dict:
+    """One point of the curve: ``run``'s share, its validation numbers and its held-out numbers."""
+    training, evaluation = finished_run(run)
     used, share = training_share(training)
-    val = match.iloc[0]
+    val = validation_row(run, validation)
     return {"run": run.name, "seed": training["params"]["seed"], "n_train": used, "share": round(share, 4),
             "val_accuracy": float(val["val_accuracy"]), "val_macro_f1": float(val["val_macro_f1"]),
             **protocol_numbers(evaluation)}

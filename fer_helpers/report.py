@@ -115,7 +115,7 @@ class ReportMeta:
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
     gpu_verdicts_csv: str = ""    # optional results/gpu_search_verdicts.csv (the GPU screens' rules and verdicts)
     learning_curve_json: str = "" # optional results/learning_curve.json (validation accuracy against the training share)
-    short_refit_json: str = ""    # optional results/refit36.json (a shorter refit: its schedule on validation, its budget)
+    short_refit_json: str = ""    # optional results/refit36.json (a shorter refit's schedule, priced on validation)
     budget_jsons: tuple = ()      # optional benchmarks/budget_check.py results (the recipe's time on other CPUs)
     export_jsons: tuple = ()      # optional benchmarks/export_benchmark.py results (deployment formats' speed and accuracy)
     cpu_runs: tuple = ()          # optional run folders (training.json + evaluation.json) trained on other CPUs
