@@ -152,7 +152,7 @@ SEEDS="$MID"                                                               # the
 "$PY" benchmarks/learning_curve.py $LC_RUNS --validation results/learning_curve_validation.csv \
   --rule results/decision_rule_learning_curve.txt \
   --refit $REFIT_RUNS --control $MID --refit-rule results/decision_rule_refit.txt
-# The shorter refit's rule: its schedule priced on validation, then its budget (results/refit36.json).
+# The shorter refit's rule: its schedule priced on validation (results/refit36.json).
 "$PY" benchmarks/validation_compare.py runs/e36_s42 "${MID%% *}" --out results/refit36_validation.csv
 "$PY" benchmarks/short_refit.py --short runs/e36_s42 --control "${MID%% *}" \
   --validation results/refit36_validation.csv --rule results/decision_rule_refit36.txt

@@ -71,22 +71,20 @@ def protocol_numbers(evaluation: dict) -> dict:
     return out
 
 
-def validation_row(run: Path, validation: pd.DataFrame) -> pd.Series:
-    """``run``'s row in benchmarks/validation_compare.py's table (matched by folder name)."""
+def validation_numbers(run: Path, validation: pd.DataFrame) -> dict:
+    """``run``'s validation accuracy and macro-F1 in benchmarks/validation_compare.py's table (matched by folder name)."""
     match = validation[validation["run"] == run.name]
     if match.empty:
         raise ValueError(f"{run.name}: no row in the validation table; run benchmarks/validation_compare.py on it")
-    return match.iloc[0]
+    return {k: float(match.iloc[0][k]) for k in ("val_accuracy", "val_macro_f1")}
 
 
 def curve_row(run: Path, validation: pd.DataFrame) -> dict:
     """One point of the curve: ``run``'s share, its validation numbers and its held-out numbers."""
     training, evaluation = finished_run(run)
     used, share = training_share(training)
-    val = validation_row(run, validation)
     return {"run": run.name, "seed": training["params"]["seed"], "n_train": used, "share": round(share, 4),
-            "val_accuracy": float(val["val_accuracy"]), "val_macro_f1": float(val["val_macro_f1"]),
-            **protocol_numbers(evaluation)}
+            **validation_numbers(run, validation), **protocol_numbers(evaluation)}
 
 
 def doubling_slope(shares, values) -> float:

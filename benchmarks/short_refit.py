@@ -29,12 +29,11 @@ import learning_curve as lc  # noqa: E402  (finished runs and their rows in the 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def validation_numbers(run: Path, validation: pd.DataFrame) -> dict:
-    """A finished run's validation accuracy and macro-F1 (benchmarks/validation_compare.py's row)."""
+def schedule_row(run: Path, validation: pd.DataFrame) -> dict:
+    """A finished run's seed, epochs and validation numbers (benchmarks/validation_compare.py's row)."""
     training, _ = lc.finished_run(run)
-    row = lc.validation_row(run, validation)
     return {"run": run.name, "seed": training["params"]["seed"], "epochs": training["params"]["epochs"],
-            "val_accuracy": float(row["val_accuracy"]), "val_macro_f1": float(row["val_macro_f1"])}
+            **lc.validation_numbers(run, validation)}
 
 
 def schedule_verdict(short: dict, control: dict, curve: dict, min_gain: float = 0.003) -> dict:
@@ -72,8 +71,8 @@ def main(argv=None) -> None:
     validation = pd.read_csv(args.validation)
     curve = read_json(args.curve, "learning-curve verdict")
     out = {"rule": args.rule.as_posix(),
-           "schedule": schedule_verdict(validation_numbers(args.short, validation),
-                                        validation_numbers(args.control, validation), curve)}
+           "schedule": schedule_verdict(schedule_row(args.short, validation),
+                                        schedule_row(args.control, validation), curve)}
     write_json(args.out, out)
     print({k: v for k, v in out["schedule"].items() if k not in ("short", "control")})
 

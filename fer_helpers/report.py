@@ -460,6 +460,11 @@ def _json_records(paths, what: str) -> list[dict]:
     return [read_json(p, what) for p in paths if p and Path(p).is_file()]
 
 
+def _json_record(path: str, what: str) -> dict | None:
+    """One optional JSON file, or None when it is not given or absent."""
+    return next(iter(_json_records([path], what)), None)
+
+
 def _csv_records(path: str) -> list[dict] | None:
     """Rows of an optional results table (empty cells as ""), or None when it is not given or absent."""
     if not path or not Path(path).is_file():
@@ -531,8 +536,8 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["gpu_groups"] = gpu_seed_groups(ctx["gpu_rows"])
     ctx["decisions"] = _csv_records(meta.decisions_csv)
     ctx["gpu_verdicts"] = _csv_records(meta.gpu_verdicts_csv)
-    ctx["learning_curve"] = next(iter(_json_records([meta.learning_curve_json], "learning curve")), None)
-    ctx["short_refit"] = next(iter(_json_records([meta.short_refit_json], "shorter refit")), None)
+    ctx["learning_curve"] = _json_record(meta.learning_curve_json, "learning curve")
+    ctx["short_refit"] = _json_record(meta.short_refit_json, "shorter refit")
     budgets = _json_records(meta.budget_jsons, "budget check")
     ctx["cpu_budgets"] = by_cpu(budgets)
     ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
