@@ -381,8 +381,12 @@ PROJECTION_KEYS = ("model_name", "precision", "epochs", "batch_size")
 
 
 def _cpu_key(machine: dict) -> list:
-    """What names a CPU in the report's tables: its model and core count."""
-    return [machine.get("cpu_model"), machine.get("cpu_count")]
+    """What names a CPU in the report's tables: its model, core count and bfloat16 in hardware.
+
+    The model name alone is not enough: "AMD EPYC" has named both a CPU with AVX512-BF16 and one
+    with AVX2 only, on which the same bfloat16 recipe differs in speed by a factor of about 40.
+    """
+    return [machine.get("cpu_model"), machine.get("cpu_count"), native_bfloat16(machine)]
 
 
 def cpu_run_groups(folders, budgets=()) -> list[dict]:
@@ -392,7 +396,7 @@ def cpu_run_groups(folders, budgets=()) -> list[dict]:
 
     Each group also gets its mean wall time (``mean_minutes``) and, when one of ``budgets``
     (budget_check.py records) projected the same recipe (``PROJECTION_KEYS``) on the same CPU
-    model and core count, that projection (``projected_minutes``; else None): how far two
+    (``_cpu_key``), that projection (``projected_minutes``; else None): how far two
     timed epochs were from the runs themselves.
     """
     def recipe(run):
@@ -451,8 +455,8 @@ def by_cpu(records: list[dict]) -> list[dict]:
     """Benchmark records grouped by the CPU they ran on (model, core count, bfloat16 in
     hardware), in order of first appearance: ``[{"machine": ..., "records": [...]}]``, so a
     CPU is named once before all its measurements."""
-    return [{"machine": group[0]["machine"], "records": group} for group in _in_groups(records, key=lambda r: [
-        *_cpu_key(r["machine"]), native_bfloat16(r["machine"])])]
+    return [{"machine": group[0]["machine"], "records": group}
+            for group in _in_groups(records, key=lambda r: _cpu_key(r["machine"]))]
 
 
 def _json_records(paths, what: str) -> list[dict]:

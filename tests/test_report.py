@@ -420,6 +420,12 @@ def test_ablation_and_seed_tables_are_rendered(demo_run, tmp_path):
             "ONNX statik int8 2.592 görüntü/s (1,16 MB).") in text
     assert ("P-seed %82,23, statik int8 ONNX ile %82,15 (makro-F1 0,683 → 0,680, ilk-1 uyumu %99,2).") in text
     assert "yalnızca 512 eğitim görüntüsüyle ayarlandı" in text
+    # A record without weight_bits predates the 7-bit weights: it says its graph had 8-bit ones.
+    assert ("Ağırlıklar 8 bitle nicemlendi (önceki dışa aktarım: VNNI'siz bir x86 CPU'da bu grafın tamsayı "
+            "toplamları taşar).") in text
+    paths[0].write_text(json.dumps({**full, "calibration": {**full["calibration"], "weight_bits": 7}}))
+    text = " ".join(render_html(demo_run, ReportMeta(export_jsons=tuple(map(str, paths))))[0].split())
+    assert "Ağırlıklar 7 bitle nicemlendi.</li>" in text
     assert ("kaydı olmayan bir CPU (2 çekirdek, bfloat16 donanımda yok; <code>benchmarks/export_benchmark.py</code>): "
             "Keras (kaydedilen model) 2.394 görüntü/s (4,58 MB), ONNX 1.494 görüntü/s (4,46 MB). </li>") in text
     assert text.count("Aynı modelin doğruluğu") == 1
@@ -586,6 +592,26 @@ def test_by_cpu_names_each_cpu_once_in_order():
     groups = by_cpu(records)
     assert [[r["n"] for r in g["records"]] for g in groups] == [[1, 3], [2]]
     assert groups[0]["machine"] is slow and by_cpu([]) == []
+
+
+def test_a_projection_is_matched_only_to_runs_on_the_same_kind_of_cpu(tmp_path):
+    """Two CPUs of one model name, one with bfloat16 in hardware and one without, are two CPUs:
+    the fast one's runs get its own projection, not the slow one's (same recipe, 40 times slower)."""
+    from fer_helpers.report import cpu_run_groups
+
+    recipe = {"model_name": "vgg_mid", "precision": "mixed_bfloat16", "epochs": 50, "batch_size": 64}
+    fast = {"cpu_model": "AMD EPYC", "cpu_count": 2, "cpu_flags": ["avx2", "avx512f", "avx512_bf16"]}
+    slow = {"cpu_model": "AMD EPYC", "cpu_count": 2, "cpu_flags": ["avx2"]}
+    run = tmp_path / "mid_s42_amd"
+    run.mkdir()
+    (run / "training.json").write_text(json.dumps({"wall_time_s": 3614.3, "params": {**recipe, "seed": 42},
+                                                   "machine": fast}))
+    (run / "evaluation.json").write_text(json.dumps({"protocols": {"P-seed": {"plain": {"accuracy": 0.818,
+                                                                                       "macro_f1": 0.687}}}}))
+    projections = [{**recipe, "run_minutes": 57.4, "machine": fast}, {**recipe, "run_minutes": 2285.6, "machine": slow}]
+    [group] = cpu_run_groups([run], projections)
+    assert group["projected_minutes"] == 57.4
+    assert cpu_run_groups([run], projections[1:])[0]["projected_minutes"] is None
 
 
 def test_training_recipe_fills_the_augmentation_of_runs_that_predate_it():
