@@ -21,7 +21,7 @@ from fer_helpers import load_model, predict_proba
 from fer_helpers.artifacts import machine_info, now_iso, write_json
 from fer_helpers.data import load_dataset
 from fer_helpers.evaluation import classification_metrics, per_class_recall, protocol_masks
-from fer_helpers.export import FORMATS, RUNNERS, calibration_sample, export_all
+from fer_helpers.export import FORMATS, ONNX_INT8_WEIGHT_BITS, RUNNERS, calibration_sample, export_all
 from fer_helpers.models import images_per_second, to_float32
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,8 @@ def main(argv=None) -> dict:
         if plurality is not None:
             majority = load_dataset(args.data, label_mode="majority")
             result["protocols"] = protocol_scores(predictors, protocol_masks(plurality, majority), plurality.classes)
-            result["calibration"] = {"images": len(calibration), "split": "train", "seed": 0}
+            result["calibration"] = {"images": len(calibration), "split": "train", "seed": 0,
+                                     "weight_bits": ONNX_INT8_WEIGHT_BITS}
     result.update(machine=machine_info(), time=now_iso(), n_images=args.n_images)
     write_json(Path(args.out or ROOT / "results" / "benchmarks" / f"export_{Path(args.model).stem}.json"), result)
     if args.card:

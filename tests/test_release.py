@@ -170,8 +170,11 @@ def test_the_int8_export_is_recorded_in_the_card_beside_the_models_own_numbers(t
     assert stored["protocols"]["P-seed"] == {"model": {"accuracy": 0.8223, "macro_f1": 0.6827},
                                              "int8": {"accuracy": 0.8215, "macro_f1": 0.6797, "top1_agreement": 0.9917}}
     md = (tmp_path / "m.md").read_text()
-    assert ("activation ranges from 512 training images): 2,540 images/s, 1.16 MB (2 CPU cores, Xeon, "
-            "native bfloat16: no, t); P-seed accuracy 82.15%, macro-F1 0.680 (this model 82.23%, 0.683; "
+    assert ("activation ranges from 512 training images, 8-bit weights): 2,540 images/s, 1.16 MB (2 CPU cores, "
+            "Xeon, native bfloat16: no, t); P-seed accuracy 82.15%, macro-F1 0.680 (this model 82.23%, 0.683; "
             "top-1 agreement 99.17%).") in md
+    # A record of the 7-bit graph says so (one from before weight_bits was recorded had 8-bit weights).
+    add_int8_export_to_card(tmp_path, "m", {**bench, "calibration": {**bench["calibration"], "weight_bits": 7}})
+    assert "activation ranges from 512 training images, 7-bit weights): 2,540" in (tmp_path / "m.md").read_text()
     with pytest.raises(ValueError, match="run it with --data"):
         add_int8_export_to_card(tmp_path, "m", {"onnx_int8": {}})
