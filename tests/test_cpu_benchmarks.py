@@ -112,7 +112,7 @@ def test_export_benchmark_scores_every_format_on_the_held_out_split(tmp_path):
                       "--out", str(out)])
     assert json.loads(out.read_text())["onnx_int8"]["size_mb"] == pytest.approx(result["onnx_int8"]["size_mb"])
     assert all(result[f]["images_per_second"] > 0 for f in ("keras", "keras_float32", *FORMATS))
-    assert result["calibration"] == {"images": 64, "split": "train", "seed": 0}
+    assert result["calibration"] == {"images": 64, "split": "train", "seed": 0, "weight_bits": 7}   # the 7-bit graph
     test = result["protocols"]["test"]                         # the demo layout's own test split
     data = fh.load_dataset("demo").get_split("test")
     expected = float((fh.predict_proba(fh.load_model(path), data.images).argmax(1) == data.labels).mean())
