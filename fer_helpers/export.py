@@ -70,6 +70,12 @@ def calibration_sample(train_images: np.ndarray, n: int = 512, seed: int = 0) ->
 ONNX_INT8_WEIGHT_BITS = 7
 
 
+def int8_weight_bits(calibration: dict) -> int:
+    """The weight bits of a measured int8 graph (its ``calibration`` record); records from
+    before ``weight_bits`` was recorded had full 8-bit weights."""
+    return calibration.get("weight_bits", 8)
+
+
 def export_onnx_int8(model, path, calibration_images: np.ndarray, batch_size: int = 64) -> Path:
     """Statically quantised ONNX graph: int8 weights (per output channel) and int8 activations.
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .artifacts import native_bfloat16, now_iso, read_json, write_json
 from .evaluation import per_class_recall
+from .export import int8_weight_bits
 from .labels import CLASSES
 from .models import count_params, load_model, model_precision, predict_proba, to_float32
 from .training import effective_params
@@ -262,9 +263,8 @@ def model_card_markdown(card: dict) -> str:
     if card.get("int8_onnx"):
         q = card["int8_onnx"]
         lines += ["", f"Static int8 ONNX export (`python -m fer_helpers export --formats onnx_int8 --calibration-data DIR`; "
-                  f"activation ranges from {q['calibration']['images']} training images"
-                  # Records from before the 7-bit weights had full 8-bit ones.
-                  f", {q['calibration'].get('weight_bits', 8)}-bit weights): "
+                  f"activation ranges from {q['calibration']['images']} training images, "
+                  f"{int8_weight_bits(q['calibration'])}-bit weights): "
                   f"{q['images_per_second']:,.0f} images/s, {q['size_mb']:.2f} MB ({_cores(q['machine'])}, {q['time']}); "
                   + "; ".join(f"{p} accuracy {pct(m['int8']['accuracy'])}, macro-F1 {m['int8']['macro_f1']:.3f} "
                               f"(this model {pct(m['model']['accuracy'])}, {m['model']['macro_f1']:.3f}; "

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from .artifacts import ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
 from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR
+from .export import int8_weight_bits
 from .figures import confusion_figure_name
 from .labels import DISPLAY_NAMES
 from .models import default_augmentation
@@ -345,9 +346,11 @@ EXPORT_FORMATS = {"keras": "Keras (kaydedilen model)", "keras_float32": "Keras f
 def export_summary(benchmark: dict) -> dict:
     """An export benchmark as the report words it: the CPU, each measured format's throughput
     and size, and (when measured) each protocol's accuracy for the saved model and the int8 graph."""
+    calibration = benchmark.get("calibration")
     return {"machine": benchmark.get("machine", {}),
             "formats": [{"label": label, **benchmark[key]} for key, label in EXPORT_FORMATS.items() if key in benchmark],
-            "protocols": benchmark.get("protocols", {}), "calibration": benchmark.get("calibration")}
+            "protocols": benchmark.get("protocols", {}), "calibration": calibration,
+            "weight_bits": int8_weight_bits(calibration) if calibration else None}
 
 
 #: The issue's training-time target: one run, alone on 2 CPU cores, in at most this many minutes.
