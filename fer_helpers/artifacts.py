@@ -120,7 +120,7 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     names = ["numpy", "pandas", "scikit-learn", "matplotlib", "seaborn", "keras",
-             "tensorflow-cpu", "tensorflow", "papermill", "weasyprint"]
+             "tensorflow-cpu", "tensorflow", "jax", "jaxlib", "torch", "papermill", "weasyprint"]
     out = {"python": platform.python_version()}
     for n in names:
         try:
@@ -167,6 +167,33 @@ def machine_info() -> dict:
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                                                       "TF_NUM_INTEROP_THREADS") if k in os.environ}}
+
+
+def accelerator_devices() -> list[str]:
+    """The accelerators the Keras backend trains on (e.g. ``["cuda:0 NVIDIA H200"]``), [] on a CPU.
+
+    Asks the backend already in use only, so that it never starts a second framework.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            return [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip()
+                    for d in jax.devices() if d.platform != "cpu"]
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [d.name for d in tf.config.list_physical_devices("GPU")]
+        if backend == "torch":
+            import torch
+
+            return [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    except Exception:  # a broken driver must not stop a run from being recorded
+        return []
+    return []
 
 
 def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> dict:

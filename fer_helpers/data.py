@@ -163,10 +163,12 @@ def detect_layout(path: str | os.PathLike) -> str:
     if not p.exists():
         raise DataError(f"{p}: data path does not exist")
     if p.is_file():
+        if p.suffix.lower() == ".npz":
+            return "bundle"
         if p.suffix.lower() == ".csv" and _csv_header(p)[:3] == ["emotion", "pixels", "Usage"]:
             return "fer2013csv"
-        raise DataError(f"{p}: a file, but not an original fer2013.csv "
-                        "(expected the header 'emotion,pixels,Usage')")
+        raise DataError(f"{p}: a file, but neither an original fer2013.csv "
+                        "(expected the header 'emotion,pixels,Usage') nor a .npz bundle (pack_dataset)")
     if _child(p, "FER2013Train") is not None:
         return "ferplus"
     if _child(p, "fer2013.csv") is not None:
@@ -435,16 +437,20 @@ def _cache_paths(path: Path, layout: str, cache_dir: Path) -> tuple[Path, str]:
     return cache_dir / f"{prefix}-{key}.npz", prefix
 
 
-def _save_raw(raw: RawData, target: Path, prefix: str) -> None:
-    from .artifacts import atomic_write_bytes
-
+def _raw_arrays(raw: RawData) -> dict[str, np.ndarray]:
+    """A RawData as named arrays for ``np.savez`` (``_load_raw`` reads them back)."""
     arrays = {k: getattr(raw, k) for k in ("images", "names", "source_split", "split",
                                            "votes", "labels", "regions") if getattr(raw, k) is not None}
     meta = {"classes": list(raw.classes), "pre_excluded": raw.pre_excluded,
             "n_converted": raw.n_converted, "label_file": raw.label_file}
-    arrays["meta"] = np.array(json.dumps(meta))
+    return {**arrays, "meta": np.array(json.dumps(meta))}
+
+
+def _save_raw(raw: RawData, target: Path, prefix: str) -> None:
+    from .artifacts import atomic_write_bytes
+
     buf = io.BytesIO()
-    np.savez(buf, **arrays)       # uncompressed: the cached reload must stay well under 1 s
+    np.savez(buf, **_raw_arrays(raw))       # uncompressed: the cached reload must stay well under 1 s
     # Temporary file + rename: a killed process never leaves half a cache.
     atomic_write_bytes(target, buf.getvalue())
     for old in target.parent.glob(f"{prefix}-*.npz"):
@@ -460,6 +466,52 @@ def _load_raw(path: Path) -> RawData:
                        split=z["split"], votes=get("votes"), labels=get("labels"), regions=get("regions"),
                        classes=tuple(meta["classes"]), pre_excluded=meta["pre_excluded"],
                        n_converted=meta["n_converted"], label_file=meta["label_file"])
+
+
+def _read_bundle(path: Path) -> RawData:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        # The pixels travel as one lossless PNG of the images stacked vertically: PNG's row
+        # filters make it about a fifth smaller than the deflated array.
+        png = arrays.pop("images_png")
+        with Image.open(io.BytesIO(png.tobytes())) as im:
+            arrays["images"] = np.asarray(im, dtype=np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        buf.seek(0)
+        return _load_raw(buf)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: not a data bundle written by pack_dataset ({exc})") from exc
+
+
+def pack_dataset(path, target, source_splits=None) -> Path:
+    """Write the decoded images and votes/labels of ``path`` (any layout) into one ``.npz``
+    bundle, itself a layout that ``load_dataset`` reads: a single file that carries a data set
+    to a machine without the original folders (e.g. a lent GPU). ``source_splits`` keeps only
+    those original splits (e.g. ``["FER2013Train"]``: a training machine then never holds the
+    held-out images). It holds pixels: never commit it."""
+    raw, _ = read_raw(path)
+    target = Path(target)
+    if target.suffix.lower() != ".npz":
+        raise DataError(f"{target}: a data bundle's name must end in .npz")
+    arrays = _raw_arrays(raw)
+    if source_splits is not None:
+        unknown = set(source_splits) - set(np.unique(raw.source_split))
+        if unknown:
+            raise DataError(f"{path}: no source split {sorted(unknown)}; it has {sorted(set(raw.source_split))}")
+        keep = np.isin(raw.source_split, list(source_splits))
+        arrays = {k: (v[keep] if v.ndim and len(v) == len(keep) else v) for k, v in arrays.items()}
+    png = io.BytesIO()
+    Image.fromarray(arrays.pop("images").reshape(-1, IMAGE_SIZE)).save(png, "PNG", compress_level=9)
+    from .artifacts import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays, images_png=np.frombuffer(png.getvalue(), dtype=np.uint8))
+    return atomic_write_bytes(target, buf.getvalue())
+
+
+READERS["bundle"] = _read_bundle
 
 
 def read_raw(path, cache_dir=None, use_cache: bool = True) -> tuple[RawData, str]:
@@ -596,7 +648,11 @@ def load_dataset(path=DEMO_PATH, label_mode: str = "plurality", val_fraction: fl
                              "train may join train; the layout's own validation images stay held out")
         ds.split = np.where(ds.split == "val", "train", ds.split)
         ds.validation = f"none (refit: from_train({val_fraction:g}) trained on)"
-    for s in ("train", "test") if refit else ("train", "val", "test"):
+    # A bundle packed from the training images alone (pack_dataset's source_splits) has no
+    # held-out split, by design: it trains, and evaluation happens where the held-out data is.
+    required = [s for s in ("train", "val", "test") if not (s == "val" and refit)
+                and not (s == "test" and layout == "bundle")]
+    for s in required:
         if not (ds.split == s).any():
             raise DataError(f"{path}: empty split {s!r} after applying label mode {label_mode!r}")
     return ds

@@ -13,16 +13,16 @@ from scipy import stats
 
 
 def find_last_conv_layer(model) -> str:
-    """Name of the last layer with 4-D output that is a convolution (or its activation)."""
+    """Name of the last convolutional feature map: the last ReLU with a 4-D output (the
+    post-activation output of a conv block, or of a residual block after its addition),
+    else the last Conv2D."""
     import keras
 
     for layer in reversed(model.layers):
+        if isinstance(layer, keras.layers.ReLU) and len(layer.output.shape) == 4:
+            return layer.name
+    for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.Conv2D):
-            # Prefer the block's post-activation output when it directly follows.
-            idx = model.layers.index(layer)
-            for nxt in model.layers[idx + 1: idx + 3]:
-                if isinstance(nxt, keras.layers.ReLU):
-                    layer = nxt
             return layer.name
     raise ValueError(f"model {model.name!r} has no Conv2D layer for Grad-CAM")
 

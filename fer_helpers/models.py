@@ -18,7 +18,10 @@ from .labels import CLASSES
 from .preprocessing import augmentation_layers
 
 INPUT_SHAPE = (48, 48, 1)
-MODEL_NAMES = ("baseline", "vgg", "vgg_wide", "vgg_fast", "vgg_mid")
+MODEL_NAMES = ("baseline", "vgg", "vgg_wide", "vgg_fast", "vgg_mid", "resnet")
+#: Residual nets: the first stage's channel width (later stages double it) is the one size knob.
+RESNET_WIDTHS = (8, 16, 24, 32, 48, 64)
+RESNET_DEFAULT_WIDTH = 32
 #: Keras dtype policies a model can be built with. "mixed_bfloat16" runs the conv
 #: stages in bfloat16 with float32 weights: on a CPU with AMX or AVX512-BF16 (such as
 #: this project's 2-core machine) training and inference run 1.4–2× faster, and the
@@ -45,23 +48,25 @@ class ModelError(ValueError):
     """Raised for a model file that is missing, unreadable, unsafe or of the wrong shape."""
 
 
-def _stem(augmentation: str, seed: int):
+def _stem(augmentation: str, seed: int, erasing: float = 0.0):
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    for layer in augmentation_layers(augmentation, seed):
+    for layer in augmentation_layers(augmentation, seed, erasing):
         x = layer(x)
     return inputs, x
 
 
-def _conv_bn_relu(x, filters: int, name: str, bn_momentum: float = 0.99, dtype: str = "float32"):
-    from keras import layers
+def _conv_bn_relu(x, filters: int, name: str, bn_momentum: float = 0.99, dtype: str = "float32",
+                  l2: float = 0.0):
+    from keras import layers, regularizers
 
     # The conv's bias is kept, as in the starting study; BatchNorm follows (Keras
     # computes its statistics in float32 even under a bfloat16 policy).
-    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv", dtype=dtype)(x)
+    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv", dtype=dtype,
+                      kernel_regularizer=regularizers.L2(l2) if l2 else None)(x)
     x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn", dtype=dtype)(x)
     return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
 
@@ -97,56 +102,144 @@ def build_baseline(n_classes: int = len(CLASSES), augmentation: str = "study", s
 
 def build_vgg(n_classes: int = len(CLASSES), augmentation: str = "strong", seed: int = 42,
               widths=(32, 64, 128, 256), convs=(2, 2, 2, 2), dropout: float = 0.4,
-              name: str = "vgg", precision: str = "float32"):
+              name: str = "vgg", precision: str = "float32", erasing: float = 0.0, l2: float = 0.0):
     """A VGG-style net for 48×48 faces: 4 stages of 3×3 convs, global average pooling.
 
     ``widths``/``convs`` give each stage's channels and number of convs (two
     each by default); dropout after every stage; global pooling keeps the head
     small (about 1.2 M parameters for the default) and the network cheap on a CPU.
-    ``precision`` is the conv stages' Keras dtype policy (``PRECISIONS``).
+    ``precision`` is the conv stages' Keras dtype policy (``PRECISIONS``); ``erasing`` and
+    ``l2`` are as in ``build_resnet`` (off by default).
     """
     if len(widths) != 4 or len(convs) != 4 or min(convs) < 1:
         raise ValueError(f"need 4 stage widths and 4 conv counts ≥ 1, got {widths}, {convs}")
     _check_precision(precision)
     import keras
-    from keras import layers
+    from keras import layers, regularizers
 
-    inputs, x = _stem(augmentation, seed)
+    inputs, x = _stem(augmentation, seed, erasing)
     for stage, (width, n_convs) in enumerate(zip(widths, convs), start=1):
         for j in range(1, n_convs + 1):
             # Momentum 0.9 (not Keras' 0.99): the moving statistics that inference uses
             # settle within a few hundred steps, which matters on small data sets.
-            x = _conv_bn_relu(x, width, f"stage{stage}_{j}", bn_momentum=0.9, dtype=precision)
+            x = _conv_bn_relu(x, width, f"stage{stage}_{j}", bn_momentum=0.9, dtype=precision, l2=l2)
         x = layers.MaxPooling2D(2, name=f"stage{stage}_pool", dtype=precision)(x)
         x = layers.Dropout(min(0.1 * stage, dropout), name=f"stage{stage}_drop", dtype=precision)(x)
     x = layers.GlobalAveragePooling2D(name="gap", dtype=precision)(x)
     x = layers.Dropout(dropout, name="head_drop", dtype=precision)(x)
     # The softmax head stays float32 (see build_baseline).
-    outputs = layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32",
+                           kernel_regularizer=regularizers.L2(l2) if l2 else None)(x)
     return keras.Model(inputs, outputs, name=name)
 
 
+def _residual_block(x, filters: int, stride: int, name: str, l2: float, dtype: str):
+    """A basic residual block (He et al., 2016): two 3×3 convs and a shortcut, added.
+
+    The shortcut is the identity when the shape is unchanged, else a strided 1×1 conv; the
+    sum lets the gradient reach early layers through the identity path, which is what lets
+    an 18-layer net train as easily as a shallow one.
+    """
+    from keras import layers, regularizers
+
+    reg = regularizers.L2(l2) if l2 else None
+    conv = dict(padding="same", use_bias=False, kernel_initializer="he_normal", kernel_regularizer=reg,
+                dtype=dtype)
+    y = layers.Conv2D(filters, 3, strides=stride, name=f"{name}_conv1", **conv)(x)
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn1", dtype=dtype)(y)
+    y = layers.ReLU(name=f"{name}_relu1", dtype=dtype)(y)
+    y = layers.Conv2D(filters, 3, name=f"{name}_conv2", **conv)(y)
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn2", dtype=dtype)(y)
+    if stride != 1 or x.shape[-1] != filters:
+        x = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_short", **{**conv, "padding": "valid"})(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_short_bn", dtype=dtype)(x)
+    y = layers.Add(name=f"{name}_add", dtype=dtype)([x, y])
+    return layers.ReLU(name=f"{name}_out", dtype=dtype)(y)
+
+
+def build_resnet(n_classes: int = len(CLASSES), augmentation: str = "wide", seed: int = 42,
+                 width: int = RESNET_DEFAULT_WIDTH, blocks=(2, 2, 2, 2), dropout: float = 0.3,
+                 erasing: float = 0.5, l2: float = 2.5e-4, precision: str = "float32"):
+    """A ResNet-18-style net for 48×48 faces: a 3×3 stem without max-pooling, four stages of
+    ``blocks`` basic residual blocks at widths w, 2w, 4w, 8w (stages 2–4 halve the resolution:
+    48 → 24 → 12 → 6), global average pooling, dropout and a softmax head.
+
+    The small-image variant of ResNet (no 7×7 stride-2 stem, no max-pool) keeps the full 48×48
+    resolution in the first stage, where facial detail lives. ``width=32`` has 2.8 M
+    parameters, ``width=16`` 0.7 M. Inputs are standardised as (x/255 − 0.5)/0.25 after
+    augmentation. ``l2`` is the L2 penalty on conv and dense kernels (coupled weight decay:
+    an SGD weight decay of 2·l2).
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    if len(blocks) != 4 or min(blocks) < 1:
+        raise ValueError(f"need 4 stage block counts ≥ 1, got {blocks}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be ≥ 0, got {l2}")
+    _check_precision(precision)
+    import keras
+    from keras import layers, regularizers
+
+    inputs, x = _stem(augmentation, seed, erasing)
+    # After augmentation (which works on [0, 1]): centre and scale the pixels, as the recipe did.
+    x = layers.Rescaling(4.0, offset=-2.0, name="standardize")(x)
+    reg = regularizers.L2(l2) if l2 else None
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                      kernel_regularizer=reg, name="stem_conv", dtype=precision)(x)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_bn", dtype=precision)(x)
+    x = layers.ReLU(name="stem_relu", dtype=precision)(x)
+    for stage, n_blocks in enumerate(blocks, start=1):
+        filters = width * 2 ** (stage - 1)
+        for b in range(1, n_blocks + 1):
+            stride = 2 if stage > 1 and b == 1 else 1
+            x = _residual_block(x, filters, stride, f"stage{stage}_{b}", l2, precision)
+    x = layers.GlobalAveragePooling2D(name="gap", dtype=precision)(x)
+    x = layers.Dropout(dropout, name="head_drop", dtype=precision)(x)
+    # The softmax head stays float32 (see build_baseline).
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="predictions",
+                           dtype="float32")(x)
+    depth = 2 + 2 * sum(blocks)
+    return keras.Model(inputs, outputs, name=f"resnet{depth}_w{width}")
+
+
 def default_augmentation(name: str) -> str:
-    """The augmentation a model gets when none is named: the study's for its CNN, "strong" for VGGs."""
-    return "study" if name == "baseline" else "strong"
+    """The augmentation a model gets when none is named: the study's for its CNN, "strong" for
+    VGGs, "wide" for residual nets."""
+    return {"baseline": "study", "resnet": "wide"}.get(name, "strong")
 
 
 def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentation: str | None = None,
-                seed: int = 42, precision: str = "float32"):
-    """Build a model by name: ``"baseline"`` (the study's CNN) or a VGG variant (``VGG_VARIANTS``).
+                seed: int = 42, precision: str = "float32", width: int | None = None,
+                erasing: float | None = None, l2: float | None = None):
+    """Build a model by name: ``"baseline"`` (the study's CNN), a VGG variant (``VGG_VARIANTS``)
+    or ``"resnet"`` (``build_resnet``; ``width`` one of ``RESNET_WIDTHS``, default 32).
 
-    ``augmentation`` defaults to "study" for the baseline and "strong" otherwise.
+    ``augmentation`` defaults to ``default_augmentation(name)``. ``erasing`` (random-erasing
+    probability) and ``l2`` (kernel penalty) default to 0 for the VGGs and to the residual
+    recipe's 0.5 and 2.5e-4 for ``"resnet"``; the baseline takes neither.
     """
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model name {name!r}; choose one of {MODEL_NAMES}")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    if width is not None and name != "resnet":
+        raise ValueError(f"width applies to model 'resnet' only, not {name!r}")
     augmentation = augmentation or default_augmentation(name)
+    if name == "resnet":
+        width = RESNET_DEFAULT_WIDTH if width is None else width
+        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        if width not in RESNET_WIDTHS:
+            raise ValueError(f"unknown resnet width {width!r}; choose one of {RESNET_WIDTHS}")
+        return build_resnet(n_classes, augmentation, seed, width=width, precision=precision,
+                            erasing=0.5 if erasing is None else erasing, l2=2.5e-4 if l2 is None else l2)
     if name == "baseline":
+        if erasing or l2:
+            raise ValueError("the baseline is the starting study's CNN as it was: erasing and l2 do not apply")
         return build_baseline(n_classes, augmentation, seed, precision)
     widths, convs = VGG_VARIANTS[name]
     return build_vgg(n_classes, augmentation, seed, widths=widths, convs=convs, name=name,
-                     precision=precision)
+                     precision=precision, erasing=erasing or 0.0, l2=l2 or 0.0)
 
 
 def model_precision(model) -> str:
@@ -191,25 +284,52 @@ def strip_augmentation(model):
     """The same network without its ``aug_*`` layers (weights shared), for export and serving.
 
     Augmentation layers are identity at inference, but their random ops would
-    still be traced into a SavedModel/TFLite/ONNX graph. Our models are a single
-    chain of layers, which is what this rebuild supports.
+    still be traced into a SavedModel/TFLite/ONNX graph. The graph is cloned with every
+    other layer reused as it is (same weights) and each augmentation layer's call replaced
+    by its input, so chains (the VGGs) and residual graphs alike lose them.
     """
     import keras
 
-    x = inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    for layer in model.layers[1:]:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if "merging" in type(layer).__module__:   # Add, Concatenate, …: not a chain
-            raise ValueError(f"{model.name}: layer {layer.name!r} merges branches; only chains are supported")
-        if not layer.name.startswith("aug_"):
-            x = layer(x)
-    return keras.Model(inputs, x, name=f"{model.name}_inference")
+    def call(layer, *args, **kwargs):
+        return args[0] if layer.name.startswith("aug_") else layer(*args, **kwargs)
+
+    clone = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    return keras.Model(clone.inputs, clone.outputs, name=f"{model.name}_inference")
+
+
+def forward_macs(model) -> int:
+    """Multiply-accumulates of one forward pass of one image, from the layers' shapes.
+
+    Convolutions count out_h·out_w·out_c·k_h·k_w·in_c/groups, dense layers in·out; batch
+    norm, activations, pooling and additions are a few operations per value and left out
+    (under 1% for these nets). The count depends on the architecture only, not on the
+    machine, which is why the project budgets training in FLOPs.
+    """
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            out = layer.output.shape
+            kh, kw = layer.kernel_size
+            in_c = layer.input.shape[-1]
+            total += int(np.prod(out[1:])) * kh * kw * in_c // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.input.shape[1:])) * layer.units
+    return int(total)
+
+
+def training_flops(model, images_seen: int) -> float:
+    """Training FLOPs: 2 FLOPs per multiply-accumulate, and a backward pass that costs twice
+    the forward one (gradients for activations and for weights), so 6 · MACs per image seen."""
+    return 6.0 * forward_macs(model) * int(images_seen)
 
 
 def describe_model(model, name: str | None = None) -> dict:
-    """Name, parameter count and layer table of a model, as stored in ``model_table.json``."""
-    return {"model": name or model.name, "n_params": count_params(model), "layers": model_table(model)}
+    """Name, parameter count, forward multiply-adds per image and layer table of a model, as
+    stored in ``model_table.json``."""
+    return {"model": name or model.name, "n_params": count_params(model),
+            "forward_macs": forward_macs(model), "layers": model_table(model)}
 
 
 class OnnxModel:
@@ -270,6 +390,8 @@ def load_model(path, n_classes: int | None = None):
         raise ModelError(f"{path}: model file not found")
     if path.suffix.lower() == ".onnx":
         return _check_shapes(OnnxModel(path), path, n_classes)
+    from . import layers as _registered  # noqa: F401  (the package's own layers, e.g. RandomErasing)
+
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a valid .keras archive (truncated or wrong format)")
     try:

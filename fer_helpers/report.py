@@ -433,13 +433,14 @@ def training_recipe(trained: dict | None) -> dict:
 
 
 #: Training settings that act only together with another one (fer_helpers.training): the
-#: setting, then the other setting and the value it must have. tests/test_training.py checks
+#: setting, then the other setting and the values it must have. tests/test_training.py checks
 #: each against the training code.
 SETTING_CONDITIONS = {
-    "reduce_lr_patience": ("schedule", "plateau"), "reduce_lr_factor": ("schedule", "plateau"),
-    "min_learning_rate": ("schedule", "plateau"), "warmup_epochs": ("schedule", "cosine"),
-    "weight_decay": ("optimizer", "adamw"), "focal_gamma": ("loss", "focal"),
-    "oversample_fraction": ("imbalance", "oversample"),
+    "reduce_lr_patience": ("schedule", ("plateau",)), "reduce_lr_factor": ("schedule", ("plateau",)),
+    "min_learning_rate": ("schedule", ("plateau",)), "warmup_epochs": ("schedule", ("cosine",)),
+    "cosine_alpha": ("schedule", ("cosine",)),
+    "weight_decay": ("optimizer", ("adamw", "sgd")), "momentum": ("optimizer", ("sgd",)),
+    "focal_gamma": ("loss", ("focal",)), "oversample_fraction": ("imbalance", ("oversample",)),
 }
 
 
@@ -448,7 +449,7 @@ def setting_notes(params: dict) -> dict[str, str]:
     every setting, also those its other settings switch off (ReduceLROnPlateau's under a cosine
     schedule, weight decay under plain Adam), and ``patience=0`` means no early stopping."""
     notes = {name: f"etkisiz: {other}={params[other]}" for name, (other, needed) in SETTING_CONDITIONS.items()
-             if name in params and other in params and params[other] != needed}
+             if name in params and other in params and params[other] not in needed}
     if params.get("patience") == 0:
         notes["patience"] = "erken durdurma yok"
     return notes

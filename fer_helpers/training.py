@@ -18,16 +18,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts import (atomic_write_bytes, data_fingerprint, git_commit, library_versions,
-                        machine_info, now_iso, run_paths, write_json)
+from .artifacts import (accelerator_devices, atomic_write_bytes, data_fingerprint, git_commit,
+                        library_versions, machine_info, now_iso, run_paths, write_json)
 from .data import Dataset
-from .models import MODEL_NAMES, PRECISIONS, build_model, count_params, default_augmentation
+from .models import (MODEL_NAMES, PRECISIONS, RESNET_WIDTHS, build_model, count_params, default_augmentation,
+                     forward_macs, training_flops)
 from .preprocessing import (IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices,
                             training_targets)
 
 LOSSES = ("crossentropy", "focal")
 SCHEDULES = ("plateau", "cosine")
-OPTIMIZERS = ("adam", "adamw")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+#: How weight decay acts: "decoupled" shrinks the weights in the optimizer step (AdamW; Keras'
+#: SGD ``weight_decay``), "l2" adds (weight_decay / 2)·‖w‖² of conv and dense kernels to the
+#: loss, the classic SGD weight decay (not for the baseline, which is kept as the study had it).
+WEIGHT_DECAY_MODES = ("decoupled", "l2")
+BACKENDS = ("tensorflow", "jax", "torch")
 #: "none" is a refit's: nothing is monitored and the last epoch is kept.
 MONITORS = ("val_accuracy", "val_loss", "none")
 
@@ -64,6 +70,14 @@ class TrainConfig:
     schedule: str = "plateau"
     warmup_epochs: int = 0
     augmentation: str | None = None
+    width: int | None = None
+    erasing: float | None = None
+    momentum: float = 0.9
+    weight_decay_mode: str = "decoupled"
+    cosine_alpha: float = 0.01
+    distill_from: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     precision: str = "float32"
     seed: int = 42
     max_train_images: int | None = None
@@ -120,6 +134,37 @@ class TrainConfig:
             bad(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
         if self.precision not in PRECISIONS:
             bad(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
+        if self.width is not None:
+            if self.model_name != "resnet":
+                bad(f"width applies to model_name='resnet' only, not {self.model_name!r}")
+            if isinstance(self.width, bool) or not isinstance(self.width, (int, np.integer)) or self.width <= 0:
+                bad(f"width must be a positive integer, got {self.width!r}")
+            if self.width not in RESNET_WIDTHS:
+                bad(f"unknown resnet width {self.width!r}; choose one of {RESNET_WIDTHS}")
+        if self.erasing is not None and (self.model_name == "baseline" or not 0 <= self.erasing <= 1):
+            bad(f"erasing is a probability in [0, 1] for the VGGs and 'resnet', got {self.erasing!r} "
+                f"for {self.model_name!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            bad(f"weight_decay must be ≥ 0, got {self.weight_decay!r}")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            bad(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if self.weight_decay_mode not in WEIGHT_DECAY_MODES:
+            bad(f"unknown weight_decay_mode {self.weight_decay_mode!r}; choose one of {WEIGHT_DECAY_MODES}")
+        if self.weight_decay_mode == "l2" and self.model_name == "baseline":
+            bad("weight_decay_mode='l2' puts the penalty in the layers of the VGGs and 'resnet'; "
+                "the baseline takes 'decoupled'")
+        if not 0 <= self.cosine_alpha <= 1:
+            bad(f"cosine_alpha (final learning rate as a fraction of the peak) must lie in [0, 1], "
+                f"got {self.cosine_alpha}")
+        if self.distill_from is not None:
+            if self.targets != "soft":
+                bad("distill_from mixes the teacher's probabilities into the vote distributions: "
+                    f"it needs targets='soft', got {self.targets!r}")
+            if not 0 < self.distill_weight <= 1:
+                bad(f"distill_weight must lie in (0, 1], got {self.distill_weight}")
+            if not self.distill_temperature > 0:
+                bad(f"distill_temperature must be > 0, got {self.distill_temperature}")
+        check_backend()
         if self.monitor not in MONITORS:
             bad(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
         if not self.selects_on_validation and (self.schedule == "plateau" or self.patience > 0):
@@ -165,20 +210,54 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
         total = max(1, config.epochs * steps_per_epoch)
         warm = min(config.warmup_epochs * steps_per_epoch, total - 1)
         lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=lr / 10 if warm else lr, decay_steps=total - warm, alpha=0.01,
-            warmup_target=lr if warm else None, warmup_steps=warm)
+            initial_learning_rate=lr / 10 if warm else lr, decay_steps=total - warm,
+            alpha=config.cosine_alpha, warmup_target=lr if warm else None, warmup_steps=warm)
+    if config.optimizer == "sgd":
+        decay = config.weight_decay if config.weight_decay_mode == "decoupled" else None
+        return keras.optimizers.SGD(learning_rate=lr, momentum=config.momentum, nesterov=True,
+                                    weight_decay=decay or None)
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay)
     return keras.optimizers.Adam(learning_rate=lr)
 
 
+def check_backend() -> str:
+    """The Keras backend in use; a clear error when it is unknown or its library is not installed."""
+    import importlib.util
+    import os
+
+    name = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if name not in BACKENDS:
+        raise TrainingConfigError(f"KERAS_BACKEND={name!r} is not a backend this package trains with; "
+                                  f"choose one of {BACKENDS}")
+    if importlib.util.find_spec(name) is None:
+        raise TrainingConfigError(f"KERAS_BACKEND={name!r} but {name} is not installed "
+                                  f"(pip install {name}, or unset KERAS_BACKEND for TensorFlow)")
+    return name
+
+
+def model_for(config: TrainConfig, n_classes: int):
+    """The untrained network a config describes (architecture, augmentation, precision,
+    and for residual nets width, random erasing and the L2 penalty)."""
+    extra = {}
+    if config.model_name != "baseline":
+        l2 = config.weight_decay / 2 if config.weight_decay_mode == "l2" else 0.0
+        extra = {"erasing": config.erasing, "l2": l2}
+        if config.model_name == "resnet":
+            extra["width"] = config.width
+    return build_model(config.model_name, n_classes, config.augmentation, config.seed, config.precision,
+                       **extra)
+
+
 def set_seeds(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and TensorFlow; optionally make TF ops deterministic."""
+    """Seed Python, NumPy and the backend; on TensorFlow optionally make ops deterministic
+    (JAX is deterministic on a CPU as it is; on a GPU XLA's reductions may reorder)."""
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    if deterministic:
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
         tf.config.experimental.enable_op_determinism()
 
 
@@ -304,6 +383,9 @@ def _train_arrays(data: Dataset, config: TrainConfig):
     val = data.get_split("val")
     k = len(data.classes)
     y_train = training_targets(train.labels, k, train.soft_labels, config.targets)
+    if config.distill_from:
+        teacher = teacher_probabilities(config.distill_from, train.names, data.classes)
+        y_train = distillation_targets(y_train, teacher, config.distill_weight, config.distill_temperature)
     y_val = training_targets(val.labels, k, val.soft_labels, config.targets)
     x_train, x_val = train.images[..., None], val.images[..., None]
     class_weight = None
@@ -315,16 +397,71 @@ def _train_arrays(data: Dataset, config: TrainConfig):
     return x_train, y_train, x_val, y_val, class_weight
 
 
+def save_teacher_probabilities(path, names: np.ndarray, probs: np.ndarray, classes, source: dict) -> Path:
+    """Write a teacher's class probabilities on training images for distillation: image names,
+    an N×K float16 matrix (no pixels) and what produced them (``source``, e.g. the teacher's
+    run and its training FLOPs)."""
+    import io
+    import json
+
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 2 or probs.shape != (len(names), len(classes)):
+        raise ValueError(f"probs must be {len(names)}×{len(classes)}, got {probs.shape}")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, names=np.asarray(names).astype(str), probs=probs.astype(np.float16),
+                        classes=np.asarray(classes), source=np.array(json.dumps(source)))
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def teacher_probabilities(path, names: np.ndarray, classes) -> np.ndarray:
+    """The teacher's probabilities for ``names`` (rows in that order), from
+    ``save_teacher_probabilities``'s file; a clear error for a missing file, other classes or
+    an image the teacher never saw."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingConfigError(f"{path}: teacher probabilities not found (distill_from)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            t_names, t_probs, t_classes = z["names"], z["probs"].astype(np.float32), tuple(z["classes"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise TrainingConfigError(f"{path}: not a teacher-probability file ({exc})") from exc
+    if t_classes != tuple(classes):
+        raise TrainingConfigError(f"{path}: teacher classes {t_classes} differ from the data's {tuple(classes)}")
+    row = {n: i for i, n in enumerate(t_names)}
+    missing = [n for n in names if n not in row]
+    if missing:
+        raise TrainingConfigError(f"{path}: no teacher probabilities for {len(missing)} training image(s), "
+                                  f"e.g. {missing[0]}")
+    return t_probs[[row[n] for n in names]]
+
+
+def distillation_targets(targets: np.ndarray, teacher: np.ndarray, weight: float,
+                         temperature: float = 1.0) -> np.ndarray:
+    """(1 − weight)·targets + weight·teacher^(1/T), the teacher renormalised after softening.
+
+    A temperature T > 1 lifts the teacher's small probabilities, which carry what it learnt
+    about similar classes (Hinton et al., 2015): that Contempt looks like Neutral, say.
+    """
+    soft = np.power(np.clip(teacher, 1e-8, 1.0), 1.0 / temperature)
+    soft /= soft.sum(axis=1, keepdims=True)
+    return ((1 - weight) * targets + weight * soft).astype(np.float32)
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = False):
-    """A tf.data pipeline over in-memory arrays: index batches, reshuffled every epoch, gathered.
+    """What ``model.fit`` reads: on TensorFlow a tf.data pipeline over in-memory arrays (index
+    batches, reshuffled every epoch, gathered); on other backends the arrays themselves, which
+    Keras batches and shuffles with the seeded NumPy generator.
 
     tf.data's autotuning is switched off on purpose. Keras' own pipeline for NumPy
     inputs is autotuned, and destroying its iterator at every epoch end waited on
     tf.data's background threads: on 2 CPU cores we measured stalls of up to ~50 s
     per ~90 s epoch with zero CPU use (py-spy: in ``~IteratorResource`` →
-    ``UnboundedThreadPool``). Without autotuning the stalls are gone (95 s epochs
-    instead of 135-145 s for ``vgg_fast`` on one core).
+    ``UnboundedThreadPool``). Without autotuning the stalls are gone.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return x, y
     import tensorflow as tf
 
     x_t, y_t = tf.constant(x), tf.constant(y)
@@ -336,6 +473,14 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0, s
     options.autotune.enabled = False
     options.deterministic = True
     return ds.with_options(options)
+
+
+def _fit_inputs(x, y, config: TrainConfig, shuffle: bool) -> dict:
+    """``model.fit`` arguments for one split, on any backend."""
+    data = make_dataset(x, y, config.batch_size, config.seed, shuffle=shuffle)
+    if isinstance(data, tuple):
+        return {"x": data[0], "y": data[1], "batch_size": config.batch_size, "shuffle": shuffle}
+    return {"x": data, "shuffle": False}   # the dataset reshuffles itself every epoch
 
 
 def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
@@ -360,8 +505,7 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
     x_train, y_train, x_val, y_val, class_weight = _train_arrays(data, config)
     steps = math.ceil(len(x_train) / config.batch_size)
 
-    model = build_model(config.model_name, len(data.classes), config.augmentation, config.seed,
-                        config.precision)
+    model = model_for(config, len(data.classes))
     model.compile(optimizer=_make_optimizer(config, steps), loss=make_loss(config),
                   metrics=["accuracy"])
 
@@ -380,10 +524,10 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
                   make_nan_guard(state), *(extra_callbacks or [])]
 
     started, t0 = now_iso(), time.perf_counter()
-    model.fit(make_dataset(x_train, y_train, config.batch_size, config.seed, shuffle=True),
-              validation_data=make_dataset(x_val, y_val, config.batch_size) if has_val else None,
-              epochs=config.epochs, class_weight=class_weight, callbacks=callbacks, verbose=verbose,
-              shuffle=False)   # the dataset reshuffles itself every epoch
+    fit = _fit_inputs(x_train, y_train, config, shuffle=True)
+    val = _fit_inputs(x_val, y_val, config, shuffle=False) if has_val else None
+    model.fit(**fit, validation_data=(val["x"] if "y" not in val else (val["x"], val["y"])) if val else None,
+              epochs=config.epochs, class_weight=class_weight, callbacks=callbacks, verbose=verbose)
     wall = time.perf_counter() - t0
 
     history = pd.read_csv(csv_path) if csv_path.is_file() else pd.DataFrame()
@@ -397,10 +541,14 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
         vals = history[config.monitor]
         best_row = history.loc[vals.idxmax() if mode == "max" else vals.idxmin()]
     epochs_run = int(len(history))
+    images_seen = int(len(x_train)) * epochs_run
     metadata = {
         "params": dataclasses.asdict(config),
         "model": {"name": config.model_name, "n_params": count_params(model),
-                  "n_classes": len(data.classes)},
+                  "n_classes": len(data.classes), "forward_macs": forward_macs(model)},
+        # The budget unit: counted from the layers' shapes and the images seen, not from a clock.
+        "compute": {"images_seen": images_seen, "training_flops": training_flops(model, images_seen),
+                    "backend": keras.backend.backend(), "devices": accelerator_devices()},
         "data": {**data.summary(), "fingerprint": data_fingerprint(data.images, data.labels),
                  "n_train_used": int(len(x_train)), "n_val": int(len(x_val))},
         "class_weight": class_weight,

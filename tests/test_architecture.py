@@ -10,7 +10,7 @@ from conftest import ROOT
 STACK = [
     {"labels"},
     {"demo", "artifacts"},
-    {"data"},
+    {"data", "layers"},
     {"preprocessing"},
     {"models"},
     {"training", "export"},

@@ -283,5 +283,31 @@ def test_parse_pixels_roundtrip():
 def test_detect_layout_on_non_fer_file(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match="not an original fer2013.csv"):
+    with pytest.raises(DataError, match="neither an original fer2013.csv"):
         detect_layout(f)
+
+
+def test_a_packed_bundle_loads_as_its_source_and_can_leave_the_held_out_splits_behind(tmp_path):
+    from fer_helpers.data import DataError, pack_dataset
+
+    full = load_dataset("demo", label_mode="distribution", val_fraction=0.2, seed=3)
+    bundle = pack_dataset("demo", tmp_path / "demo.npz")
+    again = load_dataset(bundle, label_mode="distribution", val_fraction=0.2, seed=3, use_cache=False)
+    assert again.layout == "bundle"
+    np.testing.assert_array_equal(again.images, full.images)
+    np.testing.assert_array_equal(again.split, full.split)
+    np.testing.assert_allclose(again.soft_labels, full.soft_labels)
+    # A training bundle holds no held-out image, and still gives the same train/val split.
+    train_src = [s for s in np.unique(full.source_split) if full.split[full.source_split == s][0] != "test"]
+    part = load_dataset(pack_dataset("demo", tmp_path / "train.npz", train_src), label_mode="distribution",
+                        val_fraction=0.2, seed=3, use_cache=False)
+    assert not (part.split == "test").any()
+    for split in ("train", "val"):
+        np.testing.assert_array_equal(part.get_split(split).names, full.get_split(split).names)
+    with pytest.raises(DataError, match="must end in .npz"):
+        pack_dataset("demo", tmp_path / "demo.bin")
+    with pytest.raises(DataError, match="no source split"):
+        pack_dataset("demo", tmp_path / "x.npz", ["FER2013Nowhere"])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a data bundle"):
+        load_dataset(tmp_path / "bad.npz", use_cache=False)

@@ -1,0 +1,260 @@
+"""Train a plan of runs side by side on one accelerator, with the package's own training code.
+
+A plan (``research/plans/*.json``) lists runs, each a name and ``TrainConfig`` parameters;
+a run may name a ``teacher`` run, whose class probabilities on the training images it then
+distils from (it starts once the teacher has finished). Every run trains through
+``fer_helpers.training.train_model`` on the same split as on a CPU, so a model trained here is
+the same model, whatever the backend (``KERAS_BACKEND=jax`` on a GPU without TensorFlow).
+
+Each run writes its ordinary run folder plus what comparison on validation needs: the
+validation probabilities, plain and with horizontal-flip averaging. The plan's ``groups`` and
+``decide`` say which group of seeds becomes the headline; that rule is in the plan, written
+before any run. At the end the runner packs what comes back: the chosen models as float32
+``.keras`` files without optimizer state, and one archive of every run's records.
+
+    KERAS_BACKEND=jax python -m research.device_runs --plan research/plans/resnet.json \\
+        --data .gpu/fertrain.npz --out "$OUT" --deadline 500
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: What a plan must give for each run.
+RUN_KEYS = {"name", "params"}
+
+
+def read_plan(path) -> dict:
+    """A plan file, checked: unique run names, known teachers, groups that name runs."""
+    path = Path(path)
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: cannot read plan ({exc})")
+    runs = plan.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise SystemExit(f"{path}: a plan needs a non-empty list 'runs'")
+    names = [r.get("name") for r in runs]
+    for r in runs:
+        if not RUN_KEYS <= set(r):
+            raise SystemExit(f"{path}: run {r.get('name')!r} lacks {sorted(RUN_KEYS - set(r))}")
+        if r.get("teacher") and r["teacher"] not in names:
+            raise SystemExit(f"{path}: run {r['name']!r} names unknown teacher {r['teacher']!r}")
+    if len(set(names)) != len(names):
+        raise SystemExit(f"{path}: run names repeat")
+    for group, members in plan.get("groups", {}).items():
+        if set(members) - set(names):
+            raise SystemExit(f"{path}: group {group!r} names unknown runs {sorted(set(members) - set(names))}")
+    return plan
+
+
+def base_params(plan: dict, run: dict) -> dict:
+    """A run's full parameters: the plan's shared ``defaults`` under the run's own."""
+    return {**plan.get("defaults", {}), **run["params"]}
+
+
+# --------------------------------------------------------------------------- one run (child)
+
+def train_one(name: str, params: dict, data_path: str, work: Path, teacher_file: str | None) -> dict:
+    """Train one run into ``work/name`` and score it on validation; returns its summary."""
+    from fer_helpers.data import load_dataset
+    from fer_helpers.evaluation import classification_metrics
+    from fer_helpers.models import load_model, predict_proba
+    from fer_helpers.training import TrainConfig, save_teacher_probabilities, train_model
+
+    if teacher_file:
+        params = {**params, "distill_from": teacher_file}
+    config = TrainConfig.from_params(params)
+    data = load_dataset(data_path, label_mode=params.get("label_mode", "distribution"),
+                        val_fraction=params.get("val_fraction", 0.2), seed=config.seed, use_cache=False)
+    run_dir = work / name
+    result = train_model(data, config, run_dir, verbose=2)
+    model = load_model(result.model_path)
+    # The model as it is released: float32, no optimizer state (about half the file).
+    model.save(run_dir / "model" / "inference.keras")
+    val = data.get_split("val")
+    summary = {"name": name, "seed": config.seed, "val_n": len(val)}
+    for tta in (False, True):
+        probs = predict_proba(model, val.images, flip_tta=tta)
+        np.save(run_dir / "results" / f"val_probs{'_tta' if tta else ''}.npy", probs.astype(np.float16))
+        m = classification_metrics(val.labels, probs, data.classes)
+        recall = {row["class"]: row["recall"] for row in m["per_class"]}
+        summary["tta" if tta else "plain"] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                                              "recall": recall}
+    if params.get("write_teacher"):
+        # Probabilities on every FER2013Train image (its train and val shares), flip-averaged.
+        train_all = data.subset(data.split != "test")
+        probs = predict_proba(model, train_all.images, flip_tta=True)
+        save_teacher_probabilities(run_dir / "results" / "teacher_probs.npz", train_all.names, probs,
+                                   data.classes, {"run": name, "params": result.metadata["params"],
+                                                  "compute": result.metadata["compute"]})
+    summary["training"] = {k: result.metadata[k] for k in ("wall_time_s", "epochs_run", "best_epoch",
+                                                            "best_val_accuracy", "compute")}
+    (run_dir / "results" / "device_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+# --------------------------------------------------------------------------- the plan (parent)
+
+def decide(plan: dict, summaries: dict) -> dict:
+    """Apply the plan's rule: the group with the highest mean validation ``decide.metric``
+    (ties broken by ``decide.tie_break``) is the headline; groups missing a run cannot win."""
+    rule = plan.get("decide")
+    if not rule:
+        return {}
+    metric, tie = rule["metric"], rule.get("tie_break", "macro_f1")
+    scores = {}
+    for group in rule["among"]:
+        members = plan["groups"][group]
+        got = [summaries[m]["tta" if rule.get("tta") else "plain"] for m in members if m in summaries]
+        if len(got) == len(members):
+            scores[group] = (float(np.mean([g[metric] for g in got])), float(np.mean([g[tie] for g in got])))
+    if not scores:
+        return {"winner": None, "scores": {}, "rule": rule}
+    winner = max(scores, key=lambda g: scores[g])
+    return {"winner": winner, "scores": {g: {metric: s[0], tie: s[1]} for g, s in scores.items()}, "rule": rule}
+
+
+def _spawn(run: dict, plan: dict, args, work: Path, teacher_file: str | None):
+    log = open(work / f"{run['name']}.log", "w")
+    cmd = [sys.executable, "-m", "research.device_runs", "--plan", args.plan, "--data", args.data,
+           "--out", args.out, "--one", run["name"], "--override", args.override]
+    if teacher_file:
+        cmd += ["--teacher-file", teacher_file]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log
+
+
+def _epochs_done(run_dir: Path) -> int:
+    history = run_dir / "results" / "history.csv"
+    return max(0, len(history.read_text().splitlines()) - 1) if history.is_file() else 0
+
+
+def run_plan(plan: dict, args) -> dict:
+    """Start runs in plan order, at most ``--parallel`` at a time, a student once its teacher is
+    done; stop whatever still runs at the deadline (its records up to then come back)."""
+    out = Path(args.out)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    pending = list(plan["runs"])
+    running, done, failed = {}, {}, {}
+    last_note = t0
+    while pending or running:
+        for name, (proc, log, started) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                del running[name]
+                summary = work / name / "results" / "device_summary.json"
+                if proc.returncode == 0 and summary.is_file():
+                    done[name] = json.loads(summary.read_text())
+                    print(f"[{time.time() - t0:6.0f} s] done {name}: val acc "
+                          f"{done[name]['plain']['accuracy']:.4f} (flip {done[name]['tta']['accuracy']:.4f}), "
+                          f"{time.time() - started:.0f} s", flush=True)
+                else:
+                    failed[name] = proc.returncode
+                    print(f"[{time.time() - t0:6.0f} s] FAILED {name} (exit {proc.returncode})", flush=True)
+        if time.time() - t0 > args.deadline:
+            for name, (proc, log, _) in running.items():
+                proc.terminate()
+                failed[name] = f"deadline (epochs done: {_epochs_done(work / name)})"
+                print(f"[{time.time() - t0:6.0f} s] stopped at the deadline: {name}", flush=True)
+            time.sleep(5)
+            for proc, log, _ in running.values():
+                if proc.poll() is None:
+                    proc.kill()
+                log.close()
+            failed.update({r["name"]: "not started (deadline)" for r in pending})
+            break
+        for run in list(pending):
+            if len(running) >= args.parallel:
+                break
+            teacher = run.get("teacher")
+            if teacher in failed:
+                pending.remove(run)
+                failed[run["name"]] = f"teacher {teacher} failed"
+                continue
+            if teacher and teacher not in done:
+                continue
+            teacher_file = str(work / teacher / "results" / "teacher_probs.npz") if teacher else None
+            pending.remove(run)
+            proc, log = _spawn(run, plan, args, work, teacher_file)
+            running[run["name"]] = (proc, log, time.time())
+            print(f"[{time.time() - t0:6.0f} s] started {run['name']}", flush=True)
+        if time.time() - last_note > 30 and running:
+            last_note = time.time()
+            print(f"[{time.time() - t0:6.0f} s] epochs done: " +
+                  ", ".join(f"{n} {_epochs_done(work / n)}" for n in running), flush=True)
+        time.sleep(2)
+    verdict = decide(plan, done)
+    report = {"plan": plan, "done": done, "failed": failed, "decision": verdict,
+              "wall_s": time.time() - t0}
+    (out / "device_report.json").write_text(json.dumps(report, indent=1, default=str))
+    pack(plan, report, work, out)
+    return report
+
+
+def pack(plan: dict, report: dict, work: Path, out: Path) -> None:
+    """What comes back (a returned file may have 16 MiB): the headline group's models as
+    separate files, the plan's ``return_models`` in one archive, and every run's records
+    (history, metadata, validation probabilities, teacher probabilities, log) in another."""
+    winner = report["decision"].get("winner")
+    big = [m for m in plan.get("groups", {}).get(winner, []) if m in report["done"]] if winner else []
+    for name in big:
+        src = work / name / "model" / "inference.keras"
+        if src.is_file():
+            (out / f"{name}.keras").write_bytes(src.read_bytes())
+    with tarfile.open(out / "models.tar", "w") as tar:
+        for name in plan.get("return_models", []):
+            model = work / name / "model" / "inference.keras"
+            if model.is_file():
+                tar.add(model, arcname=f"{name}/model/inference.keras")
+    with tarfile.open(out / "records.tar.gz", "w:gz") as tar:
+        for run_dir in sorted(p for p in work.iterdir() if p.is_dir()):
+            for f in sorted((run_dir / "results").glob("*")):
+                tar.add(f, arcname=f"{run_dir.name}/results/{f.name}")
+        for log in sorted(work.glob("*.log")):
+            tar.add(log, arcname=f"logs/{log.name}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--plan", required=True)
+    ap.add_argument("--data", required=True, help="a data set path or bundle (fer_helpers.data.pack_dataset)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--deadline", type=float, default=500, help="seconds after which running runs are stopped")
+    ap.add_argument("--parallel", type=int, default=8, help="runs trained at the same time")
+    ap.add_argument("--only", help="comma-separated run names to keep from the plan (a smoke test)")
+    ap.add_argument("--override", default="{}", help="JSON parameters laid over every run (a smoke test)")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--teacher-file", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    plan = read_plan(args.plan)
+    override = json.loads(args.override)
+    if args.only:
+        keep = set(args.only.split(","))
+        plan["runs"] = [r for r in plan["runs"] if r["name"] in keep]
+    if args.one:
+        run = next(r for r in plan["runs"] if r["name"] == args.one)
+        train_one(run["name"], {**base_params(plan, run), **override}, args.data, Path(args.out) / "work",
+                  args.teacher_file)
+        return 0
+    if override:
+        for r in plan["runs"]:
+            r["params"] = {**r["params"], **override}
+    report = run_plan(plan, args)
+    print(json.dumps({"decision": report["decision"], "failed": report["failed"],
+                      "wall_s": round(report["wall_s"])}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
