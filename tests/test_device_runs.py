@@ -76,3 +76,16 @@ def test_pack_returns_the_winners_models_and_every_runs_records(tmp_path):
         assert tar.getnames() == ["s1/model/inference.keras"]
     with tarfile.open(tmp_path / "records.tar.gz") as tar:
         assert {"h1/results/history.csv", "s1/results/history.csv", "logs/h1.log"} <= set(tar.getnames())
+
+
+def test_the_cpu_models_planned_compute_fits_the_reference_recipes_budget():
+    from research.compute_budget import planned_flops, recorded_flops
+
+    budget, n_train = recorded_flops(ROOT / "results" / "runs" / "vgg_mid_bf16_s42_clean")
+    assert budget == pytest.approx(6 * 96_217_088 * 25_605 * 50)      # vgg_mid, 50 epochs, oversampled
+    plan = read_plan(ROOT / "research" / "plans" / "resnet.json")
+    students = [r for r in plan["runs"] if r["name"] in plan["groups"]["cpu_model"]]
+    for run in students:
+        params = base_params(plan, run)
+        assert params["imbalance"] == "oversample" and params["oversample_fraction"] == 0.15
+        assert planned_flops(params, n_train) <= budget
