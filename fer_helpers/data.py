@@ -43,6 +43,8 @@ FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "val", "va
                  "valid": "val", "test": "test", "testing": "test"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 _CACHE_VERSION = 1
+#: Largest vote count accepted in a label file (FER+ has 10 annotators; votes are stored as int16).
+MAX_VOTES = 1000
 DEMO_PATH = "demo"
 
 
@@ -182,11 +184,25 @@ def detect_layout(path: str | os.PathLike) -> str:
 
 
 def _csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         return next(csv.reader(f), [])
 
 
 # --------------------------------------------------------------------------- image decoding
+
+def to_gray8(im: Image.Image) -> Image.Image:
+    """An 8-bit gray ("L") copy of a PIL image. 16- and 32-bit gray images are scaled from their
+    full range (PIL's own conversion clips them, which turns a 16-bit face all white)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        return Image.fromarray(np.clip(np.round(arr * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if arr.max() <= 1.0 else 1.0
+        return Image.fromarray(np.clip(np.round(arr * scale), 0, 255).astype(np.uint8), "L")
+    return im if im.mode == "L" else im.convert("L")
+
 
 def decode_image(path: Path) -> tuple[np.ndarray, bool]:
     """48×48 uint8 grayscale array from an image file, and whether it was converted."""
@@ -194,8 +210,7 @@ def decode_image(path: Path) -> tuple[np.ndarray, bool]:
         with Image.open(path) as im:
             im.load()
             converted = im.mode != "L" or im.size != (IMAGE_SIZE, IMAGE_SIZE)
-            if im.mode != "L":
-                im = im.convert("L")
+            im = to_gray8(im)
             if im.size != (IMAGE_SIZE, IMAGE_SIZE):
                 im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
             return np.asarray(im, dtype=np.uint8), converted
@@ -218,8 +233,8 @@ def _decode_many(paths: list[Path]) -> tuple[np.ndarray, int]:
 
 def _read_label_csv(path: Path) -> tuple[list[str], np.ndarray]:
     """Image names and N×10 vote counts from a FER+ ``label.csv`` (no header)."""
-    names, votes = [], []
-    with open(path, newline="", encoding="utf-8") as f:
+    names, votes, seen = [], [], {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
         for row_no, row in enumerate(csv.reader(f), start=1):
             if not row:
                 continue
@@ -232,6 +247,13 @@ def _read_label_csv(path: Path) -> tuple[list[str], np.ndarray]:
                 raise DataError(f"{path}, row {row_no}: vote counts must be integers ({exc})") from exc
             if min(counts) < 0:
                 raise DataError(f"{path}, row {row_no}: negative vote count")
+            if max(counts) > MAX_VOTES:
+                raise DataError(f"{path}, row {row_no}: vote count {max(counts)} is implausible "
+                                f"(FER+ has 10 annotators per image; at most {MAX_VOTES} accepted)")
+            if row[0] in seen:
+                raise DataError(f"{path}, row {row_no}: image {row[0]} is listed twice "
+                                f"(first in row {seen[row[0]]}); each image needs one row of votes")
+            seen[row[0]] = row_no
             names.append(row[0])
             votes.append(counts)
     return names, np.array(votes, dtype=np.int16).reshape(-1, len(VOTE_COLUMNS))
@@ -294,7 +316,7 @@ def parse_pixels(text: str, where: str = "pixels") -> np.ndarray:
 def _read_fer2013_csv(path: Path) -> RawData:
     csv_path = path if path.is_file() else _child(path, "fer2013.csv")
     new_path = _child(csv_path.parent, "fer2013new.csv")
-    with open(csv_path, newline="", encoding="utf-8") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise DataError(f"{csv_path}: empty file (no data rows)")
@@ -324,7 +346,7 @@ def _read_fer2013_csv(path: Path) -> RawData:
                        split=np.array([CSV_USAGE[u] for u in usage]), classes=CLASSES_7,
                        labels=labels, label_file=str(csv_path))
     # FER+ votes: fer2013new.csv has one row per fer2013.csv row, same order.
-    with open(new_path, newline="", encoding="utf-8") as f:
+    with open(new_path, newline="", encoding="utf-8-sig") as f:
         new_rows = list(csv.DictReader(f))
     if len(new_rows) != len(rows):
         raise DataError(f"{new_path}: has {len(new_rows)} rows but {csv_path.name} has "
@@ -337,9 +359,13 @@ def _read_fer2013_csv(path: Path) -> RawData:
     for i, r in enumerate(new_rows):
         if has_label[i]:
             try:
-                votes[i] = [int(r[c]) for c in VOTE_COLUMNS]
+                counts = [int(r[c]) for c in VOTE_COLUMNS]
             except ValueError as exc:
                 raise DataError(f"{new_path}, data row {i + 1}: vote counts must be integers") from exc
+            if min(counts) < 0 or max(counts) > MAX_VOTES:
+                raise DataError(f"{new_path}, data row {i + 1}: vote counts must lie in 0..{MAX_VOTES}, "
+                                f"got {counts}")
+            votes[i] = counts
     pre = {u: int(((usage == u) & ~has_label).sum()) for u in CSV_USAGE if ((usage == u) & ~has_label).any()}
     keep = has_label
     return RawData(images=images[keep], names=names[keep], source_split=usage[keep],

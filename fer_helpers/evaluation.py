@@ -78,6 +78,10 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000, see
     the benchmarks that write model cards) keeps the default, so the same predictions give the
     same interval wherever they are scored, whatever seed the model was trained with.
     """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive number of bootstrap resamples, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     rng = np.random.default_rng(seed)
     n = len(y_true)

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from .data import IMAGE_SUFFIXES, Dataset
+from .data import IMAGE_SUFFIXES, Dataset, to_gray8
 from .evaluation import bootstrap_ci, classification_metrics, expected_calibration_error
 from .labels import CLASSES, CLASSES_7, display_names
 from .models import ModelError, predict_proba
@@ -69,7 +69,11 @@ def read_gray(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: file not found")
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.uint8)
+            # A phone stores a portrait photo sideways with an EXIF orientation tag; apply it, or
+            # the detector looks for upright faces in a rotated picture.
+            return np.asarray(to_gray8(ImageOps.exif_transpose(im)), dtype=np.uint8)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"{path}: image too large to decode safely ({exc})") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
 

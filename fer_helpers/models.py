@@ -438,18 +438,46 @@ def images_per_second(predict, images: np.ndarray, repeats: int = 3) -> float:
     return len(images) / best
 
 
-def predict_proba(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
-    """Class probabilities (N×n_classes, ``CLASSES`` order) for N×48×48 uint8 images.
+def check_images(images) -> np.ndarray:
+    """The input contract of every model here: N×48×48 (or N×48×48×1) gray pixels on the 0–255
+    scale, as ``load_dataset`` returns them (uint8, or any integer or float type holding values
+    in 0..255). Returns them as float32 N×48×48×1.
 
-    ``flip_tta`` averages with the horizontally flipped image (test-time
-    augmentation); it is reported separately from the plain number.
+    Anything else is refused with the reason, because a model given pixels on another scale
+    answers confidently and wrongly: images scaled to [0, 1] (``preprocessing.normalize``'s
+    output) all look black to it. Refused: booleans, NaN or infinite values, values below 0 or
+    above 255 (e.g. 16-bit images), and float images whose every value lies in [0, 1].
     """
     x = np.asarray(images)
+    if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"images must hold numbers on the 0–255 pixel scale, got dtype {x.dtype}")
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
         raise ValueError(f"images must be N×48×48 (or N×48×48×1), got shape {np.shape(images)}")
-    x = x.astype(np.float32)
+    if x.size:
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise ValueError(f"images contain {int((~np.isfinite(x)).sum())} NaN or infinite value(s)")
+        low, high = x.min(), x.max()
+        if low < 0 or high > 255:
+            raise ValueError(f"pixel values must lie in 0..255, got {low}..{high} "
+                             "(16-bit images: scale to 8 bits first)")
+        if np.issubdtype(x.dtype, np.floating) and high <= 1.0 and high > 0:
+            raise ValueError("float images with every value in [0, 1] look scaled to [0, 1]; the models "
+                             "take 0–255 pixels (multiply by 255)")
+    return x.astype(np.float32)
+
+
+def predict_proba(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
+    """Class probabilities (N×n_classes, ``CLASSES`` order) for N×48×48 uint8 images
+    (``check_images`` says what else is accepted and what is refused).
+
+    ``flip_tta`` averages with the horizontally flipped image (test-time
+    augmentation); it is reported separately from the plain number.
+    """
+    x = check_images(images)
+    if len(x) == 0:
+        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
     net = serving_model(model)
     probs = net.predict(x, batch_size=batch_size, verbose=0)
     if flip_tta:

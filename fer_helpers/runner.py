@@ -84,7 +84,12 @@ def parse_overrides(items: list[str]) -> dict:
 def discover_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
     books = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
     if only:
-        books = [b for b in books if b.name[:2] in {str(o).zfill(2) for o in only}]
+        wanted = {str(o).strip().zfill(2) for o in only}
+        unknown = sorted(w for w in wanted if w not in {b.name[:2] for b in books})
+        if unknown:
+            raise RunError(f"unknown notebook number(s) {unknown}; the notebooks are "
+                           f"{', '.join(b.name[:2] for b in books)}")
+        books = [b for b in books if b.name[:2] in wanted]
     if not books:
         raise RunError(f"{notebooks_dir}: no numbered notebooks found (selection: {only})")
     return books

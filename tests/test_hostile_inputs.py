@@ -1,0 +1,137 @@
+"""Hostile but fair inputs: each gets a clear error naming the file or argument, or is handled
+right; none gives a silent wrong answer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+import fer_helpers as fh
+from conftest import make_fer2013_csv, make_ferplus
+from fer_helpers.data import DataError, decode_image, load_dataset
+from fer_helpers.inference import read_gray
+from fer_helpers.models import check_images
+from fer_helpers.runner import RunError, discover_notebooks
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return fh.build_model("baseline")
+
+
+def test_predict_proba_refuses_images_scaled_to_unit_range(tiny_model):
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    with pytest.raises(ValueError, match="multiply by 255"):
+        fh.predict_proba(tiny_model, fh.preprocessing.normalize(faces))
+    probs = fh.predict_proba(tiny_model, faces.astype(np.float64))   # floats on the 0–255 scale are fine
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.full((2, 48, 48), np.nan, dtype=np.float32), "NaN or infinite"),
+    (np.full((2, 48, 48), np.inf, dtype=np.float32), "NaN or infinite"),
+    (np.full((2, 48, 48), 40000, dtype=np.uint16), "0..255"),
+    (np.full((2, 48, 48), -3, dtype=np.int16), "0..255"),
+    (np.ones((2, 48, 48), dtype=bool), "dtype bool"),
+    (np.zeros((2, 32, 32), dtype=np.uint8), "N×48×48"),
+])
+def test_predict_proba_refuses_what_is_not_a_pixel_array(tiny_model, images, message):
+    with pytest.raises(ValueError, match=message):
+        fh.predict_proba(tiny_model, images)
+
+
+def test_predict_proba_on_no_images_returns_no_rows(tiny_model):
+    out = fh.predict_proba(tiny_model, np.zeros((0, 48, 48), dtype=np.uint8))
+    assert out.shape == (0, 8)
+
+
+FLOAT_PIXELS = st.one_of(st.floats(-300, 70000, width=32), st.floats(0, 1, width=32), st.sampled_from([np.nan, np.inf]))
+PIXEL_ARRAYS = st.one_of(
+    hnp.arrays(st.sampled_from([np.float32, np.float64]), (2, 48, 48), elements=FLOAT_PIXELS),
+    hnp.arrays(np.float32, (2, 48, 48), elements=st.floats(0, 1, width=32)),
+    hnp.arrays(np.uint8, (2, 48, 48)),
+    hnp.arrays(np.int32, (2, 48, 48), elements=st.integers(-300, 70000)),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(PIXEL_ARRAYS)
+def test_the_input_contract_accepts_exactly_finite_pixels_on_the_0_255_scale(images):
+    finite = np.isfinite(images).all()
+    in_range = finite and images.min() >= 0 and images.max() <= 255
+    unit = np.issubdtype(images.dtype, np.floating) and finite and 0 < images.max() <= 1
+    if in_range and not unit:
+        out = check_images(images)
+        assert out.dtype == np.float32 and out.shape == (2, 48, 48, 1)
+        np.testing.assert_array_equal(out[..., 0], images.astype(np.float32))
+    else:
+        with pytest.raises(ValueError):
+            check_images(images)
+
+
+def test_sixteen_bit_images_keep_their_contrast(tmp_path):
+    ramp = (np.linspace(0, 65535, 48 * 48).reshape(48, 48)).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    for gray in (decode_image(path)[0], read_gray(path)):
+        assert gray.min() == 0 and gray.max() == 255
+        assert 100 < gray.mean() < 155          # a ramp, not an all-white square
+
+
+def test_exif_orientation_is_applied_to_photos(tmp_path):
+    upright = np.zeros((60, 40), dtype=np.uint8)
+    upright[:10] = 255                           # a bright band at the top of the upright picture
+    stored = Image.fromarray(np.rot90(upright))  # a camera stores it turned
+    exif = Image.Exif()
+    exif[0x0112] = 6                             # "rotate 90° clockwise to display"
+    path = tmp_path / "phone.jpg"
+    stored.save(path, exif=exif, quality=95)
+    gray = read_gray(path)
+    assert gray.shape == (60, 40) and gray[:10].mean() > 200 and gray[-10:].mean() < 50
+
+
+def test_a_duplicate_image_in_label_csv_is_refused_with_both_rows(tmp_path):
+    root = make_ferplus(tmp_path / "fp")
+    label = root / "FER2013Train" / "label.csv"
+    rows = label.read_text().splitlines()
+    label.write_text("\n".join(rows + [rows[0]]) + "\n")
+    with pytest.raises(DataError, match=r"label.csv, row 9: image fer0000000.png is listed twice \(first in row 1\)"):
+        load_dataset(root, use_cache=False)
+
+
+def test_an_implausible_vote_count_is_refused_not_overflowed(tmp_path):
+    root = make_ferplus(tmp_path / "fp")
+    label = root / "FER2013Test" / "label.csv"
+    rows = label.read_text().splitlines()
+    rows[2] = rows[2].rsplit(",", 1)[0] + ",40000"
+    label.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="row 3: vote count 40000 is implausible"):
+        load_dataset(root, use_cache=False)
+
+
+def test_a_byte_order_mark_at_the_start_of_label_files_is_accepted(tmp_path):
+    root = make_ferplus(tmp_path / "fp")
+    label = root / "FER2013Train" / "label.csv"
+    label.write_bytes(b"\xef\xbb\xbf" + label.read_bytes())
+    plain = load_dataset(make_ferplus(tmp_path / "plain"), use_cache=False)
+    assert len(load_dataset(root, use_cache=False)) == len(plain)
+    csv_root = make_fer2013_csv(tmp_path / "csv")
+    for name in ("fer2013.csv", "fer2013new.csv"):
+        (csv_root / name).write_bytes(b"\xef\xbb\xbf" + (csv_root / name).read_bytes())
+    assert len(load_dataset(csv_root / "fer2013.csv", use_cache=False)) > 0
+
+
+def test_an_unknown_notebook_number_is_refused(tmp_path):
+    books = discover_notebooks(fh.runner.PROJECT_ROOT / "notebooks", ["1", "3"])
+    assert [b.name[:2] for b in books] == ["01", "03"]
+    with pytest.raises(RunError, match=r"unknown notebook number\(s\) \['abc'\]"):
+        discover_notebooks(fh.runner.PROJECT_ROOT / "notebooks", ["1", "abc"])
+
+
+def test_zero_bootstrap_resamples_are_refused_with_the_argument_named():
+    y = np.array([0, 1, 1, 0])
+    with pytest.raises(ValueError, match="n_boot must be a positive number"):
+        fh.evaluation.bootstrap_ci(y, y, n_boot=0)
