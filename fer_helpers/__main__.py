@@ -41,8 +41,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import annotate, predict_paths
+    from .inference import annotate, check_output_folder, predict_paths
 
+    if args.annotate:
+        check_output_folder(args.annotate)
     rows = predict_paths(args.paths, _model(args.model, args.float32), language=args.language,
                          progress=not args.quiet)
     dicts = [r.as_dict() for r in rows]
@@ -62,7 +64,10 @@ def cmd_predict(args) -> int:
     if args.annotate:
         for p in annotate(rows, args.annotate):
             print(f"işaretlendi / annotated: {p}", file=sys.stderr)
-    return 0
+    failed = [r for r in rows if r.status.startswith("error")]
+    if failed:
+        print(f"{len(failed)} girdi okunamadı / input(s) failed", file=sys.stderr)
+    return 1 if failed or not rows else 0
 
 
 def cmd_evaluate(args) -> int:
@@ -70,10 +75,14 @@ def cmd_evaluate(args) -> int:
     from .data import load_dataset
     from .inference import evaluate_dataset
 
+    from .inference import check_output_folder
+
+    out = check_output_folder(args.out)
+    if args.n_boot < 1:
+        raise ValueError(f"--n-boot must be at least 1, got {args.n_boot}")
     data = load_dataset(args.data, label_mode=args.label_mode)
     result = evaluate_dataset(_model(args.model, args.float32), data, split=None if args.split == "all" else args.split,
                               n_boot=args.n_boot)
-    out = Path(args.out)
     write_json(out / "evaluation_external.json", result)
     m = result["metrics"]
     print(m["text_report"])
@@ -93,6 +102,9 @@ def cmd_export(args) -> int:
     from .artifacts import write_json
     from .export import export_all
 
+    from .inference import check_output_folder
+
+    check_output_folder(args.out)
     formats = args.formats.split(",")
     calibration = None
     if "onnx_int8" in formats:

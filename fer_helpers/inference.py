@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,12 +53,42 @@ def model_classes(model) -> tuple[str, ...]:
     raise ModelError(f"model has {n} outputs; expected {len(CLASSES)} (FER+) or {len(CLASSES_7)} (FER2013) classes")
 
 
-def image_files(paths) -> list[Path]:
-    """Files named directly, plus image files found (recursively) in named folders, in order."""
-    out = []
+def _folder_images(folder: Path, problems: list[tuple[Path, str]]) -> list[Path]:
+    """Image files under ``folder``, recursively, each real folder once (a symlink loop is
+    followed no further), with the subfolders that could not be read added to ``problems``."""
+    found, seen = [], set()
+
+    def walk(d: Path):
+        try:
+            key = d.resolve()
+            if key in seen:
+                problems.append((d, "folder link loop, skipped"))
+                return
+            seen.add(key)
+            entries = sorted(d.iterdir())
+        except OSError as exc:
+            problems.append((d, f"cannot read folder ({exc.__class__.__name__})"))
+            return
+        for e in entries:
+            if e.is_dir():
+                walk(e)
+            elif e.is_file() and e.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(e)
+
+    walk(folder)
+    return found
+
+
+def image_files(paths, problems: list | None = None) -> list[Path]:
+    """Files named directly, plus image files found (recursively) in named folders, in order.
+    A folder without images and an unreadable subfolder go to ``problems`` as (path, reason)."""
+    out, problems = [], problems if problems is not None else []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = _folder_images(p, problems)
+            if not found:
+                problems.append((p, "no image files in this folder"))
+            out += found
         else:
             out.append(p)
     return out
@@ -115,7 +146,10 @@ def predict_paths(paths, model, language: str = "en", margin: float = 0.2, batch
     cascade = None
     rows: list[FacePrediction] = []
     crops: list[np.ndarray] = []
-    files = image_files(paths)
+    problems: list[tuple[Path, str]] = []
+    files = image_files(paths, problems)
+    # Every input gets a row: folders without images and unreadable subfolders too.
+    rows += [FacePrediction(file=str(p), status=f"error: {why}") for p, why in problems]
     iterator = files
     if progress:
         from tqdm import tqdm
@@ -149,6 +183,33 @@ def predict_paths(paths, model, language: str = "en", margin: float = 0.2, batch
     return rows
 
 
+def unique_name(folder: Path, stem: str, suffix: str, used: set[str]) -> Path:
+    """``folder/stem+suffix``, or ``stem_2``, ``stem_3``, … when an earlier output of this call took
+    the name (two inputs a/photo.jpg and b/photo.jpg must not overwrite each other)."""
+    name, k = f"{stem}{suffix}", 1
+    while name in used:
+        k += 1
+        name = f"{stem}_{k}{suffix}"
+    used.add(name)
+    return folder / name
+
+
+def check_output_folder(path) -> Path:
+    """``path`` as a folder that can be written, checked before any work (a clear error, not a
+    traceback after minutes of predictions)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{path}: {probe} is not writable")
+    return path
+
+
 def annotate(rows: list[FacePrediction], out_dir) -> list[Path]:
     """Copies of the input photos with a box and "label (confidence)" per face."""
     out_dir = Path(out_dir)
@@ -162,15 +223,17 @@ def annotate(rows: list[FacePrediction], out_dir) -> list[Path]:
     for r in rows:
         if r.face >= 0:
             by_file.setdefault(r.file, []).append(r)
+    used: set[str] = set()
     for file, faces in by_file.items():
         with Image.open(file) as im:
-            canvas = im.convert("RGB")
+            # The boxes were found on the upright picture (read_gray applies EXIF orientation).
+            canvas = ImageOps.exif_transpose(im).convert("RGB")
         draw = ImageDraw.Draw(canvas)
         for r in faces:
             x, y, w, h = r.box
             draw.rectangle([x, y, x + w, y + h], outline=(46, 204, 113), width=max(1, canvas.width // 200))
             draw.text((x, max(0, y - 18)), f"{r.label} ({r.confidence:.0%})", fill=(46, 204, 113), font=font)
-        target = out_dir / f"{Path(file).stem}_annotated.png"
+        target = unique_name(out_dir, f"{Path(file).stem}_annotated", ".png", used)
         canvas.save(target)
         written.append(target)
     return written

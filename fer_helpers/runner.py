@@ -54,13 +54,25 @@ def load_config(path) -> dict:
     if not path.is_file():
         raise RunError(f"{path}: config file not found")
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{path}: not a text file (a YAML config is UTF-8 text; {exc.reason} at byte "
+                       f"{exc.start})") from exc
     except yaml.YAMLError as exc:
         raise RunError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise RunError(f"{path}: a config is a mapping with run_name, notebooks, params; "
+                       f"got a {type(cfg).__name__}")
     unknown = set(cfg) - {"run_name", "notebooks", "params"}
     if unknown:
         raise RunError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
                        "expected run_name, notebooks, params")
+    if not isinstance(cfg.get("params") or {}, dict):
+        raise RunError(f"{path}: 'params' must be a mapping of name: value, got a {type(cfg['params']).__name__}")
+    notebooks = cfg.get("notebooks")
+    if notebooks is not None and not (isinstance(notebooks, list) and notebooks):
+        raise RunError(f"{path}: 'notebooks' must be a list of notebook numbers, e.g. [\"01\", \"02\"]; "
+                       f"got {notebooks!r}")
     return cfg
 
 
@@ -164,15 +176,18 @@ def ensure_kernelspec(run_dir: Path) -> Path:
     return kdir
 
 
-def _publish(src: Path, dst: Path) -> int:
-    """Copy every file of ``src`` into ``dst`` (each replaced atomically); drop stale ones."""
+def _publish(src: Path, dst: Path, prune: bool = True) -> int:
+    """Copy every file of ``src`` into ``dst`` (each replaced atomically); with ``prune``
+    (a run of every notebook) drop the files that run no longer made. A partial run only adds
+    and replaces: the figures and reports of the notebooks it did not run stay published."""
     dst.mkdir(parents=True, exist_ok=True)
     new = {p.relative_to(src) for p in src.rglob("*") if p.is_file()}
     for rel in sorted(new):
         atomic_write_bytes(dst / rel, (src / rel).read_bytes())
-    for old in dst.rglob("*"):
-        if old.is_file() and old.name != ".gitkeep" and old.relative_to(dst) not in new:
-            old.unlink()
+    if prune:
+        for old in dst.rglob("*"):
+            if old.is_file() and old.name != ".gitkeep" and old.relative_to(dst) not in new:
+                old.unlink()
     return len(new)
 
 
@@ -261,6 +276,11 @@ def run(spec: RunSpec, log=print) -> Path:
         try:
             pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name=KERNEL_NAME,
                                 cwd=str(nb.parent), progress_bar=False, log_output=False)
+        except KeyboardInterrupt:
+            # Ctrl-C: the record says so, instead of "running" for ever.
+            write_json(paths["results"] / "run.json", {**manifest, "status": f"interrupted in {nb.name}",
+                                                       "end_time": now_iso()})
+            raise
         except PapermillExecutionError as exc:
             write_json(paths["results"] / "run.json", {**manifest, "status": f"failed in {nb.name}",
                                                        "end_time": now_iso()})
@@ -272,8 +292,9 @@ def run(spec: RunSpec, log=print) -> Path:
     export_html(executed, paths["reports"] / "notebooks")
     write_json(paths["results"] / "run.json", {**manifest, "status": "complete", "end_time": now_iso()})
     if spec.publish:
-        n_fig = _publish(paths["figures"], spec.figures_dir)
-        n_rep = _publish(paths["reports"], spec.reports_dir)
+        every = len(books) == len(declared)
+        n_fig = _publish(paths["figures"], spec.figures_dir, prune=every)
+        n_rep = _publish(paths["reports"], spec.reports_dir, prune=every)
         log(f"Yayınlandı / published: {n_fig} file(s) → {spec.figures_dir}, {n_rep} → {spec.reports_dir}")
     if is_demo:
         log(DEMO_BANNER)

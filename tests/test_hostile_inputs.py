@@ -135,3 +135,99 @@ def test_zero_bootstrap_resamples_are_refused_with_the_argument_named():
     y = np.array([0, 1, 1, 0])
     with pytest.raises(ValueError, match="n_boot must be a positive number"):
         fh.evaluation.bootstrap_ci(y, y, n_boot=0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("3\n", "got a int"), ("- a\n- b\n", "got a list"), ("params:\n  - 1\n", "'params' must be a mapping"),
+    ("notebooks: 3\n", "'notebooks' must be a list"),
+])
+def test_configs_of_the_wrong_shape_are_refused_naming_the_file(tmp_path, text, message):
+    from fer_helpers.runner import load_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(RunError, match=message) as info:
+        load_config(path)
+    assert "bad.yaml" in str(info.value)
+
+
+def test_a_binary_config_names_the_file(tmp_path):
+    from fer_helpers.runner import load_config
+
+    path = tmp_path / "model.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    with pytest.raises(RunError, match="model.yaml: not a text file"):
+        load_config(path)
+
+
+def test_predict_gives_every_input_a_row_and_fails_when_one_fails(tmp_path, capsys):
+    from fer_helpers.__main__ import main
+
+    good = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)).save(good)
+    (tmp_path / "empty").mkdir()
+    model = tmp_path / "m.keras"
+    fh.build_model("baseline").save(model)
+    code = main(["predict", str(good), str(tmp_path / "missing.png"), str(tmp_path / "empty"),
+                 "--model", str(model), "--json", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "face.png" in out and "missing.png" in out and "no image files in this folder" in out
+    assert main(["predict", str(good), "--model", str(model), "--quiet"]) == 0
+
+
+def test_annotated_copies_of_photos_with_one_name_do_not_overwrite_each_other(tmp_path):
+    from fer_helpers.inference import FacePrediction, annotate
+
+    rows = []
+    for folder in ("a", "b"):
+        path = tmp_path / folder / "photo.png"
+        path.parent.mkdir()
+        Image.fromarray(np.zeros((60, 60), dtype=np.uint8)).save(path)
+        rows.append(FacePrediction(file=str(path), face=0, box=(5, 5, 40, 40), label="Nötr", confidence=0.9))
+    written = annotate(rows, tmp_path / "out")
+    assert len(written) == 2 and len({p.name for p in written}) == 2 and all(p.is_file() for p in written)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_outputs_under_a_file_are_refused_before_any_work(tmp_path, capsys, command):
+    from fer_helpers.__main__ import main
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    args = [command, "--out", str(blocker / "sub")] + (["--data", "demo"] if command == "evaluate" else [])
+    assert main(args) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_partial_run_adds_to_what_is_published_and_a_full_run_replaces_it(tmp_path):
+    from fer_helpers.runner import _publish
+
+    published = tmp_path / "figures"
+    published.mkdir()
+    (published / "04_karisiklik.png").write_bytes(b"from notebook 04")
+    partial = tmp_path / "run_figures"
+    partial.mkdir()
+    (partial / "01_dagilim.png").write_bytes(b"from notebook 01")
+    _publish(partial, published, prune=False)
+    assert sorted(p.name for p in published.iterdir()) == ["01_dagilim.png", "04_karisiklik.png"]
+    _publish(partial, published, prune=True)
+    assert sorted(p.name for p in published.iterdir()) == ["01_dagilim.png"]
+
+
+def test_ctrl_c_during_a_notebook_is_recorded_in_the_run_record(tmp_path, monkeypatch):
+    import json
+
+    import papermill
+
+    from fer_helpers.runner import RunSpec, run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    spec = RunSpec(params={}, run_name="ctrlc", notebooks=["01"], publish=False, runs_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, log=lambda *a: None)
+    record = json.loads((tmp_path / "ctrlc" / "results" / "run.json").read_text())
+    assert record["status"] == "interrupted in 01_veri_kesfi.ipynb" and "end_time" in record
