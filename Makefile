@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= $(if $(FER_DATA_DIR),configs/ferplus.yaml,configs/demo.yaml)
 ARGS   ?=
 
-.PHONY: report test lab install clean-runs reference-report
+.PHONY: report test test-fast lint lab install clean-runs reference-report
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -42,6 +42,14 @@ reference-report: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) $(ARGS)
+
+# The unit tests only (no notebook runs, no training runs): a few minutes.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(ARGS)
+
+# Style and static checks (ruff; settings in pyproject.toml). CI runs it before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks/

@@ -342,7 +342,8 @@ def augment_batch(x, strength: str, gen):
     import torch.nn.functional as F
 
     b, dev = x.shape[0], x.device
-    u = lambda *shape: torch.rand(*shape, device=dev, generator=gen)
+    def u(*shape):
+        return torch.rand(*shape, device=dev, generator=gen)
     x = torch.where((u(b) < 0.5)[:, None, None, None], x.flip(3), x)
     angle = (u(b) * 2 - 1) * (10 / 360) * 2 * math.pi
     scale = torch.ones(b, device=dev)
@@ -379,7 +380,8 @@ def erase_batch(x, p: float, gen):
 
     b, _, h, w = x.shape
     dev = x.device
-    u = lambda *shape: torch.rand(*shape, device=dev, generator=gen)
+    def u(*shape):
+        return torch.rand(*shape, device=dev, generator=gen)
     area = (0.02 + u(b) * 0.23) * h * w
     ratio = torch.exp(math.log(0.3) + u(b) * (math.log(3.3) - math.log(0.3)))
     eh = (area * ratio).sqrt().clamp(1, h)

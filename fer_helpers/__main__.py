@@ -73,9 +73,7 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from .artifacts import write_json
     from .data import load_dataset
-    from .inference import evaluate_dataset
-
-    from .inference import check_output_folder
+    from .inference import check_output_folder, evaluate_dataset
 
     out = check_output_folder(args.out)
     if args.n_boot < 1:
@@ -101,7 +99,6 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from .artifacts import write_json
     from .export import export_all
-
     from .inference import check_output_folder
 
     check_output_folder(args.out)

@@ -32,8 +32,14 @@ from PIL import Image, UnidentifiedImageError
 
 from . import demo
 from .labels import (
-    CLASSES, CLASSES_7, FER2013_EMOTIONS, FOLDER_ALIASES, LABEL_MODES, VOTE_COLUMNS,
-    labels_from_votes, vote_distribution,
+    CLASSES,
+    CLASSES_7,
+    FER2013_EMOTIONS,
+    FOLDER_ALIASES,
+    LABEL_MODES,
+    VOTE_COLUMNS,
+    labels_from_votes,
+    vote_distribution,
 )
 
 IMAGE_SIZE = 48

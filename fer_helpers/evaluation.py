@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
-                             log_loss)
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score, log_loss
 
 from .data import Dataset
 

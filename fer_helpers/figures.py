@@ -23,8 +23,19 @@ sns.set_theme(style="whitegrid", context="paper")
 plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "font.family": "DejaVu Sans"})
 
 
-def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = True) -> Path:
-    """Save ``fig`` as ``<name>.png`` (200 dpi) and, for charts, ``<name>.svg``; close it."""
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, papermill), where figures are shown inline."""
+    import sys
+
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return bool(shell) and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = True,
+                show: bool | None = None) -> Path:
+    """Save ``fig`` as ``<name>.png`` (200 dpi) and, for charts, ``<name>.svg``; show it inline
+    where it was made when running in a notebook (``show=None``), so the executed notebooks and
+    their HTML carry every figure; close it."""
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     if demo:
@@ -35,6 +46,11 @@ def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = 
     fig.savefig(png, dpi=DPI)
     if vector:
         fig.savefig(out / f"{name}.svg")
+    if in_notebook() if show is None else show:
+        from IPython.display import Image, display
+
+        # The saved PNG itself, so what the reader sees is exactly the file in figures/.
+        display(Image(filename=str(png), width=min(900, int(fig.get_figwidth() * 100))))
     plt.close(fig)
     return png
 

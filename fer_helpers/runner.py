@@ -169,7 +169,9 @@ def ensure_kernelspec(run_dir: Path) -> Path:
             "env": {"PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
                     # TensorFlow's C++ logs only (two start-up lines get through anyway: TF_STARTUP_NOISE);
                     # Python errors still reach the notebook.
-                    "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}}
+                    "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3",
+                    # Training writes a progress line per epoch to the terminal (training.make_progress_line).
+                    "FER_PROGRESS": "1"}}
     (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
     jp = str(run_dir / ".jupyter")
     os.environ["JUPYTER_PATH"] = os.pathsep.join([jp, *filter(None, [os.environ.get("JUPYTER_PATH")])])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts import (accelerator_devices, atomic_write_bytes, data_fingerprint, git_commit,
-                        library_versions, machine_info, now_iso, run_paths, write_json)
+from .artifacts import (
+    accelerator_devices,
+    atomic_write_bytes,
+    data_fingerprint,
+    git_commit,
+    library_versions,
+    machine_info,
+    now_iso,
+    run_paths,
+    write_json,
+)
 from .data import Dataset
-from .models import (MODEL_NAMES, PRECISIONS, RESNET_WIDTHS, build_model, count_params, default_augmentation,
-                     forward_macs, training_flops)
-from .preprocessing import (IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices,
-                            training_targets)
+from .models import MODEL_NAMES, PRECISIONS, RESNET_WIDTHS, build_model, count_params, default_augmentation, forward_macs, training_flops
+from .preprocessing import IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices, training_targets
 
 LOSSES = ("crossentropy", "focal")
 SCHEDULES = ("plateau", "cosine")
@@ -224,7 +232,6 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
 def check_backend() -> str:
     """The Keras backend in use; a clear error when it is unknown or its library is not installed."""
     import importlib.util
-    import os
 
     name = os.environ.get("KERAS_BACKEND", "tensorflow")
     if name not in BACKENDS:
@@ -315,6 +322,28 @@ def make_history_logger(csv_path: Path, json_path: Path):
             write_json(json_path, frame.to_dict("list"))
 
     return HistoryLogger()
+
+
+def make_progress_line(epochs: int, stream=None):
+    """A callback that writes one line per epoch (epoch, elapsed time, ETA, validation accuracy)
+    to the process's own stderr, which a notebook run under papermill leaves on the terminal:
+    ``make report`` shows training progress instead of minutes of silence."""
+    import sys
+
+    class ProgressLine(_keras_callback_base()):
+        def on_train_begin(self, logs=None):
+            self._t0, self._start = time.perf_counter(), getattr(self.model, "_initial_epoch", None) or 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            done = epoch + 1 - self._start
+            elapsed = time.perf_counter() - self._t0
+            left = elapsed / max(done, 1) * (epochs - epoch - 1)
+            val = (logs or {}).get("val_accuracy")
+            print(f"[fer_helpers] epok/epoch {epoch + 1}/{epochs} · {elapsed / 60:.1f} dk · kalan/ETA ≈ "
+                  f"{left / 60:.1f} dk" + (f" · val_accuracy {val:.4f}" if val is not None else ""),
+                  file=stream or sys.__stderr__, flush=True)
+
+    return ProgressLine()
 
 
 def make_nan_guard(state: dict):
@@ -522,6 +551,8 @@ def train_model(data: Dataset, config: TrainConfig, run_dir, verbose: int = 2,
     callbacks += [make_history_logger(csv_path, json_path),
                   make_state_restorer(csv_path, config.monitor, mode, stateful), *stateful,
                   make_nan_guard(state), *(extra_callbacks or [])]
+    if os.environ.get("FER_PROGRESS"):      # set by the runner for its notebook kernels
+        callbacks.append(make_progress_line(config.epochs))
 
     started, t0 = now_iso(), time.perf_counter()
     fit = _fit_inputs(x_train, y_train, config, shuffle=True)

@@ -11,7 +11,6 @@ from fer_helpers import CLASSES, CLASSES_7, DataError, load_dataset
 from fer_helpers.data import detect_layout, parse_pixels, resolve_data_dir, stratified_split
 from fer_helpers.demo import make_demo_faces
 
-
 # ----------------------------------------------------------------------------- layouts
 
 def test_ferplus_layout_plurality(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tarfile
-from argparse import Namespace
 from pathlib import Path
 
 import pytest

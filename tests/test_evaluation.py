@@ -2,10 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from fer_helpers.errors import (annotator_baseline, annotator_table, errors_vs_entropy, support_vs_recall,
-                                top_confused_pairs)
-from fer_helpers.evaluation import (bootstrap_ci, classification_metrics, expected_calibration_error,
-                                    mcnemar_test)
+from fer_helpers.errors import annotator_baseline, annotator_table, errors_vs_entropy, support_vs_recall, top_confused_pairs
+from fer_helpers.evaluation import bootstrap_ci, classification_metrics, expected_calibration_error, mcnemar_test
 from fer_helpers.gradcam import gradcam_heatmaps, mass_in_region, sanity_check
 
 CLASSES3 = ("A", "B", "C")
@@ -218,8 +216,7 @@ def test_ensemble_averages_stored_probabilities_and_checks_the_images(tmp_path):
 
 
 def test_temperature_scaling_keeps_every_decision_and_recovers_a_known_overconfidence():
-    from fer_helpers.evaluation import (expected_calibration_error, fit_temperature, negative_log_likelihood,
-                                        temperature_scale)
+    from fer_helpers.evaluation import expected_calibration_error, fit_temperature, negative_log_likelihood, temperature_scale
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 1.5, (4000, 8))

@@ -5,8 +5,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import VOTE_ROWS
-from fer_helpers.labels import (CLASSES, VOTE_COLUMNS, display_names, leave_one_out_votes,
-                                majority_labels, plurality_labels, vote_distribution, vote_entropy)
+from fer_helpers.labels import (
+    CLASSES,
+    VOTE_COLUMNS,
+    display_names,
+    leave_one_out_votes,
+    majority_labels,
+    plurality_labels,
+    vote_distribution,
+    vote_entropy,
+)
 
 C = {c: i for i, c in enumerate(CLASSES)}
 

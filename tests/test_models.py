@@ -108,7 +108,7 @@ def test_serving_model_drops_augmentation_and_predicts_identically():
     model = fh.build_model("vgg")
     served = serving_model(model)
     assert served is serving_model(model)                  # built once
-    assert not any(l.name.startswith("aug_") for l in served.layers)
+    assert not any(layer.name.startswith("aug_") for layer in served.layers)
     assert count_params(served) == count_params(model)
     x = np.random.default_rng(2).integers(0, 256, (6, 48, 48, 1)).astype("float32")
     assert np.allclose(model.predict(x, verbose=0), fh.predict_proba(model, x), atol=1e-6)
@@ -118,7 +118,7 @@ def test_mixed_bfloat16_model_keeps_float32_weights_stem_and_head(tmp_path):
     from fer_helpers.models import model_precision, to_float32
 
     model = fh.build_model("vgg_fast", precision="mixed_bfloat16")
-    policies = {l.name: l.dtype_policy.name for l in model.layers}
+    policies = {layer.name: layer.dtype_policy.name for layer in model.layers}
     assert policies["stage2_1_conv"] == "mixed_bfloat16" and policies["stage4_2_bn"] == "mixed_bfloat16"
     # Pixels and augmentation stay float32; the softmax head too (probabilities, not bf16 steps).
     assert policies["rescale"] == policies["aug_flip"] == policies["predictions"] == "float32"
@@ -142,10 +142,10 @@ def test_mixed_bfloat16_model_keeps_float32_weights_stem_and_head(tmp_path):
 
 
 def test_gradcam_of_a_mixed_precision_model_is_float32_and_close_to_its_float32_copy():
+    import keras
+
     from fer_helpers.gradcam import gradcam_heatmaps
     from fer_helpers.models import to_float32
-
-    import keras
 
     keras.utils.set_random_seed(1)
     model = fh.build_model("vgg_fast", precision="mixed_bfloat16")

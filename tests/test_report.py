@@ -8,8 +8,19 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fer_helpers.report import (SECTIONS, ReportError, build_report, fmt_label_rule, fmt_lease, fmt_num,
-                                fmt_pct, fmt_points, fmt_signed, fmt_validation, write_pdf)
+from fer_helpers.report import (
+    SECTIONS,
+    ReportError,
+    build_report,
+    fmt_label_rule,
+    fmt_lease,
+    fmt_num,
+    fmt_pct,
+    fmt_points,
+    fmt_signed,
+    fmt_validation,
+    write_pdf,
+)
 
 
 def pdf_text(path: Path) -> str:

@@ -15,8 +15,14 @@ import fer_helpers as fh
 from conftest import ROOT
 from fer_helpers.layers import RandomAffine, RandomBrightnessContrast, RandomErasing
 from fer_helpers.models import build_model, count_params, forward_macs, load_model, predict_proba, training_flops
-from fer_helpers.training import (TrainConfig, TrainingConfigError, distillation_targets,
-                                  save_teacher_probabilities, teacher_probabilities, train_model)
+from fer_helpers.training import (
+    TrainConfig,
+    TrainingConfigError,
+    distillation_targets,
+    save_teacher_probabilities,
+    teacher_probabilities,
+    train_model,
+)
 
 FIXTURES = ROOT / "tests" / "fixtures"
 

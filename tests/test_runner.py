@@ -5,8 +5,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_helpers.runner import (PROJECT_ROOT, RunError, RunSpec, check_parameters, check_pretrained_model,
-                                export_html, load_config, notebook_parameters, parse_overrides, run)
+from fer_helpers.runner import (
+    PROJECT_ROOT,
+    RunError,
+    RunSpec,
+    check_parameters,
+    check_pretrained_model,
+    export_html,
+    load_config,
+    notebook_parameters,
+    parse_overrides,
+    run,
+)
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
@@ -187,3 +197,17 @@ def test_every_shipped_config_names_only_declared_parameters(config):
     assert params
     # Raises on a name no notebook declares or a value of the wrong type.
     check_parameters(params, {p: notebook_parameters(p) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))})
+
+
+@pytest.mark.slow
+def test_executed_notebooks_show_every_figure_they_save(demo_run):
+    """A reader of an executed notebook (or its HTML) sees each figure where it is made."""
+    import nbformat
+
+    executed = demo_run / "reports" / "executed"
+    images = 0
+    for nb in sorted(executed.glob("*.ipynb")):
+        for cell in nbformat.read(nb, as_version=4).cells:
+            images += sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+    saved = len(list((demo_run / "figures").glob("*.png")))
+    assert saved > 0 and images >= saved

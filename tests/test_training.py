@@ -278,3 +278,21 @@ def test_resume_after_kill_has_no_gap_or_duplicate(tmp_path):
     # model, so its loss is below the loss of the very first epoch. (Shuffling and augmentation
     # RNG state are not part of Keras' backup, so the curve need not equal an uninterrupted run.)
     assert hist["loss"].iloc[2] < hist["loss"].iloc[0]
+
+
+def test_the_progress_line_gives_epoch_elapsed_time_and_eta():
+    import io
+
+    from fer_helpers.training import make_progress_line
+
+    stream = io.StringIO()
+    line = make_progress_line(epochs=4, stream=stream)
+
+    class Model:
+        _initial_epoch = 0
+
+    line.set_model(Model())
+    line.on_train_begin()
+    line.on_epoch_end(0, {"val_accuracy": 0.5})
+    text = stream.getvalue()
+    assert "epok/epoch 1/4" in text and "kalan/ETA" in text and "val_accuracy 0.5000" in text
