@@ -220,8 +220,34 @@ def drop_startup_noise(nb):
     return nb
 
 
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\$)")
+_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>\s*")
+_MATHJAX_CONFIG = re.compile(r"<script type=\"text/x-mathjax-config\">.*?</script>\s*", re.DOTALL)
+
+
+def _mathml(latex: str, display: bool) -> str:
+    from latex2mathml.converter import convert
+
+    try:
+        return convert(latex.strip(), display="block" if display else "inline")
+    except Exception:   # a formula the converter does not know stays readable as source
+        return f"<code>{latex}</code>"
+
+
+def offline_math(nb):
+    """``nb`` (changed in place and returned) with the LaTeX of its Markdown cells turned into
+    MathML, which browsers render without MathJax, i.e. without a network."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "$" in cell.source:
+            text = _DISPLAY_MATH.sub(lambda m: _mathml(m.group(1), True), cell.source)
+            cell.source = _INLINE_MATH.sub(lambda m: _mathml(m.group(1), False), text)
+    return nb
+
+
 def export_html(executed: list[Path], out_dir: Path) -> None:
-    """Each executed notebook as standalone HTML (nbconvert), for the committee.
+    """Each executed notebook as standalone HTML (nbconvert), for the committee, that works
+    offline: formulas as MathML, no script or style loaded from the internet.
 
     The HTML leaves out TensorFlow's start-up lines (``drop_startup_noise``); the executed
     ``.ipynb`` files keep every output as it was.
@@ -232,7 +258,10 @@ def export_html(executed: list[Path], out_dir: Path) -> None:
     exporter = HTMLExporter()
     out_dir.mkdir(parents=True, exist_ok=True)
     for nb in executed:
-        body, _ = exporter.from_notebook_node(drop_startup_noise(nbformat.read(nb, as_version=4)))
+        node = offline_math(drop_startup_noise(nbformat.read(nb, as_version=4)))
+        body, _ = exporter.from_notebook_node(node)
+        # require.js (for interactive widgets) and MathJax come from a CDN; neither is needed now.
+        body = _MATHJAX_CONFIG.sub("", _EXTERNAL_SCRIPT.sub("", body))
         atomic_write_bytes(out_dir / f"{nb.stem}.html", body.encode("utf-8"))
 
 

@@ -211,3 +211,21 @@ def test_executed_notebooks_show_every_figure_they_save(demo_run):
             images += sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
     saved = len(list((demo_run / "figures").glob("*.png")))
     assert saved > 0 and images >= saved
+
+
+def test_notebook_html_works_offline_with_formulas_as_mathml(tmp_path):
+    import re
+
+    from fer_helpers.runner import export_html
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("Ölçek: $x' = x / 255$ ve\n\n$$L^c = \\mathrm{ReLU}\\left(\\sum_k \\alpha_k^c A^k\\right)$$"),
+                nbformat.v4.new_code_cell("print('fiyat $5 ve $6')")]
+    path = tmp_path / "05_x.ipynb"
+    nbformat.write(nb, path)
+    export_html([path], tmp_path / "html")
+    html = (tmp_path / "html" / "05_x.html").read_text(encoding="utf-8")
+    external = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
+    assert external == []
+    assert html.count("<math") == 2 and 'display="block"' in html
+    assert "fiyat $5 ve $6" in html             # dollars in code are not formulas
