@@ -48,7 +48,7 @@ CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "val", "val": "val",
                  "valid": "val", "test": "test", "testing": "test"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 #: Largest vote count accepted in a label file (FER+ has 10 annotators; votes are stored as int16).
 MAX_VOTES = 1000
 DEMO_PATH = "demo"
@@ -448,17 +448,20 @@ def _signature(path: Path, layout: str) -> dict:
     if path.is_file():
         sig["files"] = [stat(path)] + ([stat(n)] if (n := _child(path.parent, "fer2013new.csv")) else [])
         return sig
-    items = []
+    # Every file's name, size and modification time (one stat each, about 0.1 s for FER+'s
+    # 35,000 images): an image replaced in place changes its entry even when its folder's
+    # listing and modification time do not. The entries are hashed, so the key stays short.
+    digest = hashlib.sha1()
     for sub in sorted(path.iterdir()):
         if sub.is_file() and sub.suffix.lower() == ".csv":
-            items.append(stat(sub))
+            digest.update(repr(stat(sub)).encode())
         elif sub.is_dir():
             for inner in sorted([sub, *[q for q in sub.iterdir() if q.is_dir()]]):
-                files = list(os.scandir(inner))
-                items.append([str(inner.relative_to(path)), len(files), inner.stat().st_mtime_ns])
-            if (sub / "label.csv").is_file():
-                items.append(stat(sub / "label.csv"))
-    sig["files"] = items
+                for entry in sorted(os.scandir(inner), key=lambda e: e.name):
+                    if entry.is_file():
+                        st = entry.stat()
+                        digest.update(f"{inner.relative_to(path)}/{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    sig["files"] = digest.hexdigest()
     return sig
 
 

@@ -65,7 +65,7 @@ def base_params(plan: dict, run: dict) -> dict:
 
 def train_one(name: str, params: dict, data_path: str, work: Path, teacher_file: str | None) -> dict:
     """Train one run into ``work/name`` and score it on validation; returns its summary."""
-    from fer_helpers.data import load_dataset
+    from fer_helpers.data import load_dataset, save_data_settings
     from fer_helpers.evaluation import classification_metrics
     from fer_helpers.models import load_model, predict_proba
     from fer_helpers.training import TrainConfig, save_teacher_probabilities, train_model
@@ -76,6 +76,9 @@ def train_one(name: str, params: dict, data_path: str, work: Path, teacher_file:
     data = load_dataset(data_path, label_mode=params.get("label_mode", "distribution"),
                         val_fraction=params.get("val_fraction", 0.2), seed=config.seed, use_cache=False)
     run_dir = work / name
+    # As notebook 03 records it, so fer_helpers.evaluation.evaluate_run scores the run where the
+    # held-out data is (with -p data_dir pointing there when the run trained on a bundle).
+    save_data_settings(run_dir, data_path, data.label_mode, params.get("val_fraction", 0.2), config.seed)
     result = train_model(data, config, run_dir, verbose=2)
     model = load_model(result.model_path)
     # The model as it is released: float32, no optimizer state (about half the file).

@@ -231,3 +231,19 @@ def test_ctrl_c_during_a_notebook_is_recorded_in_the_run_record(tmp_path, monkey
         run(spec, log=lambda *a: None)
     record = json.loads((tmp_path / "ctrlc" / "results" / "run.json").read_text())
     assert record["status"] == "interrupted in 01_veri_kesfi.ipynb" and "end_time" in record
+
+
+def test_an_image_replaced_in_place_is_read_anew_not_from_the_cache(tmp_path):
+    import os
+
+    root = make_ferplus(tmp_path / "fp")
+    cache = tmp_path / "cache"
+    before = load_dataset(root, cache_dir=cache)
+    folder = root / "FER2013Train"
+    image = folder / "fer0000000.png"
+    folder_times = (folder.stat().st_atime_ns, folder.stat().st_mtime_ns)
+    Image.fromarray(np.full((48, 48), 7, dtype=np.uint8)).save(image)
+    os.utime(folder, ns=folder_times)           # the folder's listing and time look unchanged
+    after = load_dataset(root, cache_dir=cache)
+    i = int(np.flatnonzero(after.names == "fer0000000.png")[0])
+    assert (after.images[i] == 7).all() and not (before.images[i] == 7).all()
