@@ -46,7 +46,7 @@ def cmd_predict(args) -> int:
     if args.annotate:
         check_output_folder(args.annotate)
     rows = predict_paths(args.paths, _model(args.model, args.float32), language=args.language,
-                         progress=not args.quiet)
+                         progress=not args.quiet, detector=None if args.no_detect else args.detector)
     dicts = [r.as_dict() for r in rows]
     if args.json:
         print(json.dumps(dicts, ensure_ascii=False, indent=1))
@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", default="tr", choices=["tr", "en"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--float32", action="store_true", help=FLOAT32_HELP)
+    p.add_argument("--detector", default="mtcnn", choices=["mtcnn", "haar"],
+                   help="face detector: MTCNN (default; finds more faces) or OpenCV's Haar cascade (lighter)")
+    p.add_argument("--no-detect", action="store_true",
+                   help="every image is one face, already cropped (any size; resized to 48x48)")
     p.set_defaults(func=cmd_predict)
     e = sub.add_parser("evaluate", help="evaluate a model on another data set (any supported layout)")
     e.add_argument("--data", required=True)

@@ -48,6 +48,32 @@ def test_haar_detector_finds_the_astronaut():
     assert crop_face(gray, boxes[0]).shape == (48, 48)
 
 
+@pytest.mark.parametrize("name", ["mtcnn", "haar"])
+def test_each_detector_finds_the_astronaut_and_no_face_in_coffee(name):
+    from skimage import color, data
+
+    from fer_helpers.inference import make_detector
+
+    detect = make_detector(name)
+    boxes = detect((color.rgb2gray(data.astronaut()) * 255).astype(np.uint8))
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    assert 150 < x + w / 2 < 260 and 80 < y + h / 2 < 180
+    assert detect((color.rgb2gray(data.coffee()) * 255).astype(np.uint8)) == []
+    with pytest.raises(ValueError, match="unknown detector"):
+        make_detector("viola")
+
+
+def test_no_detect_takes_each_image_as_one_cropped_face(tmp_path, model_file):
+    from PIL import Image
+
+    path = tmp_path / "big_crop.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 100), dtype=np.uint8)).save(path)
+    rows = predict_paths([path], fh.load_model(model_file), detector=None)
+    assert len(rows) == 1 and rows[0].status == "pre-cropped" and rows[0].box == (0, 0, 100, 120)
+    assert sum(rows[0].probabilities.values()) == pytest.approx(1, abs=1e-4)
+
+
 def test_crop_near_the_border_is_padded():
     gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
     assert crop_face(gray, (0, 0, 40, 40), margin=0.5).shape == (48, 48)
@@ -67,7 +93,7 @@ def test_predict_rows_for_face_no_face_crop_and_bad_file(photos, model_file):
 def test_predict_cli_json_and_annotate(photos, model_file, tmp_path, capsys):
     code = main(["predict", str(photos / "astronot ğüş.png"), str(photos / "notlar.png"), "--model",
                  str(model_file), "--json", "--quiet", "--annotate", str(tmp_path / "ann")])
-    assert code == 0
+    assert code == 1            # one input (notlar.png) failed: the exit code says so
     out = json.loads(capsys.readouterr().out)
     assert [r["status"] for r in out] == ["ok", out[1]["status"]] and out[1]["status"].startswith("error")
     assert (tmp_path / "ann" / "astronot ğüş_annotated.png").is_file()
