@@ -247,3 +247,29 @@ def test_an_image_replaced_in_place_is_read_anew_not_from_the_cache(tmp_path):
     after = load_dataset(root, cache_dir=cache)
     i = int(np.flatnonzero(after.names == "fer0000000.png")[0])
     assert (after.images[i] == 7).all() and not (before.images[i] == 7).all()
+
+
+def test_a_huge_image_is_reported_and_the_batch_goes_on(tmp_path, monkeypatch):
+    from fer_helpers.inference import predict_paths
+
+    small, big = tmp_path / "a_small.png", tmp_path / "b_big.png"
+    Image.fromarray(np.zeros((48, 48), dtype=np.uint8)).save(small)
+    Image.fromarray(np.zeros((300, 300), dtype=np.uint8)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)   # 300×300 is then a "decompression bomb"
+    rows = predict_paths([small, big], fh.build_model("baseline"), detector="haar")
+    by = {r.file.split("/")[-1]: r for r in rows}
+    assert by["a_small.png"].status == "pre-cropped" and by["a_small.png"].label
+    assert by["b_big.png"].status.startswith("error:") and "too large" in by["b_big.png"].status
+
+
+def test_a_folder_link_loop_is_reported_once_not_followed(tmp_path):
+    from fer_helpers.inference import image_files
+
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(np.zeros((48, 48), dtype=np.uint8)).save(root / "sub" / "face.png")
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
+    problems = []
+    files = image_files([root], problems)
+    assert [f.name for f in files] == ["face.png"]
+    assert any("link loop" in why for _, why in problems)
