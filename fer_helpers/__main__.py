@@ -27,7 +27,8 @@ def _model(path: str | None, float32: bool = False):
     if not path.is_file() and not path == DEFAULT_MODEL:
         raise FileNotFoundError(f"{path}: model file not found")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no reference model committed yet; pass --model FILE")
+        raise FileNotFoundError(f"{path}: the default model is not here (an installed copy of fer_helpers "
+                                "carries no models/); pass --model FILE")
     model = load_model(path)
     # A CPU without native bfloat16 (no AMX / AVX512-BF16) emulates it slowly; the float32 copy
     # has the same weights and differs by bfloat16 rounding only.
@@ -35,6 +36,11 @@ def _model(path: str | None, float32: bool = False):
 
 
 def cmd_run(args) -> int:
+    if not (PROJECT_ROOT / "notebooks").is_dir():
+        raise RunError(f"the run command executes the project's notebooks, and {PROJECT_ROOT} has none: this is "
+                       "an installed copy of fer_helpers. Run it from a checkout of the project "
+                       "(git clone …; pip install -e .); predict, evaluate and export work from any install "
+                       "given --model")
     run_from_args(args.config, args.param, args.run_name,
                   args.notebooks.split(",") if args.notebooks else None, not args.no_publish)
     return 0

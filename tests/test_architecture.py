@@ -60,3 +60,19 @@ def test_the_import_scan_sees_imports_inside_functions(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("from .data import x\n\ndef g():\n    from .training import y\n    from . import report\n")
     assert package_imports(f) == {"data", "training", "report"}
+
+
+def test_no_repository_code_edits_sys_path():
+    """The research package and the tests import the package as installed (pyproject's pythonpath)."""
+    for folder in ("fer_helpers", "research", "tests"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert "sys.path.insert" not in path.read_text(encoding="utf-8") or path.name == "test_architecture.py", path
+
+
+def test_the_research_package_imports_and_the_package_never_imports_it():
+    import importlib
+
+    for module in ("research", "research.device_runs", "research.compute_budget"):
+        importlib.import_module(module)
+    for path in (ROOT / "fer_helpers").rglob("*.py"):
+        assert "research" not in package_imports(path) and "import research" not in path.read_text(encoding="utf-8")

@@ -115,8 +115,7 @@ def test_a_resnet_with_its_own_layers_saves_loads_in_safe_mode_and_strips_augmen
 
 def test_a_model_trained_under_jax_predicts_the_same_under_tensorflow():
     # Fixture made by tests/fixtures/make_jax_model.py under KERAS_BACKEND=jax.
-    sys.path.insert(0, str(FIXTURES))
-    from make_jax_model import fixed_inputs
+    from fixtures.make_jax_model import fixed_inputs
 
     model = load_model(FIXTURES / "jax_resnet8.keras")
     np.testing.assert_allclose(predict_proba(model, fixed_inputs()), np.load(FIXTURES / "jax_resnet8_probs.npy"),
@@ -129,8 +128,7 @@ def test_the_jax_backend_trains_and_saves_through_the_same_code(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, str(FIXTURES / "make_jax_model.py"), str(tmp_path)], check=True, env=env,
                    cwd=ROOT, timeout=600)
-    sys.path.insert(0, str(FIXTURES))
-    from make_jax_model import fixed_inputs
+    from fixtures.make_jax_model import fixed_inputs
 
     model = load_model(tmp_path / "jax_resnet8.keras")
     np.testing.assert_allclose(predict_proba(model, fixed_inputs()), np.load(tmp_path / "jax_resnet8_probs.npy"),

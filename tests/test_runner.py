@@ -229,3 +229,11 @@ def test_notebook_html_works_offline_with_formulas_as_mathml(tmp_path):
     assert external == []
     assert html.count("<math") == 2 and 'display="block"' in html
     assert "fiyat $5 ve $6" in html             # dollars in code are not formulas
+
+
+def test_run_from_an_installed_copy_without_notebooks_says_what_it_needs(monkeypatch, tmp_path, capsys):
+    import fer_helpers.__main__ as cli
+
+    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
+    assert cli.main(["run"]) == 1
+    assert "installed copy of fer_helpers" in capsys.readouterr().err
