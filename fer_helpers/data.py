@@ -452,15 +452,21 @@ def _signature(path: Path, layout: str) -> dict:
     # 35,000 images): an image replaced in place changes its entry even when its folder's
     # listing and modification time do not. The entries are hashed, so the key stays short.
     digest = hashlib.sha1()
-    for sub in sorted(path.iterdir()):
-        if sub.is_file() and sub.suffix.lower() == ".csv":
-            digest.update(repr(stat(sub)).encode())
+
+    def add_files(folder: str, entries) -> None:
+        for entry in entries:
+            if entry.is_file():
+                st = entry.stat()
+                digest.update(f"{folder}/{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+
+    for sub in sorted(os.scandir(path), key=lambda e: e.name):
+        if sub.is_file() and sub.name.lower().endswith(".csv"):
+            digest.update(repr(stat(Path(sub.path))).encode())
         elif sub.is_dir():
-            for inner in sorted([sub, *[q for q in sub.iterdir() if q.is_dir()]]):
-                for entry in sorted(os.scandir(inner), key=lambda e: e.name):
-                    if entry.is_file():
-                        st = entry.stat()
-                        digest.update(f"{inner.relative_to(path)}/{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            entries = sorted(os.scandir(sub.path), key=lambda e: e.name)
+            add_files(sub.name, entries)
+            for inner in (e for e in entries if e.is_dir()):       # class folders one level down
+                add_files(f"{sub.name}/{inner.name}", sorted(os.scandir(inner.path), key=lambda e: e.name))
     sig["files"] = digest.hexdigest()
     return sig
 
