@@ -31,6 +31,20 @@ def in_notebook() -> bool:
     return bool(shell) and type(shell).__name__ == "ZMQInteractiveShell"
 
 
+def show_figure(fig, dpi: int = 110) -> None:
+    """Show ``fig`` in the notebook as a PNG and close it, whatever matplotlib backend the kernel
+    runs (the runner's kernels use Agg, which shows nothing by itself): for figures drawn anew on
+    every widget change, which are not saved."""
+    import io
+
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(data=buf.getvalue()))
+
+
 def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = True,
                 show: bool | None = None) -> Path:
     """Save ``fig`` as ``<name>.png`` (200 dpi) and, for charts, ``<name>.svg``; show it inline

@@ -171,7 +171,9 @@ def ensure_kernelspec(run_dir: Path) -> Path:
                     # Python errors still reach the notebook.
                     "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3",
                     # Training writes a progress line per epoch to the terminal (training.make_progress_line).
-                    "FER_PROGRESS": "1"}}
+                    "FER_PROGRESS": "1",
+                    # A batch run: interactive widgets are built but not driven (explorer.batch_run).
+                    "FER_BATCH": "1"}}
     (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
     jp = str(run_dir / ".jupyter")
     os.environ["JUPYTER_PATH"] = os.pathsep.join([jp, *filter(None, [os.environ.get("JUPYTER_PATH")])])

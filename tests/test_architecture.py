@@ -16,6 +16,7 @@ STACK = [
     {"training", "export"},
     {"evaluation"},
     {"gradcam", "errors", "inference", "release"},
+    {"explorer"},
     {"figures"},
     {"report"},
     {"runner"},
