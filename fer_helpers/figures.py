@@ -363,3 +363,52 @@ def class_maps_grid(maps: np.ndarray, classes, language: str = "tr"):
     fig.suptitle("Sınıf başına ortalama Grad-CAM haritası (doğru sınıflananlar)")
     fig.tight_layout()
     return fig
+
+
+def face_detail_figure(image: np.ndarray, detail: dict, names: list[str], vote_names: list[str] | None = None):
+    """One face for the explorer: the Grad-CAM maps of the predicted and of the true class, the
+    class probabilities and the annotators' votes (``explorer.face_detail``'s dict)."""
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3), gridspec_kw={"width_ratios": [1, 1, 1.6, 1.6]})
+    for ax, key, label in ((axes[0], "gradcam_predicted", "tahmin"), (axes[1], "gradcam_true", "gerçek")):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(detail[key], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        cls = detail["predicted"] if key == "gradcam_predicted" else detail["true"]
+        ax.set_title(f"Grad-CAM [{label}]: {names[cls]}", fontsize=9)
+        ax.axis("off")
+    axes[2].barh(names, list(detail["probabilities"].values()), color="#2e86c1")
+    axes[2].set_xlim(0, 1)
+    axes[2].set_xlabel("olasılık")
+    axes[2].invert_yaxis()
+    if detail.get("votes") is not None:
+        axes[3].barh(vote_names or list(detail["votes"]), list(detail["votes"].values()), color="#7f8c8d")
+        axes[3].set_xlabel(f"oy (10 işaretleyici) · entropi {detail['entropy']:.2f} bit")
+        axes[3].invert_yaxis()
+    else:
+        axes[3].axis("off")
+    fig.suptitle(f"{detail['name']}: gerçek {names[detail['true']]}, tahmin {names[detail['predicted']]}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def photo_faces_figure(gray: np.ndarray, found: list[dict], names: list[str], title: str = ""):
+    """Each face found in a photo (``explorer.analyse_photo``): its box in the photo, the crop
+    under the Grad-CAM map of the predicted class, and the class probabilities."""
+    fig, axes = plt.subplots(len(found), 3, figsize=(11, 3 * len(found)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.4, 1, 1.6]})
+    for row, face in zip(axes, found):
+        x, y, w, h = face["box"]
+        row[0].imshow(gray, cmap="gray")
+        row[0].add_patch(plt.Rectangle((x, y), w, h, fill=False, color="#2ecc71", linewidth=2))
+        row[1].imshow(face["crop"], cmap="gray", vmin=0, vmax=255)
+        row[1].imshow(face["gradcam"], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        row[1].set_title(f"{names[face['predicted']]} (%{100 * face['probabilities'].max():.0f})", fontsize=10)
+        row[2].barh(names, face["probabilities"], color="#2e86c1")
+        row[2].set_xlim(0, 1)
+        row[2].set_xlabel("olasılık")
+        row[2].invert_yaxis()
+        row[0].axis("off")
+        row[1].axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

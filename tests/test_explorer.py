@@ -96,3 +96,32 @@ def test_vote_columns_have_names_in_both_languages():
 
     assert vote_labels("tr")[:2] == ["Nötr", "Mutluluk"] and vote_labels("tr")[-2:] == ["belirsiz", "yüz değil"]
     assert vote_labels("en")[-1] == "not a face" and len(vote_labels("en")) == 10
+
+
+def test_the_detail_and_photo_figures_draw_what_the_explorer_returns():
+    import matplotlib.pyplot as plt
+
+    from fer_helpers import figures
+
+    faces = _faces()
+    detail = face_detail(faces, 1, GradcamCache(fh.build_model("baseline", n_classes=2)))
+    fig = figures.face_detail_figure(faces.images[1], detail, ["Nötr", "Mutluluk"])
+    assert len(fig.axes) == 4 and "gerçek Nötr, tahmin Mutluluk" in fig._suptitle.get_text()
+    plt.close(fig)
+    found = [{"box": (1, 2, 20, 20), "crop": faces.images[0], "gradcam": np.zeros((48, 48)),
+              "probabilities": np.array([0.3, 0.7]), "predicted": 1}]
+    fig = figures.photo_faces_figure(np.zeros((60, 60), dtype=np.uint8), found, ["Nötr", "Mutluluk"], "x.png")
+    assert len(fig.axes) == 3 and fig.axes[1].get_title() == "Mutluluk (%70)"
+    plt.close(fig)
+
+
+def test_the_explorer_benchmark_times_one_selection(tmp_path):
+    import json
+
+    from conftest import ROOT, load_benchmark
+
+    bench = load_benchmark("explorer_benchmark")
+    out = tmp_path / "explorer.json"
+    assert bench.main(["--model", str(ROOT / "models" / "reference.keras"), "--repeats", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert 0 < result["select_s"] <= result["total_s"] and result["detail_cold_s"] > 0
