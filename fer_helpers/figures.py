@@ -31,14 +31,22 @@ def in_notebook() -> bool:
     return bool(shell) and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def show_figure(fig, dpi: int = 110) -> None:
+def _demo_label(fig) -> None:
+    # Above the top edge (va="bottom"), so it never covers a title; bbox="tight" keeps it.
+    fig.text(0.5, 1.01, DEMO_LABEL, ha="center", va="bottom", fontsize=11, color="white",
+             fontweight="bold", bbox={"facecolor": "#c0392b", "edgecolor": "none", "pad": 3})
+
+
+def show_figure(fig, demo: bool = False, dpi: int = 110) -> None:
     """Show ``fig`` in the notebook as a PNG and close it, whatever matplotlib backend the kernel
-    runs (the runner's kernels use Agg, which shows nothing by itself): for figures drawn anew on
-    every widget change, which are not saved."""
+    runs (the runner's kernels use Agg, which shows nothing by itself): for figures that are
+    looked at, not saved (the explorer's). ``demo`` marks it as made from demo data."""
     import io
 
     from IPython.display import Image, display
 
+    if demo:
+        _demo_label(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -53,9 +61,7 @@ def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = 
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     if demo:
-        # Above the top edge (va="bottom"), so it never covers a title; bbox="tight" keeps it.
-        fig.text(0.5, 1.01, DEMO_LABEL, ha="center", va="bottom", fontsize=11, color="white",
-                 fontweight="bold", bbox={"facecolor": "#c0392b", "edgecolor": "none", "pad": 3})
+        _demo_label(fig)
     png = out / f"{name}.png"
     fig.savefig(png, dpi=DPI)
     if vector:
