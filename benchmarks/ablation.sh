@@ -41,7 +41,7 @@ E50="${E30/--epochs 30/--epochs 50}"
 lane() {   # lane CORE name "args" [name "args" ...]
   local core=$1; shift
   while [ $# -gt 0 ]; do
-    taskset -c "$core" "$PY" benchmarks/train_benchmark.py --out "runs/$1" --patience 0 --evaluate $2 \
+    taskset -c "$core" "$PY" -m benchmarks.train_benchmark --out "runs/$1" --patience 0 --evaluate $2 \
       > "runs/logs/$1.log" 2>&1 || { echo "runs/$1 failed: see runs/logs/$1.log" >&2; return 1; }
     shift 2
   done
@@ -68,7 +68,7 @@ BF16="${E50/--model vgg_fast/} --precision mixed_bfloat16"
 TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 timing_vgg_bf16 "--model vgg ${BF16/--epochs 50/--epochs 2} --seed 42" \
   timing_vgg_mid_bf16 "--model vgg_mid ${BF16/--epochs 50/--epochs 2} --seed 42"
 for t in timing_vgg_bf16 timing_vgg_mid_bf16; do
-  taskset -c 0-1 "$PY" benchmarks/inference_benchmark.py --model "runs/$t/model/best.keras" \
+  taskset -c 0-1 "$PY" -m benchmarks.inference_benchmark --model "runs/$t/model/best.keras" \
     --out "results/benchmarks/inference_$t.json"
 done
 TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 vgg_mid_bf16_s42_clean "--model vgg_mid $BF16 --seed 42" \
@@ -116,43 +116,43 @@ group() { echo "runs/$1_s42 runs/$1_s43 runs/$1_s44"; }
 STRONG_SEEDS=$(group final); STUDY_SEEDS="runs/final_s42_studyaug runs/final_s43_studyaug runs/final_s44_studyaug"
 E50S="runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44"   # the previous reference
 SEEDS="$MID"                                                               # the reference configuration
-"$PY" benchmarks/collect_results.py runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
+"$PY" -m benchmarks.collect_results runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
   runs/abl_oversample $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
   $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* } \
   --copy $LC_RUNS $REFIT_RUNS runs/e36_s42   # ensemble: seeds 43 and 44
-"$PY" benchmarks/collect_results.py --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
-"$PY" benchmarks/collect_results.py --seeds $STUDY_SEEDS --seeds-out seeds_summary_study_e20
-"$PY" benchmarks/collect_results.py --seeds $(group os30_e30) --seeds-out seeds_summary_os30_e30
-"$PY" benchmarks/collect_results.py --seeds runs/study_e30_s42_clean runs/study_e30_s43 runs/study_e30_s44 \
+"$PY" -m benchmarks.collect_results --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug
+"$PY" -m benchmarks.collect_results --seeds $STUDY_SEEDS --seeds-out seeds_summary_study_e20
+"$PY" -m benchmarks.collect_results --seeds $(group os30_e30) --seeds-out seeds_summary_os30_e30
+"$PY" -m benchmarks.collect_results --seeds runs/study_e30_s42_clean runs/study_e30_s43 runs/study_e30_s44 \
   --seeds-out seeds_summary_study_e30
-"$PY" benchmarks/collect_results.py --seeds $E50S --seeds-out seeds_summary_study_e50
-"$PY" benchmarks/collect_results.py --seeds $STRONG_MID_RUNS --seeds-out seeds_summary_strong_aug_mid
-"$PY" benchmarks/collect_results.py --seeds $WD05_MID_RUNS --seeds-out seeds_summary_wd05_mid
-"$PY" benchmarks/validation_compare.py $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
+"$PY" -m benchmarks.collect_results --seeds $E50S --seeds-out seeds_summary_study_e50
+"$PY" -m benchmarks.collect_results --seeds $STRONG_MID_RUNS --seeds-out seeds_summary_strong_aug_mid
+"$PY" -m benchmarks.collect_results --seeds $WD05_MID_RUNS --seeds-out seeds_summary_wd05_mid
+"$PY" -m benchmarks.validation_compare $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
   $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS
 # The rules written before each candidate trained (results/decision_rule_*.txt), applied to those
 # validation numbers (results/decisions.csv); the timestamps are when each was first decided.
-"$PY" benchmarks/decide.py os30_e30 --rule results/decision_rule_oversample.txt --reference $(group study_e30) \
+"$PY" -m benchmarks.decide os30_e30 --rule results/decision_rule_oversample.txt --reference $(group study_e30) \
   --candidate $(group os30_e30) --decided 2026-11-26T06:03:09Z \
   --note "oversample_fraction 0.30 instead of 0.15, 30 epochs; no budget test (same cost)"
-"$PY" benchmarks/decide.py epochs50 --rule results/decision_rule_epochs50.txt \
+"$PY" -m benchmarks.decide epochs50 --rule results/decision_rule_epochs50.txt \
   --reference runs/study_e30_s42_clean runs/study_e30_s43 runs/study_e30_s44 --candidate $E50S --budget-min 60 \
   --decided 2026-11-26T10:48:01Z --note "vgg_fast, 50 instead of 30 epochs"
-"$PY" benchmarks/decide.py vgg_mid_bf16 --rule results/decision_rule_vgg_mid_bf16.txt --reference $E50S \
+"$PY" -m benchmarks.decide vgg_mid_bf16 --rule results/decision_rule_vgg_mid_bf16.txt --reference $E50S \
   --candidate $MID --budget-min 60 --decided 2026-11-26T13:49:37Z \
   --note "vgg_mid in bfloat16 instead of vgg_fast; inference gate 2,661 images/s >= 2,000 before training; released model 2,705 images/s, 4.58 MB"
-"$PY" benchmarks/decide.py strong_aug_mid --rule results/decision_rule_strong_aug_mid.txt --reference $MID \
+"$PY" -m benchmarks.decide strong_aug_mid --rule results/decision_rule_strong_aug_mid.txt --reference $MID \
   --candidate $STRONG_MID_RUNS --budget-min 60 --decided 2026-11-26T17:14:36Z \
   --note "augmentation strong (study + shift + zoom) instead of study, on the vgg_mid bf16 reference"
-"$PY" benchmarks/decide.py wd05_mid --rule results/decision_rule_wd05_mid.txt --reference $MID \
+"$PY" -m benchmarks.decide wd05_mid --rule results/decision_rule_wd05_mid.txt --reference $MID \
   --candidate $WD05_MID_RUNS --budget-min 60 --decided 2026-11-26T20:15:25Z \
   --note "AdamW weight_decay 0.05 instead of 1e-4, on the vgg_mid bf16 reference (study augmentation)"
 # The learning curve's rule, applied to validation numbers only (results/learning_curve.csv|json).
-"$PY" benchmarks/validation_compare.py $LC_RUNS --out results/learning_curve_validation.csv
-"$PY" benchmarks/learning_curve.py $LC_RUNS --validation results/learning_curve_validation.csv \
+"$PY" -m benchmarks.validation_compare $LC_RUNS --out results/learning_curve_validation.csv
+"$PY" -m benchmarks.learning_curve $LC_RUNS --validation results/learning_curve_validation.csv \
   --rule results/decision_rule_learning_curve.txt \
   --refit $REFIT_RUNS --control $MID --refit-rule results/decision_rule_refit.txt
 # The shorter refit's rule: its schedule priced on validation (results/refit36.json).
-"$PY" benchmarks/validation_compare.py runs/e36_s42 "${MID%% *}" --out results/refit36_validation.csv
-"$PY" benchmarks/short_refit.py --short runs/e36_s42 --control "${MID%% *}" \
+"$PY" -m benchmarks.validation_compare runs/e36_s42 "${MID%% *}" --out results/refit36_validation.csv
+"$PY" -m benchmarks.short_refit --short runs/e36_s42 --control "${MID%% *}" \
   --validation results/refit36_validation.csv --rule results/decision_rule_refit36.txt

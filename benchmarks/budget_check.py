@@ -1,6 +1,6 @@
 """Will a training recipe fit the 60-minute budget on *this* CPU? Measured in about two minutes.
 
-    python benchmarks/budget_check.py --config configs/ferplus_reference.yaml [-p precision=float32]
+    python -m benchmarks.budget_check --config configs/ferplus_reference.yaml [-p precision=float32]
 
 "2 CPU cores" is not one speed: the bfloat16 reference trained in 49 min on a CPU that runs
 bfloat16 natively (AMX / AVX512-BF16), while a CPU that emulates it is an order of magnitude

@@ -1,6 +1,6 @@
 """Time the first (decode) load and the cached reload of a FER data set.
 
-    python benchmarks/data_benchmark.py --data ../shared/data/ferplus
+    python -m benchmarks.data_benchmark --data ../shared/data/ferplus
 
 Targets (issue 2): first load of the FER+ layout < 15 s, cached reload < 1 s on this machine.
 Writes results/benchmarks/data_benchmark.json.

@@ -1,6 +1,6 @@
 """Apply a decision rule written before training to the finished runs' validation numbers.
 
-    python benchmarks/decide.py strong_aug_mid --rule results/decision_rule_strong_aug_mid.txt \
+    python -m benchmarks.decide strong_aug_mid --rule results/decision_rule_strong_aug_mid.txt \
         --reference runs/vgg_mid_bf16_s42_clean runs/vgg_mid_bf16_s43 runs/vgg_mid_bf16_s44 \
         --candidate runs/strong_mid_s42_clean runs/strong_mid_s43 runs/strong_mid_s44 \
         --budget-min 60 --append-to-rule

@@ -1,6 +1,6 @@
 """Deferred re-weighting: fine-tune the whole reference network briefly with rare classes weighted up.
 
-    python benchmarks/drw_finetune.py --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m benchmarks.drw_finetune --data ../shared/data/ferplus [--model models/reference.keras]
 
 benchmarks/head_rebalance.py left the features alone and changed only the last layer; Contempt
 did not move, which points at the features. Deferred re-weighting (Cao et al., 2019) lets the
@@ -19,18 +19,14 @@ results/decisions.csv. One model (seed 42): a post-hoc variant reported separate
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import head_rebalance as hr  # noqa: E402  (the rule's choice, weights, summary and decisions row)
 from fer_helpers.evaluation import classification_metrics
 from fer_helpers.models import predict_proba, to_float32
 from fer_helpers.training import set_seeds
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
-import head_rebalance as hr  # noqa: E402  (the rule's choice, weights, summary and decisions row)
 
 QS = (0.5, 1.0)
 

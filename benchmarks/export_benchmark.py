@@ -1,7 +1,7 @@
 """Export a model to TFLite (float, int8) and ONNX (float, static int8); record sizes, parity,
 CPU throughput and, given the FER+ data, each format's accuracy on both held-out protocols.
 
-    FER_DATA_DIR=/path/to/ferplus python benchmarks/export_benchmark.py --model models/reference.keras
+    FER_DATA_DIR=/path/to/ferplus python -m benchmarks.export_benchmark --model models/reference.keras
 
 Writes results/benchmarks/export_<model stem>.json. Without data the static int8 ONNX
 export is left out: its activation ranges are calibrated on training images (a fixed

@@ -28,12 +28,12 @@ in its window; on Keras' torch backend each step costs about 23 ms of Python ove
 i.e. 11 s per epoch whatever the GPU, too slow for a 10-minute lease.
 
     # here: pack train+val as lossless PNG mosaics (fits the 64 MiB transfer limit)
-    python benchmarks/gpu_search.py pack --data ../shared/data/ferplus --out .devdata
+    python -m benchmarks.gpu_search pack --data ../shared/data/ferplus --out .devdata
     # there: every configuration in its own process, results merged every 10 s
-    python3 benchmarks/gpu_search.py run --pack .devdata --out $OUT/search.json --budget 500
+    python -m benchmarks.gpu_search run --pack .devdata --out $OUT/search.json --budget 500
 
     # here: one table of every lease's results and the verdicts of the rules (what the report shows)
-    python benchmarks/gpu_search.py summarize results/gpu_search/*.json
+    python -m benchmarks.gpu_search summarize results/gpu_search/*.json
 
 Leases: 1-2 on an H200 (epochs, width, augmentation; equal CPU cost), 3-4 on an H100
 (bfloat16 compute, which the CPU runs about twice as fast; seed spread of ``vgg`` in bf16),
@@ -66,7 +66,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 MOSAIC_SIDE = 64        # images per mosaic row and column (3072×3072 px PNG)
 BASE = dict(model="vgg_fast", epochs=30, augmentation="study", oversample_fraction=0.15,

@@ -1,6 +1,6 @@
 """Is the Contempt gap in the classifier head or in the features? A post-hoc test on one model.
 
-    python benchmarks/head_rebalance.py --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m benchmarks.head_rebalance --data ../shared/data/ferplus [--model models/reference.keras]
 
 Decoupling (Kang et al., ICLR 2020) keeps a trained network and changes only its last Dense
 layer: if re-weighting the head alone lifts the rare classes on validation, the features
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -35,8 +34,7 @@ from fer_helpers.evaluation import classification_metrics, per_class_recall, pro
 from fer_helpers.models import load_model, predict_proba
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
-import decide  # noqa: E402  (benchmarks/decide.py: the decisions table and rule parsing)
+from benchmarks import decide  # noqa: E402  (benchmarks/decide.py: the decisions table and rule parsing)
 
 TAUS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 QS = (0.5, 1.0)

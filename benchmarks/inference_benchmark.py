@@ -1,6 +1,6 @@
 """Inference throughput (images/s) and file size of a .keras model on this CPU.
 
-    python benchmarks/inference_benchmark.py --model models/reference.keras [--float32]
+    python -m benchmarks.inference_benchmark --model models/reference.keras [--float32]
 
 Feeds uint8 48×48 images through ``fer_helpers.predict_proba`` (the public path),
 after one warm-up call, and reports the best of several timed repeats.

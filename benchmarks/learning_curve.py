@@ -1,8 +1,8 @@
 """Learning curve of the reference recipe: validation accuracy against the share of training images.
 
-    python benchmarks/validation_compare.py runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
+    python -m benchmarks.validation_compare runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
         --out results/learning_curve_validation.csv
-    python benchmarks/learning_curve.py runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
+    python -m benchmarks.learning_curve runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
         --validation results/learning_curve_validation.csv --rule results/decision_rule_learning_curve.txt
 
 The runs differ only in ``--max-train-images`` (a stratified share of the training split; the

@@ -1,6 +1,6 @@
 """Does a bfloat16 model give the same answers when it computes in float32?
 
-    FER_DATA_DIR=/path/to/ferplus python benchmarks/precision_parity.py \
+    FER_DATA_DIR=/path/to/ferplus python -m benchmarks.precision_parity \
         --model models/reference.keras --out results/benchmarks/precision_parity_reference.json
 
 The reference model computes in bfloat16, which is fast only on CPUs that execute it

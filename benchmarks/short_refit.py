@@ -1,8 +1,8 @@
 """A shorter refit that fits the training budget on this CPU, priced on validation by a rule written before it ran.
 
-    python benchmarks/validation_compare.py runs/e36_s42 runs/vgg_mid_bf16_s42_amd \
+    python -m benchmarks.validation_compare runs/e36_s42 runs/vgg_mid_bf16_s42_amd \
         --out results/refit36_validation.csv
-    python benchmarks/short_refit.py --short runs/e36_s42 --control runs/vgg_mid_bf16_s42_amd \
+    python -m benchmarks.short_refit --short runs/e36_s42 --control runs/vgg_mid_bf16_s42_amd \
         --validation results/refit36_validation.csv --rule results/decision_rule_refit36.txt
 
 The 50-epoch refit (benchmarks/learning_curve.py --refit) trains on 1.25x the reference's images
@@ -16,15 +16,12 @@ Writes ``results/refit36.json``, which the report shows.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks import learning_curve as lc  # noqa: E402  (finished runs and their rows in the validation table)
 from fer_helpers.artifacts import read_json, write_json
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
-import learning_curve as lc  # noqa: E402  (finished runs and their rows in the validation table)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """Stochastic weight averaging: train the reference network a little further and average its weights.
 
-    python benchmarks/swa_finetune.py --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m benchmarks.swa_finetune --data ../shared/data/ferplus [--model models/reference.keras]
 
 benchmarks/head_rebalance.py and benchmarks/drw_finetune.py moved the decision toward the rare
 classes and kept plain. Weight averaging asks a different question: is the released model a
@@ -21,18 +21,14 @@ results/decisions.csv. One model (seed 42): a post-hoc variant reported separate
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import drw_finetune as drw  # noqa: E402  (the fine-tuning loop and the scoring)
+from benchmarks import head_rebalance as hr  # noqa: E402  (the rule's choice, data loading and publishing)
 from fer_helpers.models import to_float32
 from fer_helpers.preprocessing import oversample_indices
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # sibling scripts import as modules
-import drw_finetune as drw  # noqa: E402  (the fine-tuning loop and the scoring)
-import head_rebalance as hr  # noqa: E402  (the rule's choice, data loading and publishing)
 
 LEARNING_RATES = (2e-4, 5e-4)
 OVERSAMPLE_FRACTION = 0.15          # configs/ferplus_reference.yaml

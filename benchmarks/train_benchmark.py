@@ -3,7 +3,7 @@
 Protocol: validation is a stratified 20% of FER2013Train (as in the starting
 study); FER2013Valid and FER2013Test are never seen in training or selection.
 
-    python benchmarks/train_benchmark.py --data ../shared/data/ferplus \
+    python -m benchmarks.train_benchmark --data ../shared/data/ferplus \
         --model baseline --epochs 15 --patience 0 --out runs/baseline_e15
 
 Writes the run folder (model, history, training.json) and appends a row to

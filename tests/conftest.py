@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +27,10 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 
 def load_benchmark(name: str):
-    """Import ``benchmarks/<name>.py`` (a script folder, not a package) as a module."""
-    import importlib.util
+    """Import ``benchmarks/<name>.py`` as ``benchmarks.<name>`` (what ``python -m benchmarks.<name>`` runs)."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module     # registered first, as an import does: dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def post_hoc_run(tmp_path: Path, name: str, written: str, precision: str = "float32") -> dict:

@@ -65,7 +65,7 @@ def test_the_import_scan_sees_imports_inside_functions(tmp_path):
 
 def test_no_repository_code_edits_sys_path():
     """The research package and the tests import the package as installed (pyproject's pythonpath)."""
-    for folder in ("fer_helpers", "research", "tests"):
+    for folder in ("fer_helpers", "research", "benchmarks", "tests"):
         for path in (ROOT / folder).rglob("*.py"):
             assert "sys.path.insert" not in path.read_text(encoding="utf-8") or path.name == "test_architecture.py", path
 
