@@ -499,14 +499,19 @@ def _save_raw(raw: RawData, target: Path, prefix: str) -> None:
             old.unlink(missing_ok=True)
 
 
+def _raw_from_arrays(arrays) -> RawData:
+    """The inverse of ``_raw_arrays``: a RawData from named arrays (an open npz or a dict)."""
+    meta = json.loads(str(arrays["meta"]))
+    get = lambda k: arrays[k] if k in arrays else None  # noqa: E731
+    return RawData(images=arrays["images"], names=arrays["names"], source_split=arrays["source_split"],
+                   split=arrays["split"], votes=get("votes"), labels=get("labels"), regions=get("regions"),
+                   classes=tuple(meta["classes"]), pre_excluded=meta["pre_excluded"],
+                   n_converted=meta["n_converted"], label_file=meta["label_file"])
+
+
 def _load_raw(path: Path) -> RawData:
     with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        get = lambda k: z[k] if k in z.files else None  # noqa: E731
-        return RawData(images=z["images"], names=z["names"], source_split=z["source_split"],
-                       split=z["split"], votes=get("votes"), labels=get("labels"), regions=get("regions"),
-                       classes=tuple(meta["classes"]), pre_excluded=meta["pre_excluded"],
-                       n_converted=meta["n_converted"], label_file=meta["label_file"])
+        return _raw_from_arrays({k: z[k] for k in z.files})
 
 
 def _read_bundle(path: Path) -> RawData:
@@ -518,10 +523,7 @@ def _read_bundle(path: Path) -> RawData:
         png = arrays.pop("images_png")
         with Image.open(io.BytesIO(png.tobytes())) as im:
             arrays["images"] = np.asarray(im, dtype=np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        buf.seek(0)
-        return _load_raw(buf)
+        return _raw_from_arrays(arrays)
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{path}: not a data bundle written by pack_dataset ({exc})") from exc
 

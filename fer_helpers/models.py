@@ -208,6 +208,18 @@ def default_augmentation(name: str) -> str:
     return {"baseline": "study", "resnet": "wide"}.get(name, "strong")
 
 
+def check_width(name: str, width) -> None:
+    """Raise ValueError unless ``width`` is None or one of ``RESNET_WIDTHS`` for ``"resnet"``."""
+    if width is None:
+        return
+    if name != "resnet":
+        raise ValueError(f"width applies to model 'resnet' only, not {name!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    if width not in RESNET_WIDTHS:
+        raise ValueError(f"unknown resnet width {width!r}; choose one of {RESNET_WIDTHS}")
+
+
 def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentation: str | None = None,
                 seed: int = 42, precision: str = "float32", width: int | None = None,
                 erasing: float | None = None, l2: float | None = None):
@@ -222,15 +234,10 @@ def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentat
         raise ValueError(f"unknown model name {name!r}; choose one of {MODEL_NAMES}")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-    if width is not None and name != "resnet":
-        raise ValueError(f"width applies to model 'resnet' only, not {name!r}")
+    check_width(name, width)
     augmentation = augmentation or default_augmentation(name)
     if name == "resnet":
         width = RESNET_DEFAULT_WIDTH if width is None else width
-        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
-            raise ValueError(f"width must be a positive integer, got {width!r}")
-        if width not in RESNET_WIDTHS:
-            raise ValueError(f"unknown resnet width {width!r}; choose one of {RESNET_WIDTHS}")
         return build_resnet(n_classes, augmentation, seed, width=width, precision=precision,
                             erasing=0.5 if erasing is None else erasing, l2=2.5e-4 if l2 is None else l2)
     if name == "baseline":

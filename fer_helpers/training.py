@@ -31,7 +31,7 @@ from .artifacts import (
     write_json,
 )
 from .data import Dataset
-from .models import MODEL_NAMES, PRECISIONS, RESNET_WIDTHS, build_model, count_params, default_augmentation, forward_macs, training_flops
+from .models import MODEL_NAMES, PRECISIONS, build_model, check_width, count_params, default_augmentation, forward_macs, training_flops
 from .preprocessing import IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices, training_targets
 
 LOSSES = ("crossentropy", "focal")
@@ -142,13 +142,10 @@ class TrainConfig:
             bad(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
         if self.precision not in PRECISIONS:
             bad(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
-        if self.width is not None:
-            if self.model_name != "resnet":
-                bad(f"width applies to model_name='resnet' only, not {self.model_name!r}")
-            if isinstance(self.width, bool) or not isinstance(self.width, (int, np.integer)) or self.width <= 0:
-                bad(f"width must be a positive integer, got {self.width!r}")
-            if self.width not in RESNET_WIDTHS:
-                bad(f"unknown resnet width {self.width!r}; choose one of {RESNET_WIDTHS}")
+        try:
+            check_width(self.model_name, self.width)
+        except ValueError as exc:
+            bad(str(exc))
         if self.erasing is not None and (self.model_name == "baseline" or not 0 <= self.erasing <= 1):
             bad(f"erasing is a probability in [0, 1] for the VGGs and 'resnet', got {self.erasing!r} "
                 f"for {self.model_name!r}")

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from fer_helpers.models import forward_macs
+from fer_helpers.models import training_flops
 from fer_helpers.training import TrainConfig, model_for
 
 
@@ -22,7 +22,7 @@ def planned_flops(params: dict, n_train_used: int) -> float:
     """Training FLOPs of a run with ``params`` that trains on ``n_train_used`` images an epoch
     (after oversampling) for ``params["epochs"]`` epochs."""
     config = TrainConfig.from_params(params)
-    return 6.0 * forward_macs(model_for(config, 8)) * n_train_used * config.epochs
+    return training_flops(model_for(config, 8), n_train_used * config.epochs)
 
 
 def recorded_flops(run_dir) -> tuple[float, int]:
