@@ -26,7 +26,7 @@ PROTOCOLS_TR = {
 }
 #: ``contamination_note`` in Turkish.
 CONTAMINATION_TR = ("FER2013Valid doğrulama bölümü olarak kullanıldı (model seçimi, erken durdurma); bu yüzden "
-                    "P-seed doğrulama görüntüleri içerir ve temiz bir test sayısı değildir.")
+                    "çalışma protokolü doğrulama görüntüleri içerir ve temiz bir test sayısı değildir.")
 #: The vote rule behind each protocol's labels (other test sets use the run's label mode).
 PROTOCOL_LABEL_MODES = {"P-seed": "plurality", "P-FER+": "majority"}
 

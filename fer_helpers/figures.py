@@ -6,6 +6,7 @@ no demo figure can pass for a real result.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 from .demo import DEMO_LABEL  # noqa: E402
 from .labels import display_names  # noqa: E402
@@ -47,10 +50,32 @@ def show_figure(fig, demo: bool = False, dpi: int = 110) -> None:
 
     if demo:
         _demo_label(fig)
+    decimal_comma(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     display(Image(data=buf.getvalue()))
+
+
+class _CommaFormatter(ScalarFormatter):
+    """Matplotlib's default tick labels with a decimal comma, as the Turkish text writes numbers."""
+
+    def __call__(self, x, pos=None):
+        return super().__call__(x, pos).replace(".", ",")
+
+
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+
+
+def decimal_comma(fig) -> None:
+    """Write every number in ``fig`` with a decimal comma: linear tick labels (their formatter)
+    and the numbers already in its texts (annotations, cell values, legends, titles)."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if type(axis.get_major_formatter()) is ScalarFormatter:
+                axis.set_major_formatter(_CommaFormatter())
+    for text in fig.findobj(Text):
+        text.set_text(_DECIMAL_POINT.sub(",", text.get_text()))
 
 
 def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = True,
@@ -62,6 +87,7 @@ def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = 
     out.mkdir(parents=True, exist_ok=True)
     if demo:
         _demo_label(fig)
+    decimal_comma(fig)
     png = out / f"{name}.png"
     fig.savefig(png, dpi=DPI)
     if vector:
@@ -73,6 +99,11 @@ def save_figure(fig, name: str, figures_dir, demo: bool = False, vector: bool = 
         display(Image(filename=str(png), width=min(900, int(fig.get_figwidth() * 100))))
     plt.close(fig)
     return png
+
+
+def outside_legend(ax, **kwargs) -> None:
+    """The legend to the right of the axes, where it cannot cover a bar."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kwargs)
 
 
 def _names(classes, language):
@@ -92,16 +123,32 @@ def class_counts_bar(counts: dict[str, dict[str, int]], classes, language: str =
     ax.set_xticks(range(len(classes)), names, rotation=30, ha="right")
     ax.set_ylabel("Görüntü sayısı")
     ax.set_title("Sınıf dağılımı (bölüm başına)")
-    ax.legend(title="Bölüm")
+    ax.set_xlabel("Sınıf")
+    outside_legend(ax, title="Bölüm")
     return fig
+
+
+#: The report's box for a wide figure (fer_helpers/templates/report.css): the text width and the
+#: largest height, in inches. A grid is shrunk into it, and its labels are sized for the shrunk print.
+REPORT_FIGURE_BOX_IN = (170 / 25.4, 150 / 25.4)
+#: The smallest print size of a per-image label, in points.
+MIN_LABEL_PT = 7.0
+
+
+def printed_scale(width_in: float, height_in: float) -> float:
+    """How much a figure of this size is shrunk to fit the report's wide-figure box (≤ 1)."""
+    return min(1.0, REPORT_FIGURE_BOX_IN[0] / width_in, REPORT_FIGURE_BOX_IN[1] / height_in)
 
 
 def image_grid(images: np.ndarray, titles: list[str] | None = None, ncols: int = 8,
                title: str = "", overlays: np.ndarray | None = None, title_colors=None):
-    """A grid of 48×48 images (optionally with heatmap overlays)."""
+    """A grid of 48×48 images (optionally with heatmap overlays). Labels are sized so that they
+    print at least ``MIN_LABEL_PT`` once the grid is shrunk into the report's figure box."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.45 * ncols, 1.65 * nrows), squeeze=False)
+    size = (1.1 * ncols, 1.4 * nrows + (0.3 if title else 0))
+    label_pt = MIN_LABEL_PT / printed_scale(*size) + 0.2
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
@@ -110,10 +157,10 @@ def image_grid(images: np.ndarray, titles: list[str] | None = None, ncols: int =
         if overlays is not None:
             ax.imshow(overlays[k], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         if titles:
-            ax.set_title(titles[k], fontsize=6.5,
+            ax.set_title(titles[k], fontsize=label_pt,
                          color=(title_colors[k] if title_colors is not None else "black"))
     if title:
-        fig.suptitle(title, y=1.0)
+        fig.suptitle(title, y=1.0, fontsize=max(11, label_pt + 2))
     fig.tight_layout()
     return fig
 
@@ -154,6 +201,7 @@ def pixel_intensity_plot(images: np.ndarray, labels: np.ndarray, classes, langua
     a.set_title("Piksel yoğunluğu dağılımı")
     means = [images[labels == c].mean() if (labels == c).any() else np.nan for c in range(len(classes))]
     b.bar(_names(classes, language), means, color="#2980b9")
+    b.set_xlabel("Sınıf")
     b.set_ylabel("Ortalama parlaklık")
     b.set_title("Sınıf başına ortalama parlaklık")
     b.tick_params(axis="x", rotation=30)
@@ -237,7 +285,9 @@ def per_class_bars(per_class: list[dict], language: str = "tr"):
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_title("Sınıf başına kesinlik, duyarlılık ve F1")
-    ax.legend()
+    ax.set_xlabel("Sınıf")
+    ax.set_ylabel("Değer")
+    outside_legend(ax)
     return fig
 
 
@@ -291,6 +341,7 @@ def confused_pairs_bar(pairs: list[dict], language: str = "tr"):
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(pairs) + 1))
     ax.barh(labels, [p["count"] for p in pairs][::-1], color="#d35400")
     ax.set_xlabel("Hata sayısı")
+    ax.set_ylabel("Sınıf çifti (gerçek → tahmin)")
     ax.set_title("En sık karıştırılan sınıf çiftleri (gerçek → tahmin)")
     return fig
 
@@ -331,10 +382,10 @@ def annotator_model_recall_plot(result: dict, language: str = "tr", protocol: st
     fig, ax = plt.subplots(figsize=(8, 4))
     sns.barplot(frame, x="Sınıf", y="Duyarlılık", hue="Kim", palette=["#7f8c8d", "#2980b9"], ax=ax)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("")
+    ax.set_xlabel("Sınıf")
     ax.set_ylabel("Duyarlılık (recall)")
     ax.tick_params(axis="x", rotation=30)
-    ax.legend(title=None)
+    outside_legend(ax)
     where = f" ({protocol})" if protocol else ""
     ax.set_title(f"Kalan işaretleyicilerin etiketine karşı{where}: tek işaretleyici ve model")
     fig.tight_layout()
@@ -360,12 +411,13 @@ def gradcam_pairs(images, maps_pred, maps_true, true, pred, classes, language: s
 
 def class_maps_grid(maps: np.ndarray, classes, language: str = "tr"):
     names = _names(classes, language)
-    fig, axes = plt.subplots(1, len(classes), figsize=(1.6 * len(classes), 2))
+    size = (1.6 * len(classes), 2)
+    fig, axes = plt.subplots(1, len(classes), figsize=size)
     for ax, m, n in zip(np.atleast_1d(axes), maps, names):
         ax.axis("off")
         if not np.isnan(m).all():
             ax.imshow(m, cmap="jet", vmin=0, vmax=max(float(np.nanmax(m)), 1e-6))
-        ax.set_title(n, fontsize=8)
+        ax.set_title(n, fontsize=MIN_LABEL_PT / printed_scale(*size) + 0.2)
     fig.suptitle("Sınıf başına ortalama Grad-CAM haritası (doğru sınıflananlar)")
     fig.tight_layout()
     return fig

@@ -153,15 +153,32 @@ def mass_in_region(maps: np.ndarray, regions: np.ndarray) -> dict:
             "n_images": int(len(maps))}
 
 
+def pick_examples(true, pred, n_images: int, rng) -> np.ndarray:
+    """Indices of ``n_images`` test images to explain, sorted: half of them misclassified (as many
+    as there are), the rest correct, each half drawn at random. Explaining only random images
+    would show mostly correct ones; the errors are what a reader wants to see explained."""
+    true, pred = np.asarray(true), np.asarray(pred)
+    wrong, right = np.flatnonzero(true != pred), np.flatnonzero(true == pred)
+    n = min(n_images, len(true))
+    n_wrong = min(len(wrong), n // 2)
+    n_right = min(len(right), n - n_wrong)
+    n_wrong = min(len(wrong), n - n_right)
+    chosen = np.concatenate([rng.choice(wrong, size=n_wrong, replace=False), rng.choice(right, size=n_right, replace=False)])
+    return np.sort(chosen.astype(int))
+
+
 def explain_run(run_dir, n_images: int = 16, n_sanity: int = 32, layer_name: str | None = None,
                 seed: int = 0) -> dict:
     """Grad-CAM for a run's model on its primary test set; writes ``results/gradcam.json``.
 
-    Returns the JSON numbers plus arrays for the figures: chosen ``images``,
+    Returns the JSON numbers plus arrays for the figures: chosen ``images`` (half of them
+    misclassified, ``pick_examples``),
     their ``true``/``pred`` labels, maps for the predicted and the true class,
     and the per-class mean maps.
     """
     from pathlib import Path
+
+    from scipy.stats import spearmanr
 
     from .artifacts import read_json, run_paths, write_json
     from .evaluation import protocol_sets
@@ -175,7 +192,7 @@ def explain_run(run_dir, n_images: int = 16, n_sanity: int = 32, layer_name: str
     model = load_model(paths["model"] / "best.keras", n_classes=len(data.classes))
     layer_name = layer_name or find_last_conv_layer(model)
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(test), size=min(n_images, len(test)), replace=False))
+    pick = pick_examples(test.labels, predict_proba(model, test.images).argmax(axis=1), n_images, rng)
     images, true = test.images[pick], test.labels[pick]
     pred = predict_proba(model, images).argmax(axis=1)
     maps_pred = gradcam_heatmaps(model, images, pred, layer_name)
@@ -184,7 +201,13 @@ def explain_run(run_dir, n_images: int = 16, n_sanity: int = 32, layer_name: str
     sanity_pick = rng.choice(len(test), size=min(n_sanity, len(test)), replace=False)
     sanity = sanity_check(lambda m, x: gradcam_heatmaps(m, x, None, layer_name), model,
                           test.images[sanity_pick], seeds=tuple(seed + k for k in range(5)))
+    wrong = true != pred
+    # On a misclassified face: do the predicted and the true class's maps look at the same place?
+    same_place = [spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(maps_pred[wrong], maps_true[wrong])]
+    same_place = [r for r in same_place if np.isfinite(r)]
     result = {"layer": layer_name, "protocol": primary, "n_images": int(len(pick)),
+              "n_misclassified": int(wrong.sum()),
+              "wrong_pred_true_rank_correlation": float(np.mean(same_place)) if same_place else None,
               "image_names": test.names[pick].tolist(), "sanity_check": sanity,
               "is_demo": data.is_demo}
     if test.regions is not None:

@@ -16,6 +16,7 @@ import io
 import json
 import re
 import statistics
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,26 +42,136 @@ LITERATURE = [
      "macro_f1": None, "source": "Barsoum vd. (2016), Tablo 2 (PLD)"},
 ]
 
-SECTIONS = [
-    ("ozet", "Özet"), ("motivasyon", "Motivasyon ve Problem Tanımı"), ("veri", "Veri Seti"),
-    ("onisleme", "Ön İşleme"), ("mimari", "Model Mimarisi"), ("matematik", "Matematiksel Temeller"),
-    ("egitim", "Eğitim Kurulumu"), ("sonuclar", "Sonuçlar"), ("karisiklik", "Karışıklık Matrisleri"),
-    ("ornekler", "Örnek Tahminler"), ("gradcam", "Grad-CAM"), ("hata", "Hata Analizi"),
-    ("basarisiz", "Bazı Sınıflar Neden Başarısız?"), ("literatur", "Literatürle Karşılaştırma"),
-    ("sinirliliklar", "Sınırlılıklar"), ("sonuc", "Sonuç"), ("gelecek", "Gelecek Çalışmalar"),
-    ("kaynakca", "Kaynakça"),
+#: The works the report cites: how the text cites each (``cite``, also the test's key) and the
+#: reference list entry. Every entry is cited in the main text (tests/test_report.py).
+REFERENCES = [
+    {"cite": "Başlangıç çalışması", "entry": "Başlangıç çalışması. Ham piksel tabanlı yüz ifadesi tanıma: 3 bloklu CNN ile 8 sınıflı "
+     "duygu sınıflandırması. Proje raporu ve savunma sunumu (yayımlanmamış)."},
+    {"cite": "Goodfellow vd., 2013", "entry": "Goodfellow, I. J. vd. (2013). Challenges in Representation Learning: A report on three "
+     "machine learning contests. ICML 2013 Workshop; Neural Networks 64 (2015) 59–63."},
+    {"cite": "Tang, 2013", "entry": "Tang, Y. (2013). Deep Learning using Linear Support Vector Machines. ICML 2013 Workshop on "
+     "Representation Learning."},
+    {"cite": "Barsoum vd., 2016", "entry": "Barsoum, E., Zhang, C., Canton Ferrer, C., Zhang, Z. (2016). Training Deep Networks for "
+     "Facial Expression Recognition with Crowd-Sourced Label Distribution. ACM ICMI 2016."},
+    {"cite": "Pramerdorfer ve Kampel, 2016", "entry": "Pramerdorfer, C., Kampel, M. (2016). Facial Expression Recognition using "
+     "Convolutional Neural Networks: State of the Art. arXiv:1612.02903."},
+    {"cite": "Khaireddin ve Chen, 2021", "entry": "Khaireddin, Y., Chen, Z. (2021). Facial Emotion Recognition: State of the Art "
+     "Performance on FER2013. arXiv:2105.03588."},
+    {"cite": "Simonyan ve Zisserman, 2015", "entry": "Simonyan, K., Zisserman, A. (2015). Very Deep Convolutional Networks for "
+     "Large-Scale Image Recognition. ICLR 2015."},
+    {"cite": "He vd., 2016", "entry": "He, K., Zhang, X., Ren, S., Sun, J. (2016). Deep Residual Learning for Image "
+     "Recognition. CVPR 2016."},
+    {"cite": "Geng, 2016", "entry": "Geng, X. (2016). Label Distribution Learning. IEEE Transactions on Knowledge and Data "
+     "Engineering 28(7), 1734–1748."},
+    {"cite": "Lin vd., 2017", "entry": "Lin, T.-Y. vd. (2017). Focal Loss for Dense Object Detection. ICCV 2017."},
+    {"cite": "Menon vd., 2021", "entry": "Menon, A. K. vd. (2021). Long-tail Learning via Logit Adjustment. ICLR 2021."},
+    {"cite": "Loshchilov ve Hutter, 2017", "entry": "Loshchilov, I., Hutter, F. (2017). SGDR: Stochastic Gradient Descent with "
+     "Warm Restarts. ICLR 2017."},
+    {"cite": "Loshchilov ve Hutter, 2019", "entry": "Loshchilov, I., Hutter, F. (2019). Decoupled Weight Decay Regularization. ICLR 2019."},
+    {"cite": "Hinton vd., 2015", "entry": "Hinton, G., Vinyals, O., Dean, J. (2015). Distilling the Knowledge in a Neural Network. "
+     "NIPS 2014 Deep Learning Workshop; arXiv:1503.02531."},
+    {"cite": "Selvaraju vd., 2017", "entry": "Selvaraju, R. R. vd. (2017). Grad-CAM: Visual Explanations from Deep Networks via "
+     "Gradient-based Localization. ICCV 2017."},
+    {"cite": "Adebayo vd., 2018", "entry": "Adebayo, J. vd. (2018). Sanity Checks for Saliency Maps. NeurIPS 2018."},
+    {"cite": "Guo vd., 2017", "entry": "Guo, C. vd. (2017). On Calibration of Modern Neural Networks. ICML 2017."},
+    {"cite": "Chollet vd., 2015", "entry": "Chollet, F. vd. (2015). Keras (sürüm 3). https://keras.io"},
 ]
 
-FORMULAS = {
-    "conv": r"$(I * K)(i,j) = \sum_{m}\sum_{n} I(i+m,\,j+n)\,K(m,n) + b$",
-    "relu": r"$\mathrm{ReLU}(x) = \max(0,\,x)$",
-    "softmax": r"$\mathrm{softmax}(z)_c = \frac{e^{z_c - \max_k z_k}}{\sum_{j} e^{z_j - \max_k z_k}}$",
-    "cce": r"$\mathcal{L}_{CE} = -\sum_{c=1}^{C} y_c \log \hat{p}_c$",
-    "focal": r"$\mathcal{L}_{FL} = -\sum_{c=1}^{C} y_c\,(1-\hat{p}_c)^{\gamma} \log \hat{p}_c$",
-    "alpha": r"$\alpha_k^c = \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}$",
-    "gradcam": r"$L^c_{\mathrm{Grad\text{-}CAM}} = \mathrm{ReLU}\left(\sum_k \alpha_k^c A^k\right)$",
-    "ece": r"$\mathrm{ECE} = \sum_{b=1}^{B} \frac{|S_b|}{N}\,\left|\mathrm{acc}(S_b) - \mathrm{conf}(S_b)\right|$",
-}
+#: Main chapters (numbered), then the appendix; Özet and Abstract come before the contents.
+SECTIONS = [
+    ("giris", "Giriş"), ("ilgili", "İlgili Çalışmalar"), ("veri", "Veri Seti"), ("yontem", "Yöntem"),
+    ("sonuclar", "Sonuçlar"), ("gradcam", "Grad-CAM ile Açıklama"), ("hata", "Hata Analizi"),
+    ("literatur", "Literatürle Karşılaştırma"), ("tartisma", "Tartışma"), ("sinirliliklar", "Sınırlılıklar"),
+    ("sonuc", "Sonuç"), ("gelecek", "Gelecek Çalışmalar"), ("kaynakca", "Kaynakça"),
+    ("ek", "Ek A: Deney Kayıtlarının Özeti"),
+]
+
+#: One name per model in the text (the code names appear only in the appendix).
+MODEL_NAMES = {"baseline": "Temel CNN", "vgg": "VGG-Tam", "vgg_mid": "VGG-Orta", "vgg_fast": "VGG-Hızlı",
+               "resnet": "ResNet-18"}
+
+#: The evaluation protocols' names in the text, defined once in the introduction. "Çalışma
+#: protokolü" is the starting study's (P-seed in the result files), not a random seed.
+PROTOCOL_NAMES = {"P-seed": "çalışma protokolü", "P-FER+": "FER+ protokolü", "test": "test bölümü"}
+
+
+def fmt_model(name) -> str:
+    """A model's one name in the text: "vgg_mid" → "VGG-Orta"; an unknown name as it is."""
+    return MODEL_NAMES.get(str(name), str(name))
+
+
+def fmt_protocol(name, capital: bool = False) -> str:
+    """A protocol's Turkish name: "P-seed" → "çalışma protokolü" (``capital``: "Çalışma protokolü")."""
+    text = PROTOCOL_NAMES.get(str(name), str(name))
+    return text[:1].upper() + text[1:] if capital else text
+
+
+#: Placeholder values of the title page: a report built with one of them gets a visible mark
+#: on the title page and a warning at build time.
+PLACEHOLDERS = {"student": "Öğrenci Adı Soyadı", "advisor": "Danışman Adı Soyadı", "university": "Üniversite / Bölüm"}
+
+
+def unfilled_fields(meta) -> list[str]:
+    """The title-page fields of ``meta`` (a ReportMeta or its dict) still at their placeholder value or empty."""
+    values = meta if isinstance(meta, dict) else asdict(meta)
+    return [k for k, v in PLACEHOLDERS.items() if not str(values.get(k) or "").strip() or values.get(k) == v]
+
+
+#: Numbered equations, in the order the method chapter gives them: key, title, formula, the
+#: symbols it uses, and which part of the study uses it (``when``; see ``equations``).
+EQUATIONS = [
+    ("conv", "Evrişim", r"$(I * K)(i,j) = \sum_{m}\sum_{n} I(i+m,\,j+n)\,K(m,n) + b$",
+     "I giriş özellik haritası, K öğrenilen 3×3 çekirdek, b sapma terimidir.", "always"),
+    ("relu", "ReLU etkinleştirmesi", r"$\mathrm{ReLU}(x) = \max(0,\,x)$", "x bir nöronun girdisidir.", "always"),
+    ("softmax", "Softmax", r"$\hat{p}_c = \dfrac{e^{z_c - \max_k z_k}}{\sum_{j=1}^{C} e^{z_j - \max_k z_k}}$",
+     "z son katmanın logitleri, C = 8 sınıf sayısı, p̂ tahmin edilen olasılıklardır; en büyük logitin "
+     "çıkarılması sonucu değiştirmez ama üstel fonksiyonda taşmayı önler.", "always"),
+    ("cce", "Oy dağılımıyla çapraz entropi",
+     r"$\mathcal{L}_{CE} = -\sum_{c=1}^{C} y_c \log \hat{p}_c, \qquad y_c = \dfrac{v_c}{\sum_{k=1}^{C} v_k}$",
+     "v_c görüntünün c sınıfına aldığı işaretleyici oyu, y hedef dağılımdır; tek bir etiketle eğitimde "
+     "y tek-sıcak vektördür.", "always"),
+    ("focal", "Odak kaybı", r"$\mathcal{L}_{FL} = -\sum_{c=1}^{C} y_c\,(1-\hat{p}_c)^{\gamma} \log \hat{p}_c$",
+     "γ ≥ 0 kolay örneklerin ağırlığını azaltır (Lin vd., 2017).", "focal"),
+    ("adamw", "AdamW güncellemesi",
+     r"$\theta_{t+1} = \theta_t - \eta_t \left( \dfrac{\hat{m}_t}{\sqrt{\hat{v}_t} + \epsilon} + \lambda\,\theta_t \right)$",
+     "θ ağırlıklar, m̂ ve v̂ gradyanın yanlılığı düzeltilmiş birinci ve ikinci momentleri, η_t öğrenme oranı, "
+     "λ ayrık ağırlık azalmasıdır (Loshchilov ve Hutter, 2019).", "adamw"),
+    ("sgd", "Nesterov momentumlu SGD",
+     r"$u_{t+1} = \mu\,u_t - \eta_t \nabla\mathcal{L}(\theta_t + \mu\,u_t), \qquad \theta_{t+1} = \theta_t + u_{t+1}$",
+     "u hız vektörü, μ momentum, η_t öğrenme oranıdır; ağırlık azalması kayba λ‖θ‖² olarak eklenir.", "sgd"),
+    ("cosine", "Isınmalı kosinüs öğrenme oranı",
+     r"$\eta_t = \eta_{\min} + \dfrac{1}{2}\,(\eta_0 - \eta_{\min})\left(1 + \cos\dfrac{\pi\,(t - t_w)}{T - t_w}\right), \quad t \geq t_w$",
+     "η_0 en yüksek öğrenme oranı, T toplam adım, t_w ısınma adımı sayısıdır; ısınmada oran 0'dan η_0'a "
+     "doğrusal artar (Loshchilov ve Hutter, 2017).", "cosine"),
+    ("oversample", "Nadir sınıfların çoğaltılması", r"$n'_c = \max\left(n_c,\ \lceil \rho \cdot \max_k n_k \rceil\right)$",
+     "n_c c sınıfının eğitim görüntüsü sayısı, ρ çoğaltma payıdır; eksik kalan görüntüler sınıfın kendi "
+     "görüntülerinden yinelenerek tamamlanır.", "oversample"),
+    ("temperature", "Sıcaklık ölçekleme", r"$\hat{p}_c(T) = \dfrac{e^{z_c / T}}{\sum_{j=1}^{C} e^{z_j / T}}$",
+     "T > 0 yalnızca doğrulama kümesinde negatif log-olabilirliği en küçültecek biçimde seçilir; sınıf "
+     "sırası, dolayısıyla doğruluk değişmez (Guo vd., 2017).", "temperature"),
+    ("alpha", "Grad-CAM kanal ağırlıkları", r"$\alpha_k^c = \dfrac{1}{Z}\sum_{i}\sum_{j} \dfrac{\partial y^c}{\partial A^k_{ij}}$",
+     "A^k son evrişim katmanının k. özellik haritası, y^c c sınıfının logiti, Z haritadaki konum sayısıdır.", "always"),
+    ("gradcam", "Grad-CAM haritası", r"$L^c_{\mathrm{Grad\text{-}CAM}} = \mathrm{ReLU}\left(\sum_k \alpha_k^c A^k\right)$",
+     "Harita giriş boyutuna büyütülüp görüntünün üzerine bindirilir (Selvaraju vd., 2017).", "always"),
+    ("ece", "Beklenen kalibrasyon hatası",
+     r"$\mathrm{ECE} = \sum_{b=1}^{B} \dfrac{|S_b|}{N}\,\left|\mathrm{acc}(S_b) - \mathrm{conf}(S_b)\right|$",
+     "S_b güveni b. aralığa düşen test görüntüleri, N test görüntüsü sayısı, acc ve conf o aralığın doğruluğu "
+     "ve ortalama güvenidir.", "always"),
+]
+
+
+def equations(recipe: dict, temperature_scaled: bool) -> dict[str, dict]:
+    """The equations the evaluated model's training and evaluation use, numbered in order:
+    ``{key: {"no", "title", "svg", "symbols"}}``. The loss, optimizer, schedule and oversampling
+    follow the training settings; temperature scaling appears when the evaluation used it."""
+    used = {"always": True, "focal": recipe.get("loss") == "focal",
+            "adamw": recipe.get("optimizer") == "adamw", "sgd": recipe.get("optimizer") == "sgd",
+            "cosine": recipe.get("schedule") == "cosine", "oversample": recipe.get("imbalance") == "oversample",
+            "temperature": temperature_scaled}
+    chosen = [e for e in EQUATIONS if used[e[4]]]
+    return {key: {"no": i, "title": title, "svg": math_svg(tex), "symbols": symbols}
+            for i, (key, title, tex, symbols, _) in enumerate(chosen, start=1)}
+
 
 FIGURE_CAPTIONS = {
     "01_sinif_dagilimi": "Bölüm ve sınıf başına görüntü sayıları (sınıf dengesizliği).",
@@ -88,9 +199,9 @@ def confusion_captions(protocols) -> dict[str, str]:
     captions = {}
     for name in protocols:
         captions[confusion_figure_name(name, False)] = (
-            f"Karışıklık matrisi, {name}: görüntü sayıları (satır: gerçek sınıf, sütun: tahmin edilen sınıf).")
+            f"Karışıklık matrisi, {fmt_protocol(name)}: görüntü sayıları (satır: gerçek sınıf, sütun: tahmin edilen sınıf).")
         captions[confusion_figure_name(name, True)] = (
-            f"Karışıklık matrisi, {name}: her satır kendi toplamına bölünmüş; köşegen sınıf duyarlılıklarıdır.")
+            f"Karışıklık matrisi, {fmt_protocol(name)}: her satır kendi toplamına bölünmüş; köşegen sınıf duyarlılıklarıdır.")
     return captions
 
 
@@ -139,19 +250,19 @@ LABEL_RULES_TR = {"plurality": "çoğulluk", "majority": "çoğunluk", "distribu
 
 
 def fmt_label_rule(mode) -> str:
-    """"distribution" → "oy dağılımı (distribution)"; a rule without a Turkish name is shown as it is."""
-    return f"{LABEL_RULES_TR[mode]} ({mode})" if mode in LABEL_RULES_TR else str(mode)
+    """"distribution" → "oy dağılımı"; a rule without a Turkish name is shown as it is."""
+    return LABEL_RULES_TR.get(mode, str(mode))
 
 
 def fmt_validation(source) -> str:
     """Where validation images came from, in Turkish: "from_train(0.2)" → "eğitim bölümünden ayrılan
-    katmanlı pay, %20 (from_train(0.2))"; "official" → the layout's own validation split."""
+    katmanlı pay, %20"; "official" → the layout's own validation split."""
     source = str(source)
     if source == "official":
-        return "veri setinin kendi doğrulama bölümü (official)"
+        return "veri setinin kendi doğrulama bölümü"
     share = re.fullmatch(r"from_train\((\d*\.?\d+)\)", source)
     if share:
-        return f"eğitim bölümünden ayrılan katmanlı pay, {fmt_pct(float(share[1]), 0)} ({source})"
+        return f"eğitim bölümünden ayrılan katmanlı pay, {fmt_pct(float(share[1]), 0)}"
     return source
 
 
@@ -181,6 +292,11 @@ def fmt_signed(x, kind: str = "points", digits: int = 2) -> str:
         return "–"
     magnitude = fmt_points(abs(x), digits) if kind == "points" else fmt_num(abs(x), digits)
     return ("+" if x >= 0 else "−") + magnitude
+
+
+def fmt_pct_en(x, digits: int = 2) -> str:
+    """0.8217 → "82.17%" (the English abstract's format)."""
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
 
 
 def fmt_int(x) -> str:
@@ -307,18 +423,50 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
     env.filters.update(pct=fmt_pct, points=fmt_points, signed=fmt_signed, num=fmt_num, int=fmt_int, pval=fmt_p,
-                       label_rule=fmt_label_rule, validation=fmt_validation,
+                       label_rule=fmt_label_rule, validation=fmt_validation, model=fmt_model, proto=fmt_protocol, pct_en=fmt_pct_en,
                        native_bf16=native_bfloat16,
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
     return env
 
 
+#: How the text words a training setting's value (seed-group labels); other settings fall back to "name = value".
+SETTING_WORDS = {
+    "model_name": lambda v: fmt_model(v),
+    "epochs": lambda v: f"{v} epok",
+    "precision": lambda v: {"mixed_bfloat16": "bfloat16 evrişimler", "float32": "float32 hesap"}.get(v, str(v)),
+    "augmentation": lambda v: {"study": "başlangıç çalışmasının artırması", "strong": "güçlü artırma",
+                               "wide": "geniş artırma", "none": "artırma yok"}.get(v, str(v)),
+    "weight_decay": lambda v: f"ağırlık azalması {fmt_num(float(v), 4).rstrip('0').rstrip(',')}",
+    "oversample_fraction": lambda v: f"çoğaltma payı {fmt_pct(float(v), 0)}",
+    "imbalance": lambda v: {"oversample": "nadir sınıf çoğaltma", "class_weight": "sınıf ağırlıkları",
+                            "none": "dengeleme yok"}.get(v, str(v)),
+    "learning_rate": lambda v: f"öğrenme oranı {fmt_num(float(v), 4).rstrip('0').rstrip(',')}",
+    "targets": lambda v: {"soft": "oy dağılımı hedefleri", "onehot": "tek etiket"}.get(v, str(v)),
+    "optimizer": lambda v: {"adamw": "AdamW", "adam": "Adam", "sgd": "Nesterov SGD"}.get(v, str(v)),
+    "width": lambda v: f"genişlik {v}",
+    "label_mode": lambda v: {"distribution": "oy dağılımı etiketleri", "plurality": "çoğulluk etiketleri",
+                             "majority": "çoğunluk etiketleri"}.get(v, str(v)),
+    "schedule": lambda v: {"cosine": "kosinüs öğrenme oranı", "plateau": "durağanlıkta düşen öğrenme oranı",
+                           "constant": "sabit öğrenme oranı"}.get(v, str(v)),
+    "warmup_epochs": lambda v: f"{v} epok ısınma",
+    "loss": lambda v: {"focal": "odak kaybı", "cce": "çapraz entropi"}.get(v, str(v)),
+    "patience": lambda v: "erken durdurma yok" if str(v) == "0" else f"{v} epok sabırla erken durdurma",
+    "erasing": lambda v: f"rastgele silme olasılığı {fmt_num(float(v), 2)}",
+}
+
+
+def describe_setting(key: str, value) -> str:
+    """One training setting in the text's words: ("epochs", 30) → "30 epok"."""
+    word = SETTING_WORDS.get(key)
+    return word(value) if word and value is not None else f"{key} = {value}"
+
+
 def seed_groups(final: dict, *others: dict) -> list[dict]:
     """Seed summaries as table row groups, each labelled by the settings in which they differ.
 
-    The final configuration names its value of every setting that differs in any group; a
-    comparison names only the settings where it differs from the final configuration, so a
-    one-lever candidate reads as that lever (e.g. ``weight_decay=0.05``).
+    The final configuration is "son yapılandırma"; a comparison names, in words, only the
+    settings where it differs from the final configuration, so a one-lever candidate reads as
+    that lever (e.g. "ağırlık azalması 0,05"). ``diff`` keeps the settings' names and values.
     """
     # Summaries store their settings completed with defaults (release.summarize_seeds).
     params = [g.get("params", {}) for g in (final, *others)]
@@ -327,15 +475,161 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     def differs(p: dict) -> list[str]:
         return [k for k in keys if repr(p.get(k)) != repr(params[0].get(k))]
 
-    # A setting differs somewhere exactly when some comparison differs from the final one in it.
-    diff = [k for k in keys if any(k in differs(p) for p in params[1:])]
-
-    def label(name: str, p: dict, names: list[str]) -> str:
-        return f"{name} ({', '.join(f'{k}={p.get(k)}' for k in names)})" if names else name
-
-    return ([{"label": label("son yapılandırma", params[0], diff), "summary": final}]
-            + [{"label": label("karşılaştırma", p, differs(p)), "summary": g}
+    return ([{"label": "son yapılandırma", "diff": {}, "summary": final}]
+            + [{"label": ", ".join(describe_setting(k, p.get(k)) for k in differs(p)) or "aynı ayarlar",
+                "diff": {k: p.get(k) for k in differs(p)}, "summary": g}
                for p, g in zip(params[1:], others)])
+
+
+def baseline_reproduction(ablation_rows) -> list[dict]:
+    """The starting study's network retrained here (``model == "baseline"`` rows of the ablation
+    table, apart from its short one-lever screen, whose run names start with "abl_"), in order."""
+    return [r for r in ablation_rows or [] if r.get("model") == "baseline" and not str(r.get("run", "")).startswith("abl_")]
+
+
+def screen_steps(ablation_rows) -> list[dict]:
+    """The short one-lever screen (ablation rows whose run names start with "abl_", each adding
+    settings to the row before): what each step added, in words, and how the study protocol's
+    accuracy and macro-F1 changed."""
+    rows = [r for r in ablation_rows or [] if str(r.get("run", "")).startswith("abl_")]
+    steps = []
+    for before, after in zip(rows, rows[1:]):
+        added = [pair.split("=", 1) for pair in str(after.get("added") or "").split(";") if "=" in pair]
+        steps.append({"added": ", ".join(describe_setting(k.strip(), v.strip()) for k, v in added),
+                      "d_accuracy": after["P_seed_accuracy"] - before["P_seed_accuracy"],
+                      "d_macro_f1": after["P_seed_macro_f1"] - before["P_seed_macro_f1"]})
+    return steps
+
+
+#: Markers in the report template where figures appear that are not a ``figure(fig, "name")`` call.
+_FIGURE_SLOTS = re.compile(r'figure\(fig, "([^"]+)"|\{# (CM_FIGURES|LITERATURE_CHART) #\}')
+
+
+def figure_numbers(template_source: str, present: set[str], cm_figures: list[str], chart: bool) -> dict[str, int]:
+    """The number each present figure gets, in the order the template places them (the PDF
+    numbers figures with a CSS counter in the same order), so the text can say "Şekil 3"."""
+    order = []
+    for m in _FIGURE_SLOTS.finditer(template_source):
+        if m[1]:
+            order.append(m[1])
+        elif m[2] == "CM_FIGURES":
+            order += cm_figures
+        elif chart:
+            order.append("literature_chart")
+    numbers: dict[str, int] = {}
+    for name in order:
+        if (name in present or name == "literature_chart") and name not in numbers:
+            numbers[name] = len(numbers) + 1
+    return numbers
+
+
+_TABLE_TAGS = re.compile(r'<(table|div)\b([^>]*)>')
+
+
+def number_tables(html: str) -> str:
+    """Replace each "{{tbl:name}}" in ``html`` with the number of the table whose id is
+    "tbl-name" (tables are numbered in order by a CSS counter; a div with that id names the
+    table inside it); "?" for a table that is not there."""
+    numbers, count, pending = {}, 0, None
+    for m in _TABLE_TAGS.finditer(html):
+        name = re.search(r'\bid="tbl-([a-z]+)"', m[2])
+        if m[1] == "table":
+            count += 1
+            if name or pending:
+                numbers[name[1] if name else pending] = count
+            pending = None
+        elif name:
+            pending = name[1]
+    return re.sub(r"\{\{tbl:([a-z]+)\}\}", lambda m: str(numbers.get(m[1], "?")), html)
+
+
+def headline(evaluation: dict | None, seeds: dict | None, is_demo: bool) -> dict:
+    """The numbers the abstract, conclusion and slides lead with, per protocol: the seeds' mean
+    ± standard deviation when a seed summary of real data is given, else this run's model alone
+    (``{"seeds": n, "protocols": {name: {"accuracy", "accuracy_std", "macro_f1", "macro_f1_std"}}}``)."""
+    if seeds and not is_demo:
+        return {"seeds": len(seeds["seeds"]), "protocols": {
+            name: {"accuracy": p["accuracy"]["mean"], "accuracy_std": p["accuracy"]["std"],
+                   "macro_f1": p["macro_f1"]["mean"], "macro_f1_std": p["macro_f1"]["std"],
+                   "recall": {c: r["mean"] for c, r in p.get("recall", {}).items()}}
+            for name, p in seeds["protocols"].items()}}
+    if not evaluation:
+        return {"seeds": 0, "protocols": {}}
+    return {"seeds": 1, "protocols": {
+        name: {"accuracy": p["plain"]["accuracy"], "accuracy_std": None, "macro_f1": p["plain"]["macro_f1"],
+               "macro_f1_std": None, "recall": {r["class"]: r["recall"] for r in p["plain"]["per_class"]}}
+        for name, p in evaluation["protocols"].items()}}
+
+
+def _png_uri(fig) -> str:
+    """A figure as a PNG data URI (decimal comma), closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    from .figures import decimal_comma
+
+    decimal_comma(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=160, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def configurations_chart(groups: list[dict]) -> str | None:
+    """The study protocol's accuracy of each seed group (``seed_groups``), mean with a ± one
+    standard deviation bar, best on top, as a PNG data URI (the slides' comparison); None for
+    fewer than two groups."""
+    if len(groups) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(((g["label"], g["summary"]["protocols"]["P-seed"]["accuracy"]) for g in groups),
+                  key=lambda r: r[1]["mean"])
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.0))
+    means = [100 * a["mean"] for _, a in rows]
+    ax.barh(range(len(rows)), means, xerr=[100 * a["std"] for _, a in rows], capsize=3,
+            color=["#1a5276" if label == "son yapılandırma" else "#a9b7c6" for label, _ in rows])
+    for i, m in enumerate(means):
+        ax.text(m + 0.3, i, fmt_pct(m / 100, 1), va="center", fontsize=12)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=12)
+    ax.set_xlim(min(means) - 3, max(means) + 2)
+    ax.set_xlabel("Çalışma protokolünde doğruluk (%), tohumların ortalaması ± standart sapma", fontsize=12)
+    return _png_uri(fig)
+
+
+def literature_chart(literature: list[dict], evaluation: dict | None, is_demo: bool) -> str | None:
+    """Published accuracies beside this study's, per protocol, with this study's 95% bootstrap
+    interval, as a PNG data URI (a chart without faces; decimal comma); None without an evaluation."""
+    if not evaluation:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(f"{r['work']}", r["protocol"], r["accuracy"], None) for r in literature if r["protocol"] in evaluation["protocols"]]
+    for name, p in evaluation["protocols"].items():
+        if name in {r["protocol"] for r in literature}:
+            rows.append(("Bu çalışma" + (" (DEMO)" if is_demo else ""), name, p["plain"]["accuracy"], p["plain"]["ci"]["accuracy"]))
+    if not any(ci is not None for *_, ci in rows):
+        return None     # no published result on a protocol this run evaluated
+    rows.sort(key=lambda r: (r[1], r[2]))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.0))
+    labels = [f"{w} — {fmt_protocol(proto)}" for w, proto, _, _ in rows]
+    colors = ["#1a5276" if ci is not None else "#a9b7c6" for *_, ci in rows]
+    ax.barh(range(len(rows)), [100 * a for _, _, a, _ in rows], color=colors)
+    for i, (_, _, acc, ci) in enumerate(rows):
+        if ci is not None:
+            ax.errorbar(100 * acc, i, xerr=[[100 * (acc - ci[0])], [100 * (ci[1] - acc)]], color="black", capsize=3)
+        ax.text(100 * acc + 0.4, i, fmt_pct(acc, 1), va="center", fontsize=9)
+    ax.set_yticks(range(len(rows)), labels, fontsize=9)
+    low = min(100 * a for _, _, a, _ in rows)
+    ax.set_xlim(max(0, low - 10), 100)
+    ax.set_xlabel("Doğruluk (%)")
+    ax.set_title("Yayımlanmış sonuçlar ve bu çalışma (aynı protokolde; hata çubuğu: %95 güven aralığı)", fontsize=10)
+    return _png_uri(fig)
 
 
 #: Deployment formats of ``benchmarks/export_benchmark.py``, in the order the report lists them.
@@ -570,34 +864,96 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["setting_notes"] = setting_notes(ctx["recipe"])
     # The augmentation both templates name: the model's own, else the one notebook 02 showed.
     ctx["augmentation"] = ctx["recipe"].get("augmentation") or (ctx.get("prep") or {}).get("augmentation")
-    ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, banner=DEMO_BANNER,
-               protocol_notes=PROTOCOLS_TR, contamination_note=CONTAMINATION_TR,
-               formulas={k: math_svg(v) for k, v in FORMULAS.items()},
+    ctx["reproduction"] = baseline_reproduction(ctx["ablation"])
+    ctx["headline"] = headline(ctx.get("evaluation"), ctx["seeds"], ctx["is_demo"])
+    ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, references=REFERENCES, banner=DEMO_BANNER,
+               protocol_notes=PROTOCOLS_TR, contamination_note=CONTAMINATION_TR, unfilled=unfilled_fields(meta),
+               eq=equations(ctx["recipe"], bool(evaluation.get("temperature_scaling"))),
+               literature_chart=literature_chart(LITERATURE, ctx.get("evaluation"), ctx["is_demo"]),
+               configurations_chart=configurations_chart(ctx["seed_groups"]) if template.startswith("slides") else None,
                fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},
                f=findings(ctx, meta.language), lang=meta.language,
                cm_figures=[k for k in cm_captions if k in figs],
                cm_primary=primary_cm if primary_cm in figs else None,
                generated=_dt.datetime.now().strftime("%d.%m.%Y %H:%M"))
-    html = _env().get_template(template).render(**ctx)
+    env = _env()
+    source = env.loader.get_source(env, template)[0]
+    ctx["fig_no"] = figure_numbers(source, set(ctx["fig"]), ctx["cm_figures"], bool(ctx["literature_chart"]))
+    ctx["screen"] = screen_steps(ctx["ablation"])
+    html = number_tables(env.get_template(template).render(**ctx))
     return html, ctx
 
 
+def _boxes(box):
+    """``box`` and every box inside it (WeasyPrint's layout tree)."""
+    yield box
+    for child in getattr(box, "children", None) or []:
+        yield from _boxes(child)
+
+
+def layout_problems(document) -> list[str]:
+    """Tables and images wider than the text block, read from a rendered WeasyPrint document:
+    one sentence per offender with its page and how far it sticks out (empty: everything fits)."""
+    from weasyprint.formatting_structure import boxes
+
+    problems = []
+    for number, page in enumerate(document.pages, start=1):
+        page_box = page._page_box
+        left = page_box.content_box_x()
+        right = left + page_box.width
+        for box in _boxes(page_box):
+            if not isinstance(box, (boxes.TableBox, boxes.ReplacedBox)):
+                continue
+            start = box.border_box_x()
+            over = max(start + box.border_width() - right, left - start)
+            if over > 0.5:   # CSS px; half a pixel is rounding
+                kind = "table" if isinstance(box, boxes.TableBox) else "image"
+                problems.append(f"page {number}: a {kind} sticks out of the text block by {over * 25.4 / 96:.1f} mm")
+    return problems
+
+
+def slide_fill(document) -> list[float]:
+    """For each page of a rendered slide deck, how far down its content reaches, as a share of
+    the slide's height (the slide number and demo tag, placed absolutely, are not content):
+    above 1 a slide is overfull (its end is cut off), below 0.5 it is more than half empty."""
+    from weasyprint.formatting_structure import boxes
+
+    shares = []
+    for page in document.pages:
+        page_box = page._page_box
+        top, height = page_box.content_box_y(), page_box.height
+        bottoms = [b.position_y + b.margin_height() - top for b in _boxes(page_box)
+                   if isinstance(b, (boxes.LineBox, boxes.ReplacedBox, boxes.TableBox))
+                   and not any(cls in (getattr(b, "element", None) is not None and b.element.get("class") or "")
+                               for cls in ("num", "demo-tag"))]
+        shares.append(max(bottoms, default=0.0) / height)
+    return shares
+
+
 def write_pdf(html: str, target: Path) -> Path:
-    """Render HTML to PDF with WeasyPrint, then write it atomically over ``target``."""
+    """Render HTML to PDF with WeasyPrint, then write it atomically over ``target``. A table or
+    image wider than the text block is reported as a warning (``layout_problems``)."""
     try:
         import weasyprint
 
-        pdf = weasyprint.HTML(string=html, base_url=str(target.parent)).write_pdf()
+        document = weasyprint.HTML(string=html, base_url=str(target.parent)).render()
+        pdf = document.write_pdf()
     except Exception as exc:  # WeasyPrint/Pango failures come in many types
         raise ReportError(f"{target}: PDF could not be written ({type(exc).__name__}: {exc}); "
                           "the previous PDF, if any, is unchanged") from exc
+    for problem in layout_problems(document):
+        warnings.warn(f"{target.name}: {problem}", stacklevel=2)
     return atomic_write_bytes(target, pdf)
 
 
 def _build(run_dir, out_dir, meta: ReportMeta | None, template: str, stem: str) -> dict[str, Path]:
     out = Path(out_dir or Path(run_dir) / "reports")
     out.mkdir(parents=True, exist_ok=True)
-    html, _ = render_html(run_dir, meta, template)
+    html, ctx = render_html(run_dir, meta, template)
+    if ctx["unfilled"]:
+        # Printed, and marked on the title page: a report is not handed in with a placeholder by accident.
+        warnings.warn(f"{stem}: title page not filled in: {', '.join(ctx['unfilled'])} "
+                      f"(set them as parameters of notebook 07, e.g. -p student=\"...\")", stacklevel=2)
     html_path = atomic_write_bytes(out / f"{stem}.html", html.encode("utf-8"))
     return {"html": html_path, "pdf": write_pdf(html, out / f"{stem}.pdf")}
 

@@ -162,6 +162,9 @@ def demo_run(tmp_path_factory):
     """
     from filelock import FileLock
 
+    if os.environ.get("FER_TEST_DEMO_RUN"):
+        # A demo run built before (tests/conftest.py: _build_demo_run), reused while iterating on report tests.
+        return Path(os.environ["FER_TEST_DEMO_RUN"])
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent

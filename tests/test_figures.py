@@ -69,3 +69,74 @@ def test_augmentation_grid_shows_each_original_before_its_variants():
     assert [ax.get_title() for ax in shown[:4]] == ["Özgün", "Artırma 1", "Artırma 2", "Artırma 3"]
     with pytest.raises(ValueError, match="3 original images but variants for 2"):
         figures.augmentation_grid(np.concatenate([originals, originals[:1]]), variants)
+
+
+def test_figures_write_numbers_with_a_decimal_comma_as_the_text_does():
+    import matplotlib.pyplot as plt
+
+    from fer_helpers.figures import decimal_comma
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 0.5, 1], [0.1, 0.25, 0.9])
+    ax.text(0.2, 0.5, "ECE 0.034")
+    ax.set_xlabel("Güven (0.0–1.0)")
+    decimal_comma(fig)
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks and all("." not in t for t in ticks) and any("," in t for t in ticks)
+    assert ax.texts[0].get_text() == "ECE 0,034" and ax.get_xlabel() == "Güven (0,0–1,0)"
+    plt.close(fig)
+
+
+def test_gradcam_examples_are_half_misclassified():
+    import numpy as np
+
+    from fer_helpers.gradcam import pick_examples
+
+    true = np.array([0, 1, 2, 3, 4, 5, 6, 7] * 10)
+    pred = true.copy()
+    pred[:5] = (pred[:5] + 1) % 8                    # five errors among 80 images
+    pick = pick_examples(true, pred, 8, np.random.default_rng(0))
+    assert len(pick) == 8 and list(pick) == sorted(pick) and len(set(pick)) == 8
+    assert (true[pick] != pred[pick]).sum() == 4     # half of them wrong
+    few = pick_examples(true, pred, 16, np.random.default_rng(0))
+    assert (true[few] != pred[few]).sum() == 5 and len(few) == 16   # all five errors, the rest correct
+    assert len(pick_examples(true, true, 6, np.random.default_rng(0))) == 6    # no errors: all correct
+
+
+def test_grid_labels_print_at_least_7_points_in_the_report():
+    import numpy as np
+
+    from fer_helpers.figures import MIN_LABEL_PT, class_maps_grid, image_grid, printed_scale
+
+    for n, ncols in ((24, 8), (64, 8), (32, 8), (6, 3)):
+        fig = image_grid(np.zeros((n, 48, 48), np.uint8), ["G: Küçümseme\nT: Nötr (%83)"] * n, ncols=ncols, title="t")
+        printed = fig.axes[0].title.get_fontsize() * printed_scale(*fig.get_size_inches())
+        assert printed >= MIN_LABEL_PT, (n, ncols, printed)
+    from fer_helpers.labels import CLASSES
+
+    fig = class_maps_grid(np.random.default_rng(0).random((8, 6, 6)), list(CLASSES), language="en")
+    assert fig.axes[0].title.get_fontsize() * printed_scale(*fig.get_size_inches()) >= MIN_LABEL_PT
+
+
+def test_every_chart_names_both_axes_and_keeps_its_legend_off_the_bars():
+    import numpy as np
+
+    from fer_helpers import figures
+    from fer_helpers.labels import CLASSES
+
+    classes = list(CLASSES)
+    counts = {s: {c: 10 + i for i, c in enumerate(classes)} for s in ("train", "val", "test")}
+    per_class = [{"class": c, "precision": 0.5, "recall": 0.6, "f1": 0.55} for c in classes]
+    history = {"epoch": [0, 1], "accuracy": [0.5, 0.6], "val_accuracy": [0.4, 0.5], "loss": [1, 0.8], "val_loss": [1.1, 0.9]}
+    images, labels = np.zeros((16, 48, 48), np.uint8), np.arange(16) % 8
+    charts = [figures.class_counts_bar(counts, classes), figures.per_class_bars(per_class),
+              figures.confused_pairs_bar([{"true": "Sadness", "predicted": "Neutral", "count": 5}]),
+              figures.training_curves(history), figures.entropy_histogram(np.linspace(0, 2, 50)),
+              figures.pixel_intensity_plot(images, labels, classes)]
+    for fig in charts:
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), (ax.get_title(), ax.get_xlabel(), ax.get_ylabel())
+    for fig in charts[:2]:                      # bar charts: the legend sits right of the axes
+        legend = fig.axes[0].get_legend()
+        assert legend is not None and legend.get_bbox_to_anchor().x0 >= fig.axes[0].get_position().x1 * fig.bbox.width - 1

@@ -136,7 +136,7 @@ def test_all_notebooks_run_on_demo_data(demo_run):
     assert "region_mass" in json.loads((results / "gradcam.json").read_text())
     cross = json.loads((results / "cross_dataset.json").read_text())["datasets"]
     assert cross[0]["layout"] == "folders" and "Contempt" not in cross[0]["shared_classes"]
-    assert "Çapraz veri seti değerlendirmesi" in (demo_run / "reports" / "rapor.html").read_text()
+    assert "Başka veri setlerinde sonuçlar" in (demo_run / "reports" / "rapor.html").read_text()
     human = json.loads((results / "error_analysis.json").read_text())["annotator_baseline"]["test"]
     assert human["n_votes"] > 0 and 0 < human["annotator"]["accuracy"] <= 1
     assert "Tek bir işaretleyiciyle karşılaştırma" in (demo_run / "reports" / "rapor.html").read_text()

@@ -1,0 +1,59 @@
+"""The README's results table agrees with the committed result files it quotes."""
+import csv
+import json
+from pathlib import Path
+
+from fer_helpers.report import LITERATURE, fmt_num, fmt_pct
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+def readme_rows() -> dict[str, list[str]]:
+    """The results table's rows, by their first cell: the remaining cells."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 5 and not set(cells[0]) <= set("-"):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def row(start: str) -> list[str]:
+    matches = [cells for name, cells in readme_rows().items() if name.startswith(start)]
+    assert len(matches) == 1, f"README results table: no single row starting {start!r}"
+    return matches[0]
+
+
+def test_the_table_has_at_most_six_rows():
+    assert 4 <= len(readme_rows()) - 1 <= 6          # the header row is not a result
+
+
+def test_the_released_model_row_is_the_seed_summary():
+    seeds = json.loads((RESULTS / "seeds_summary.json").read_text())["protocols"]
+    ps, pf = seeds["P-seed"], seeds["P-FER+"]
+    assert row("Yayımlanan model") == [
+        f"{fmt_pct(ps['accuracy']['mean'])} ± {fmt_num(100 * ps['accuracy']['std'], 2)}",
+        f"{fmt_num(ps['macro_f1']['mean'])} ± {fmt_num(ps['macro_f1']['std'])}",
+        f"{fmt_num(ps['recall']['Contempt']['mean'])} / {fmt_num(ps['recall']['Disgust']['mean'])}",
+        f"{fmt_pct(pf['accuracy']['mean'])} ± {fmt_num(100 * pf['accuracy']['std'], 2)}"]
+
+
+def test_the_reproduction_and_single_annotator_rows_are_the_result_files():
+    with (RESULTS / "ablation.csv").open() as f:
+        e60 = next(r for r in csv.DictReader(f) if r["run"] == "baseline_e60")
+    assert row("Temel model, bu depoda yeniden üretim (60 epok")[:2] == [
+        fmt_pct(float(e60["P_seed_accuracy"])), fmt_num(float(e60["P_seed_macro_f1"]))]
+    assert row("Temel model")[3] == fmt_pct(float(e60["P_FERplus_accuracy"]))
+    human = json.loads((RESULTS / "runs" / "reference_report" / "error_analysis.json").read_text())["annotator_baseline"]
+    seed, ferplus = human["P-seed"]["annotator"], human["P-FER+"]["annotator"]
+    assert row("Tek bir işaretleyici") == [
+        fmt_pct(seed["accuracy"]), fmt_num(seed["macro_f1"]),
+        f"{fmt_num(seed['recall']['Contempt'])} / {fmt_num(seed['recall']['Disgust'])}", fmt_pct(ferplus["accuracy"])]
+
+
+def test_the_published_rows_are_the_reports_literature():
+    study = LITERATURE[0]
+    assert row("Başlangıç çalışması")[:2] == [fmt_pct(study["accuracy"], 1), fmt_num(study["macro_f1"], 2)]
+    ferplus = [r["accuracy"] for r in LITERATURE if r["protocol"] == "P-FER+"]
+    assert row("FER+ VGG13")[3] == f"{fmt_pct(min(ferplus))} – {fmt_pct(max(ferplus))}"
