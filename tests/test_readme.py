@@ -57,3 +57,12 @@ def test_the_published_rows_are_the_reports_literature():
     assert row("Başlangıç çalışması")[:2] == [fmt_pct(study["accuracy"], 1), fmt_num(study["macro_f1"], 2)]
     ferplus = [r["accuracy"] for r in LITERATURE if r["protocol"] == "P-FER+"]
     assert row("FER+ VGG13")[3] == f"{fmt_pct(min(ferplus))} – {fmt_pct(max(ferplus))}"
+
+
+def test_the_cpu_resnet_row_is_its_evaluation():
+    ev = json.loads((RESULTS / "runs" / "resnet_w16_e60_s42_cpu" / "evaluation.json").read_text())["protocols"]
+    seed, ferplus = ev["P-seed"]["plain"], ev["P-FER+"]["plain"]
+    recall = {r["class"]: r["recall"] for r in seed["per_class"]}
+    assert row("ResNet-18 genişlik 16") == [
+        fmt_pct(seed["accuracy"]), fmt_num(seed["macro_f1"]),
+        f"{fmt_num(recall['Contempt'])} / {fmt_num(recall['Disgust'])}", fmt_pct(ferplus["accuracy"])]
