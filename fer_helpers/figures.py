@@ -140,6 +140,11 @@ def printed_scale(width_in: float, height_in: float) -> float:
     return min(1.0, REPORT_FIGURE_BOX_IN[0] / width_in, REPORT_FIGURE_BOX_IN[1] / height_in)
 
 
+def label_points(size) -> float:
+    """The font size that prints at ``MIN_LABEL_PT`` or more on a figure of ``size`` inches in the report."""
+    return MIN_LABEL_PT / printed_scale(*size) + 0.2
+
+
 def image_grid(images: np.ndarray, titles: list[str] | None = None, ncols: int = 8,
                title: str = "", overlays: np.ndarray | None = None, title_colors=None):
     """A grid of 48×48 images (optionally with heatmap overlays). Labels are sized so that they
@@ -147,7 +152,7 @@ def image_grid(images: np.ndarray, titles: list[str] | None = None, ncols: int =
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
     size = (1.1 * ncols, 1.4 * nrows + (0.3 if title else 0))
-    label_pt = MIN_LABEL_PT / printed_scale(*size) + 0.2
+    label_pt = label_points(size)
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -417,7 +422,7 @@ def class_maps_grid(maps: np.ndarray, classes, language: str = "tr"):
         ax.axis("off")
         if not np.isnan(m).all():
             ax.imshow(m, cmap="jet", vmin=0, vmax=max(float(np.nanmax(m)), 1e-6))
-        ax.set_title(n, fontsize=MIN_LABEL_PT / printed_scale(*size) + 0.2)
+        ax.set_title(n, fontsize=label_points(size))
     fig.suptitle("Sınıf başına ortalama Grad-CAM haritası (doğru sınıflananlar)")
     fig.tight_layout()
     return fig

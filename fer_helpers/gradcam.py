@@ -192,9 +192,9 @@ def explain_run(run_dir, n_images: int = 16, n_sanity: int = 32, layer_name: str
     model = load_model(paths["model"] / "best.keras", n_classes=len(data.classes))
     layer_name = layer_name or find_last_conv_layer(model)
     rng = np.random.default_rng(seed)
-    pick = pick_examples(test.labels, predict_proba(model, test.images).argmax(axis=1), n_images, rng)
-    images, true = test.images[pick], test.labels[pick]
-    pred = predict_proba(model, images).argmax(axis=1)
+    predicted = predict_proba(model, test.images).argmax(axis=1)
+    pick = pick_examples(test.labels, predicted, n_images, rng)
+    images, true, pred = test.images[pick], test.labels[pick], predicted[pick]
     maps_pred = gradcam_heatmaps(model, images, pred, layer_name)
     maps_true = gradcam_heatmaps(model, images, true, layer_name)
     class_maps = mean_class_maps(model, test.images, test.labels, len(data.classes), layer_name)

@@ -429,6 +429,11 @@ def _env() -> Environment:
     return env
 
 
+def _short(x: float) -> str:
+    """A setting's number without trailing zeros, decimal comma: 0.0500 → "0,05"."""
+    return fmt_num(float(x), 4).rstrip("0").rstrip(",")
+
+
 #: How the text words a training setting's value (seed-group labels); other settings fall back to "name = value".
 SETTING_WORDS = {
     "model_name": lambda v: fmt_model(v),
@@ -436,11 +441,11 @@ SETTING_WORDS = {
     "precision": lambda v: {"mixed_bfloat16": "bfloat16 evrişimler", "float32": "float32 hesap"}.get(v, str(v)),
     "augmentation": lambda v: {"study": "başlangıç çalışmasının artırması", "strong": "güçlü artırma",
                                "wide": "geniş artırma", "none": "artırma yok"}.get(v, str(v)),
-    "weight_decay": lambda v: f"ağırlık azalması {fmt_num(float(v), 4).rstrip('0').rstrip(',')}",
+    "weight_decay": lambda v: f"ağırlık azalması {_short(v)}",
     "oversample_fraction": lambda v: f"çoğaltma payı {fmt_pct(float(v), 0)}",
     "imbalance": lambda v: {"oversample": "nadir sınıf çoğaltma", "class_weight": "sınıf ağırlıkları",
                             "none": "dengeleme yok"}.get(v, str(v)),
-    "learning_rate": lambda v: f"öğrenme oranı {fmt_num(float(v), 4).rstrip('0').rstrip(',')}",
+    "learning_rate": lambda v: f"öğrenme oranı {_short(v)}",
     "targets": lambda v: {"soft": "oy dağılımı hedefleri", "onehot": "tek etiket"}.get(v, str(v)),
     "optimizer": lambda v: {"adamw": "AdamW", "adam": "Adam", "sgd": "Nesterov SGD"}.get(v, str(v)),
     "width": lambda v: f"genişlik {v}",
@@ -451,7 +456,7 @@ SETTING_WORDS = {
     "warmup_epochs": lambda v: f"{v} epok ısınma",
     "loss": lambda v: {"focal": "odak kaybı", "cce": "çapraz entropi"}.get(v, str(v)),
     "patience": lambda v: "erken durdurma yok" if str(v) == "0" else f"{v} epok sabırla erken durdurma",
-    "erasing": lambda v: f"rastgele silme olasılığı {fmt_num(float(v), 2)}",
+    "erasing": lambda v: f"rastgele silme olasılığı {_short(v)}",
 }
 
 
@@ -481,17 +486,22 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
                for p, g in zip(params[1:], others)])
 
 
+def _in_screen(row: dict) -> bool:
+    """A row of the ablation table's short one-lever screen (its run names start with "abl_")."""
+    return str(row.get("run", "")).startswith("abl_")
+
+
 def baseline_reproduction(ablation_rows) -> list[dict]:
     """The starting study's network retrained here (``model == "baseline"`` rows of the ablation
     table, apart from its short one-lever screen, whose run names start with "abl_"), in order."""
-    return [r for r in ablation_rows or [] if r.get("model") == "baseline" and not str(r.get("run", "")).startswith("abl_")]
+    return [r for r in ablation_rows or [] if r.get("model") == "baseline" and not _in_screen(r)]
 
 
 def screen_steps(ablation_rows) -> list[dict]:
     """The short one-lever screen (ablation rows whose run names start with "abl_", each adding
     settings to the row before): what each step added, in words, and how the study protocol's
     accuracy and macro-F1 changed."""
-    rows = [r for r in ablation_rows or [] if str(r.get("run", "")).startswith("abl_")]
+    rows = [r for r in ablation_rows or [] if _in_screen(r)]
     steps = []
     for before, after in zip(rows, rows[1:]):
         added = [pair.split("=", 1) for pair in str(after.get("added") or "").split(";") if "=" in pair]
@@ -865,11 +875,15 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     # The augmentation both templates name: the model's own, else the one notebook 02 showed.
     ctx["augmentation"] = ctx["recipe"].get("augmentation") or (ctx.get("prep") or {}).get("augmentation")
     ctx["reproduction"] = baseline_reproduction(ctx["ablation"])
+    ctx["repro"] = ctx["reproduction"][-1] if ctx["reproduction"] else None      # the strongest reproduction
+    # The evaluated model's one name in the text: its training settings', else its model table's.
+    ctx["model_name"] = fmt_model(ctx["recipe"].get("model_name") or (ctx.get("model_table") or {}).get("model", ""))
     ctx["headline"] = headline(ctx.get("evaluation"), ctx["seeds"], ctx["is_demo"])
-    ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, references=REFERENCES, banner=DEMO_BANNER,
+    ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, study=LITERATURE[0], references=REFERENCES, banner=DEMO_BANNER,
                protocol_notes=PROTOCOLS_TR, contamination_note=CONTAMINATION_TR, unfilled=unfilled_fields(meta),
                eq=equations(ctx["recipe"], bool(evaluation.get("temperature_scaling"))),
                literature_chart=literature_chart(LITERATURE, ctx.get("evaluation"), ctx["is_demo"]),
+               # Only the slides draw the configurations as a chart (the report has their table).
                configurations_chart=configurations_chart(ctx["seed_groups"]) if template.startswith("slides") else None,
                fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},
                f=findings(ctx, meta.language), lang=meta.language,
