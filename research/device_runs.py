@@ -68,7 +68,7 @@ def train_one(name: str, params: dict, data_path: str, work: Path, teacher_file:
     from fer_helpers.data import load_dataset, save_data_settings
     from fer_helpers.evaluation import classification_metrics
     from fer_helpers.models import load_model, predict_proba
-    from fer_helpers.training import TrainConfig, save_teacher_probabilities, train_model
+    from fer_helpers.training import TrainConfig, train_model
 
     if teacher_file:
         params = {**params, "distill_from": teacher_file}
@@ -93,16 +93,41 @@ def train_one(name: str, params: dict, data_path: str, work: Path, teacher_file:
         summary["tta" if tta else "plain"] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                                               "recall": recall}
     if params.get("write_teacher"):
-        # Probabilities on every FER2013Train image (its train and val shares), flip-averaged.
-        train_all = data.subset(data.split != "test")
-        probs = predict_proba(model, train_all.images, flip_tta=True)
-        save_teacher_probabilities(run_dir / "results" / "teacher_probs.npz", train_all.names, probs,
-                                   data.classes, {"run": name, "params": result.metadata["params"],
-                                                  "compute": result.metadata["compute"]})
+        write_teacher(model, data, run_dir / "results" / "teacher_probs.npz",
+                      {"run": name, "params": result.metadata["params"], "compute": result.metadata["compute"]})
     summary["training"] = {k: result.metadata[k] for k in ("wall_time_s", "epochs_run", "best_epoch",
                                                             "best_val_accuracy", "compute")}
     (run_dir / "results" / "device_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def write_teacher(model, data, path: Path, source: dict) -> Path:
+    """A teacher's flip-averaged probabilities on every FER2013Train image (its train and
+    validation shares; never FER2013Valid or FER2013Test), for a student to distil from."""
+    from fer_helpers.models import predict_proba
+    from fer_helpers.training import save_teacher_probabilities
+
+    train_all = data.subset(data.split != "test")
+    probs = predict_proba(model, train_all.images, flip_tta=True)
+    return save_teacher_probabilities(path, train_all.names, probs, data.classes, source)
+
+
+def teacher_from_run(run_dir: Path, data_path: str, path: Path) -> Path:
+    """``write_teacher`` for a run that finished without writing one (e.g. trained on a CPU): its
+    model, on the split its own seed drew, so a student with that seed keeps a clean validation."""
+    from fer_helpers.data import load_dataset
+    from fer_helpers.models import load_model
+
+    # A run folder keeps its records under results/; a committed copy (results/runs/...) keeps them flat.
+    meta_path = next(p for p in (run_dir / "results" / "training.json", run_dir / "training.json") if p.is_file())
+    meta = json.loads(meta_path.read_text())
+    params = meta["params"]
+    data = load_dataset(data_path, label_mode=params.get("label_mode", "distribution"),
+                        val_fraction=params.get("val_fraction", 0.2), seed=params["seed"], use_cache=False)
+    model_path = next(p for p in (run_dir / "model" / "inference.keras", run_dir / "model.keras")
+                      if p.is_file())
+    return write_teacher(load_model(model_path), data, path,
+                         {"run": run_dir.name, "params": params, "compute": meta["compute"]})
 
 
 # --------------------------------------------------------------------------- the plan (parent)
@@ -150,6 +175,7 @@ def run_plan(plan: dict, args) -> dict:
     t0 = time.time()
     pending = list(plan["runs"])
     running, done, failed = {}, {}, {}
+    preset = set(plan.get("preset_teachers", []))  # teachers whose probabilities are already written
     last_note = t0
     while pending or running:
         for name, (proc, log, started) in list(running.items()):
@@ -185,7 +211,7 @@ def run_plan(plan: dict, args) -> dict:
                 pending.remove(run)
                 failed[run["name"]] = f"teacher {teacher} failed"
                 continue
-            if teacher and teacher not in done:
+            if teacher and teacher not in done and teacher not in preset:
                 continue
             teacher_file = str(work / teacher / "results" / "teacher_probs.npz") if teacher else None
             pending.remove(run)
@@ -237,6 +263,8 @@ def main(argv=None) -> int:
     ap.add_argument("--parallel", type=int, default=8, help="runs trained at the same time")
     ap.add_argument("--only", help="comma-separated run names to keep from the plan (a smoke test)")
     ap.add_argument("--override", default="{}", help="JSON parameters laid over every run (a smoke test)")
+    ap.add_argument("--teacher-from", metavar="RUN_DIR",
+                    help="write a finished run's teacher probabilities to work/<its plan name>/results first")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--teacher-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -250,6 +278,15 @@ def main(argv=None) -> int:
         train_one(run["name"], {**base_params(plan, run), **override}, args.data, Path(args.out) / "work",
                   args.teacher_file)
         return 0
+    if args.teacher_from:
+        # Student runs in the plan naming a teacher that is not in it read this run's probabilities.
+        teachers = {r["teacher"] for r in plan["runs"] if r.get("teacher")} - {r["name"] for r in plan["runs"]}
+        if len(teachers) != 1:
+            raise SystemExit(f"--teacher-from: the kept runs must name exactly one teacher outside them, got {sorted(teachers)}")
+        teacher = teachers.pop()
+        teacher_from_run(Path(args.teacher_from), args.data,
+                         Path(args.out) / "work" / teacher / "results" / "teacher_probs.npz")
+        plan["preset_teachers"] = [teacher]
     if override:
         for r in plan["runs"]:
             r["params"] = {**r["params"], **override}

@@ -88,3 +88,40 @@ def test_the_cpu_models_planned_compute_fits_the_reference_recipes_budget():
         params = base_params(plan, run)
         assert params["imbalance"] == "oversample" and params["oversample_fraction"] == 0.15
         assert planned_flops(params, n_train) <= budget
+
+
+def test_a_finished_runs_teacher_file_covers_fer2013train_only_on_its_own_split(tmp_path):
+    """--teacher-from: a committed run (flat records, model.keras) becomes a teacher file for the
+    plan's student; it holds probabilities for FER2013Train's images and none from Valid/Test."""
+    import numpy as np
+
+    import fer_helpers as fh
+    from conftest import make_ferplus
+    from research.device_runs import main
+
+    data = make_ferplus(tmp_path / "ferplus", per_split=6)
+    run = tmp_path / "teacher_run"
+    run.mkdir()
+    fh.build_model("baseline").save(run / "model.keras")
+    (run / "training.json").write_text(json.dumps({"params": {"seed": 3, "label_mode": "distribution",
+                                                              "val_fraction": 0.2}, "compute": {"flops": 1.0}}))
+    plan = _write(tmp_path, {"runs": [{"name": "t", "params": {}},
+                                      {"name": "s", "teacher": "t", "params": {}}]})
+    # Only the student is kept, so its teacher is outside the kept runs; a past deadline stops before training.
+    main(["--plan", str(plan), "--only", "s", "--teacher-from", str(run), "--data", str(data),
+          "--out", str(tmp_path / "out"), "--deadline", "-1"])
+    with np.load(tmp_path / "out" / "work" / "t" / "results" / "teacher_probs.npz") as f:
+        names, probs = f["names"], f["probs"].astype(np.float32)
+        source = json.loads(str(f["source"]))
+    train = {line.split(",")[0] for line in (data / "FER2013Train" / "label.csv").read_text().splitlines()}
+    assert set(names) <= train and len(names) == 5        # every labelled Train image (one row is "unknown")
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-2)
+    assert source["run"] == "teacher_run" and source["params"]["seed"] == 3
+
+
+def test_teacher_from_refuses_a_plan_without_exactly_one_outside_teacher(tmp_path):
+    from research.device_runs import main
+
+    plan = _write(tmp_path, {"runs": [{"name": "t", "params": {}}, {"name": "s", "teacher": "t", "params": {}}]})
+    with pytest.raises(SystemExit, match="exactly one teacher"):
+        main(["--plan", str(plan), "--teacher-from", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "o")])
