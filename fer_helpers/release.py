@@ -239,7 +239,7 @@ def model_card_markdown(card: dict) -> str:
         times = " / ".join(f"{t:.1f}" for t in s["wall_time_min"]["values"])
         lines += ["", f"Validation accuracy at the checkpoint {ms(s['val_accuracy'])} (the Keras metric that "
                   "selected it: argmax of the vote distribution, ties to the first class in class order; "
-                  "`benchmarks/validation_compare.py`, whose numbers the decision rules use, scores the same "
+                  "`research/validation_compare.py`, whose numbers the decision rules use, scores the same "
                   "checkpoints against plurality labels, so its numbers differ slightly); "
                   f"training wall time per seed {times} min "
                   "(each run's training.json records the cores it had). The released file "

@@ -33,6 +33,13 @@ def load_benchmark(name: str):
     return importlib.import_module(f"benchmarks.{name}")
 
 
+def load_research(name: str):
+    """Import ``research/<name>.py`` (the screens, decision rules and summaries apart from the package)."""
+    import importlib
+
+    return importlib.import_module(f"research.{name}")
+
+
 def post_hoc_run(tmp_path: Path, name: str, written: str, precision: str = "float32") -> dict:
     """Files for a post-hoc benchmark's end-to-end run on demo data: a small saved vgg_fast
     model, a rule written at ``written``, and the command-line arguments that point the script

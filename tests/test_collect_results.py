@@ -1,9 +1,9 @@
-"""benchmarks/collect_results.py: how an ablation row names what changed."""
-from conftest import load_benchmark
+"""research/collect_results.py: how an ablation row names what changed."""
+from conftest import load_research
 
 
 def test_changes_name_the_differences_from_the_previous_run_and_from_the_study():
-    cr = load_benchmark("collect_results")
+    cr = load_research("collect_results")
     previous = {"model_name": "vgg_fast", "epochs": 50, "seed": 42}        # recorded before 'precision'
     current = {"model_name": "vgg_mid", "epochs": 50, "seed": 42, "precision": "mixed_bfloat16"}
     # The older run trained in float32 (the default), so the new setting counts as a change.
@@ -17,7 +17,7 @@ def test_changes_name_the_differences_from_the_previous_run_and_from_the_study()
 
 
 def test_copy_only_copies_numbers_and_leaves_the_ablation_table(tmp_path):
-    cr = load_benchmark("collect_results")
+    cr = load_research("collect_results")
     results = tmp_path / "runs" / "lc25_s42" / "results"
     results.mkdir(parents=True)
     for name in ("training.json", "history.csv", "predictions.npz"):

@@ -1,4 +1,4 @@
-"""benchmarks/drw_finetune.py: a short re-weighted fine-tune of a trained model, decided on validation."""
+"""research/drw_finetune.py: a short re-weighted fine-tune of a trained model, decided on validation."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import fer_helpers as fh
-from conftest import load_benchmark, post_hoc_run
+from conftest import load_research, post_hoc_run
 
-drw = load_benchmark("drw_finetune")
+drw = load_research("drw_finetune")
 
 
 def test_finetune_trains_a_float32_copy_and_leaves_the_released_model_alone():
@@ -37,5 +37,5 @@ def test_script_runs_end_to_end_on_demo_data_and_records_its_verdict(tmp_path):
     assert saved["chosen"] == result["chosen"] and set(saved["candidates"]) == {"plain", "drw q=0.5", "drw q=1"}
     assert set(saved["candidates"]["plain"]) == {"val", "test"} and saved["epochs"] == 1
     assert "=> " in rule.read_text().splitlines()[-1]
-    row = load_benchmark("decide").load_decisions(table).iloc[0]
+    row = load_research("decision").load_decisions(table).iloc[0]
     assert row["name"] == "drw_finetune" and row["decision"] == ("keep" if result["chosen"] == "plain" else "adopt")

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_search.py: lossless packing, a valid grid and a faithful PyTorch mirror.
+"""research/gpu_search.py: lossless packing, a valid grid and a faithful PyTorch mirror.
 
 The GPU itself is never needed here: these tests check what is prepared on
 this machine (the pack), that every grid entry is a configuration the package
@@ -16,12 +16,12 @@ import json
 import numpy as np
 import pytest
 
-from conftest import load_benchmark, make_ferplus
+from conftest import load_research, make_ferplus
 
 
 @pytest.fixture(scope="module")
 def gpu_search():
-    return load_benchmark("gpu_search")
+    return load_research("gpu_search")
 
 
 def test_mosaics_round_trip_exactly(gpu_search):
@@ -286,14 +286,14 @@ def test_screen_verdicts_apply_the_written_rule(gpu_search):
     verdict = lambda rows: gpu_search.screen_verdict(rows, screen)     # noqa: E731
     ctrl = (0.830, 0.825, 0.828)
     won = verdict(_screen_rows(ctrl, (0.834, 0.829, 0.829)))
-    assert won["verdict"] == "lever" and won["seeds_ahead"] == 3 and won["gain"] == pytest.approx(0.003)
+    assert won["verdict"] == "adopt" and won["seeds_ahead"] == 3 and won["gain"] == pytest.approx(0.003)
     # Each condition alone sinks a candidate: the gain (0.29 pt), the seeds (one seed carries
     # a +1.2 pt mean), the other measure (macro-F1 lower).
     assert verdict(_screen_rows(ctrl, (0.8329, 0.8279, 0.8309)))["criterion"] is False
     one_seed = verdict(_screen_rows(ctrl, (0.866, 0.824, 0.827)))
-    assert (one_seed["criterion"], one_seed["ahead"], one_seed["verdict"]) == (True, False, "no lever")
+    assert (one_seed["criterion"], one_seed["ahead"], one_seed["verdict"]) == (True, False, "keep")
     worse_f1 = verdict(_screen_rows(ctrl, (0.84, 0.84, 0.84), f1=(0.68, 0.6799)))
-    assert (worse_f1["guard"], worse_f1["verdict"]) == (False, "no lever")
+    assert (worse_f1["guard"], worse_f1["verdict"]) == (False, "keep")
     # Unfinished or missing runs leave it undecided; other leases' runs are not its control.
     assert verdict(_screen_rows(ctrl, (0.84, 0.84, 0.84), epochs_run=20))["verdict"] == "undecided"
     assert verdict(_screen_rows(ctrl[:2], (0.84, 0.84, 0.84)))["verdict"] == "undecided"
@@ -304,7 +304,7 @@ def test_screen_verdicts_apply_the_written_rule(gpu_search):
     f1_screen = dataclasses.replace(screen, measure="val_macro_f1", min_gain=0.008, min_ahead=1, max_guard_drop=0.002)
     lower_acc = gpu_search.screen_verdict(_screen_rows(ctrl, tuple(a - 0.0015 for a in ctrl), f1=(0.67, 0.68)),
                                           f1_screen)
-    assert lower_acc["verdict"] == "lever" and lower_acc["guard_measure"] == "val_accuracy"
+    assert lower_acc["verdict"] == "adopt" and lower_acc["guard_measure"] == "val_accuracy"
 
 
 def test_committed_verdicts_are_those_of_the_committed_results(gpu_search, tmp_path):
@@ -318,11 +318,11 @@ def test_committed_verdicts_are_those_of_the_committed_results(gpu_search, tmp_p
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "verdicts.csv"), committed)
     by = {(v["lease"], v["candidate"]): v for v in fresh}
     ema = by[("7", "mid_e50_ema9995_bf16")]           # lease7_rule.txt: +0.18 pt, 3 of 3 ahead
-    assert (round(ema["gain"] * 100, 2), ema["seeds_ahead"], ema["verdict"]) == (0.18, 3, "no lever")
+    assert (round(ema["gain"] * 100, 2), ema["seeds_ahead"], ema["verdict"]) == (0.18, 3, "keep")
     lr = by[("8b", "mid_e50_lr4e3_bf16")]             # lease8_rule.txt: macro-F1 +0.0009, 4 of 6
-    assert (round(lr["gain"], 4), lr["seeds_ahead"], lr["verdict"]) == (0.0009, 4, "no lever")
+    assert (round(lr["gain"], 4), lr["seeds_ahead"], lr["verdict"]) == (0.0009, 4, "keep")
     ls = by[("9c", "mid_e50_ls10_bf16")]              # lease9_rule.txt: +0.11 pt, macro-F1 0.0001 lower
-    assert (round(ls["gain"] * 100, 2), ls["guard"], ls["verdict"]) == (0.11, False, "no lever")
+    assert (round(ls["gain"] * 100, 2), ls["guard"], ls["verdict"]) == (0.11, False, "keep")
     assert [v["change"] for v in fresh if v["lease"] == "9"] == ["do0", "do2", "do6"]
     assert round(ls["control_guard"] - ls["candidate_guard"], 4) == 0.0001
-    assert {v["rule"] for v in fresh} <= {p.name for p in (gpu_search.ROOT / "results" / "gpu_search").iterdir()}
+    assert all((gpu_search.ROOT / v["rule"]).is_file() for v in fresh)       # each rule is committed

@@ -1,4 +1,4 @@
-"""benchmarks/head_rebalance.py: post-hoc rebalancing of a trained model's classifier head."""
+"""research/head_rebalance.py: post-hoc rebalancing of a trained model's classifier head."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import load_benchmark, post_hoc_run
+from conftest import load_research, post_hoc_run
 
-hr = load_benchmark("head_rebalance")
+hr = load_research("head_rebalance")
 
 
 def test_tau_normalisation_leaves_tau_zero_alone_and_equalises_norms_at_one():
@@ -66,6 +66,6 @@ def test_script_runs_end_to_end_on_demo_data_and_appends_its_verdict(tmp_path):
     assert saved["features"]["head_agreement_with_model"] >= 0.999
     text = rule.read_text()
     assert text.startswith("Written 2026-11-27T04:00:00Z") and "=> " in text.splitlines()[-1]
-    row = load_benchmark("decide").load_decisions(table).iloc[0]
+    row = load_research("decision").load_decisions(table).iloc[0]
     assert row["name"] == "head_rebalance" and row["written"] == "2026-11-27T04:00:00Z"
     assert row["decision"] == ("keep" if result["chosen"] == "plain" else "adopt")

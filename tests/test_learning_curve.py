@@ -1,4 +1,4 @@
-"""benchmarks/learning_curve.py: is the reference recipe short of data? Read off validation only."""
+"""research/learning_curve.py: is the reference recipe short of data? Read off validation only."""
 from __future__ import annotations
 
 import json
@@ -7,12 +7,12 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import load_benchmark
+from conftest import load_research
 
 
 @pytest.fixture(scope="module")
 def lc():
-    return load_benchmark("learning_curve")
+    return load_research("learning_curve")
 
 
 def _run(root, name, cap, val_acc, p_seed=0.8, epochs_run=50, full=22708, macro_f1=0.6, checkpoint=None):
@@ -52,16 +52,16 @@ def test_slope_is_the_change_per_doubling(lc):
 def test_verdict_needs_a_steep_enough_curve_that_still_rises(lc):
     # 1.2 pt per doubling predicts 1.2 · log2(1.25) = 0.39 pt for the refit: above 0.3 pt.
     steep = lc.curve_verdict(_rows([0.82 - 0.024, 0.82 - 0.012, 0.82 - 0.005, 0.82]))
-    assert steep["verdict"] == "refit"
+    assert steep["verdict"] == "adopt"
     assert steep["predicted_refit_gain"] == pytest.approx(steep["slope_per_doubling"] * math.log2(1.25), abs=1e-5)
     assert steep["last_step"] == pytest.approx(0.005) and steep["last_step_from_share"] == 0.75
     # A flat curve (0.2 pt per doubling) predicts less than 0.3 pt.
-    assert lc.curve_verdict(_rows([0.816, 0.818, 0.819, 0.82]))["verdict"] == "no refit"
+    assert lc.curve_verdict(_rows([0.816, 0.818, 0.819, 0.82]))["verdict"] == "keep"
     # Steep on average but falling at the end: the data has stopped helping.
     falling = lc.curve_verdict(_rows([0.78, 0.80, 0.823, 0.82]))
-    assert falling["slope_per_doubling"] * math.log2(1.25) >= 0.003 and falling["verdict"] == "no refit"
+    assert falling["slope_per_doubling"] * math.log2(1.25) >= 0.003 and falling["verdict"] == "keep"
     # Order of the rows does not matter; the full split must be there.
-    assert lc.curve_verdict(_rows([0.82, 0.78, 0.80, 0.815], shares=(1.0, 0.25, 0.5, 0.75)))["verdict"] == "refit"
+    assert lc.curve_verdict(_rows([0.82, 0.78, 0.80, 0.815], shares=(1.0, 0.25, 0.5, 0.75)))["verdict"] == "adopt"
     with pytest.raises(ValueError, match="share 1"):
         lc.curve_verdict(_rows([0.78, 0.80, 0.81], shares=(0.25, 0.5, 0.75)))
 
@@ -83,7 +83,7 @@ def test_main_writes_the_curve_and_refuses_runs_it_cannot_place(lc, tmp_path):
     assert list(curve["n_train"]) == [5677, 11354, 17031, 22708]
     assert curve.loc[3, "p_seed_accuracy"] == 0.82 and curve.loc[3, "p_ferplus_accuracy"] == 0.85
     verdict = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-    assert verdict["rule"] == rule.as_posix() and verdict["points"] == 4 and verdict["verdict"] == "refit"
+    assert verdict["rule"] == rule.as_posix() and verdict["points"] == 4 and verdict["verdict"] == "adopt"
     assert [r["run"] for r in verdict["rows"]] == list(curve["run"])     # the report reads the rows from here
     # A run missing from the validation table, an unfinished run, a missing rule: each named.
     pd.DataFrame(val[1:]).to_csv(table, index=False)

@@ -346,9 +346,9 @@ def test_appendix_tables_render_their_numbers(demo_run, tmp_path):
         "lease,rule,candidate,control,change,seeds,measure,control_mean,candidate_mean,gain,min_gain,seeds_ahead,min_ahead,"
         "guard_measure,control_guard,candidate_guard,max_guard_drop,criterion,ahead,guard,verdict\n"
         "7,r7.txt,mid_ema9995,mid,ema9995,42 43 44,val_accuracy,0.825367,0.8272,0.001833,0.003,3,2,val_macro_f1,0.672233,"
-        "0.6789,0.0,False,True,True,no lever\n"
+        "0.6789,0.0,False,True,True,keep\n"
         "8b,r8.txt,mid_lr4e3,mid,lr4e3,42 43 44 45 46 47,val_macro_f1,0.67765,0.678517,0.000867,0.008,4,4,val_accuracy,"
-        "0.8276,0.8286,0.002,False,True,True,no lever\n"
+        "0.8276,0.8286,0.002,False,True,True,keep\n"
         "10,r10.txt,mid_new,mid,new,42 43 44,val_accuracy,,,,0.003,,2,val_macro_f1,,,0.0,,,,undecided\n")
     html = _flat(render_html(demo_run, ReportMeta(gpu_verdicts_csv=str(verdicts)))[0])
     assert "GPU taramalarının önceden yazılan kuralları" in html
@@ -615,16 +615,16 @@ def test_weakest_classes_name_what_they_were_most_often_mistaken_for():
 
 
 def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_path):
-    from conftest import load_benchmark
+    from conftest import load_research
     from fer_helpers.report import ReportMeta, render_html
 
-    lc = load_benchmark("learning_curve")
+    lc = load_research("learning_curve")
     accs = {0.25: 0.79, 0.5: 0.805, 0.75: 0.815, 1.0: 0.82}
     rows = [{"run": f"lc{int(s * 100)}", "seed": 42, "n_train": round(22708 * s), "share": s, "val_accuracy": a,
              "val_macro_f1": a - 0.15, "p_seed_accuracy": a - 0.002, "p_seed_macro_f1": 0.66,
              "p_ferplus_accuracy": a + 0.03, "p_ferplus_macro_f1": 0.7} for s, a in accs.items()]
     path = tmp_path / "learning_curve.json"
-    path.write_text(json.dumps({"rule": "results/decision_rule_learning_curve.txt", **lc.curve_verdict(rows), "rows": rows}))
+    path.write_text(json.dumps({"rule": "docs/decision_rules/learning_curve.txt", **lc.curve_verdict(rows), "rows": rows}))
     text = _flat(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0])
     appendix = text[text.index('id="ek"'):]
     assert "A.6 Öğrenme eğrisi" in appendix
@@ -641,11 +641,11 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
              "p_ferplus_accuracy": 0.85, "recall_contempt": 0.4, "recall_disgust": 0.5, "wall_time_min": 75.8}
     control = {**refit, "run": "ref_s42", "n_train": 22708, "p_seed_accuracy": 0.818, "p_seed_macro_f1": 0.687,
                "p_ferplus_accuracy": 0.846, "recall_contempt": 0.352, "recall_disgust": 0.481}
-    check = {"rule": "results/decision_rule_refit.txt", "min_gain": 0.003, "refit": refit, "control": control,
+    check = {"rule": "docs/decision_rules/refit.txt", "min_gain": 0.003, "refit": refit, "control": control,
              "delta": {"p_seed_accuracy": 0.005, "p_seed_macro_f1": 0.003, "p_ferplus_accuracy": 0.004,
                        "recall_contempt": 0.048, "recall_disgust": 0.019},
              "reading": "consistent with the curve"}
-    path.write_text(json.dumps({"rule": "results/decision_rule_learning_curve.txt", **lc.curve_verdict(rows),
+    path.write_text(json.dumps({"rule": "docs/decision_rules/learning_curve.txt", **lc.curve_verdict(rows),
                                 "rows": rows, "refit_check": check}))
     text = _flat(render_html(demo_run, ReportMeta(learning_curve_json=str(path)))[0])
     assert "<code>refit_s42</code>, 28.385 görüntü" in text and "%82,30" in text and "75,8" in text
@@ -679,15 +679,15 @@ def test_learning_curve_section_reports_the_rule_and_its_verdict(demo_run, tmp_p
 
 
 def test_short_refit_section_prices_the_schedule_on_validation(demo_run, tmp_path):
-    from conftest import load_benchmark
+    from conftest import load_research
     from fer_helpers.report import ReportMeta, render_html
 
-    sr = load_benchmark("short_refit")
+    sr = load_research("short_refit")
     curve = {"predicted_refit_gain": 0.009, "predicted_refit_macro_f1_gain": 0.019}
     control = {"run": "ref_s42", "seed": 42, "epochs": 50, "val_accuracy": 0.8272, "val_macro_f1": 0.6871}
     short = {**control, "run": "e36_s42", "epochs": 36, "val_accuracy": 0.8232, "val_macro_f1": 0.6801}
     path = tmp_path / "refit36.json"
-    path.write_text(json.dumps({"rule": "results/decision_rule_refit36.txt",
+    path.write_text(json.dumps({"rule": "docs/decision_rules/refit36.txt",
                                 "schedule": sr.schedule_verdict(short, control, curve)}))
     meta = ReportMeta(short_refit_json=str(path))
     text = _flat(render_html(demo_run, meta)[0])

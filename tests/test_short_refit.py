@@ -1,4 +1,4 @@
-"""benchmarks/short_refit.py: price a shorter refit's schedule on validation, before the refit runs."""
+"""research/short_refit.py: price a shorter refit's schedule on validation, before the refit runs."""
 from __future__ import annotations
 
 import json
@@ -6,14 +6,14 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import load_benchmark
+from conftest import load_research
 
 CURVE = {"predicted_refit_gain": 0.009, "predicted_refit_macro_f1_gain": 0.019}
 
 
 @pytest.fixture(scope="module")
 def sr():
-    return load_benchmark("short_refit")
+    return load_research("short_refit")
 
 
 def _run(root, name, seed=42, epochs=36):
@@ -34,12 +34,12 @@ def test_schedule_goes_when_the_curve_outweighs_the_shorter_schedule(sr):
     control = _val("ref", 0.8272, 0.6871)
     # 0.5 pt cheaper schedule + 0.9 pt from the data = +0.4 pt predicted (>= 0.3), macro-F1 -0.01 + 0.019 >= 0.
     go = sr.schedule_verdict(_val("e36", 0.8222, 0.6771), control, CURVE)
-    assert go["verdict"] == "go"
+    assert go["verdict"] == "adopt"
     assert go["schedule_cost"] == {"val_accuracy": -0.005, "val_macro_f1": -0.01}
     assert go["predicted_gain"] == {"val_accuracy": pytest.approx(0.004), "val_macro_f1": pytest.approx(0.009)}
     # 0.7 pt cheaper leaves +0.2 pt: below the bar; so does a macro-F1 loss larger than the curve's gain.
-    assert sr.schedule_verdict(_val("e36", 0.8202, 0.6871), control, CURVE)["verdict"] == "stop"
-    assert sr.schedule_verdict(_val("e36", 0.8272, 0.6671), control, CURVE)["verdict"] == "stop"
+    assert sr.schedule_verdict(_val("e36", 0.8202, 0.6871), control, CURVE)["verdict"] == "keep"
+    assert sr.schedule_verdict(_val("e36", 0.8272, 0.6671), control, CURVE)["verdict"] == "keep"
 
 
 def test_schedule_cost_needs_one_seed_split(sr):
@@ -58,7 +58,7 @@ def test_main_writes_the_verdict(sr, tmp_path):
             "--rule", str(rule), "--out", str(out)]
     sr.main(base)
     result = json.loads(out.read_text(encoding="utf-8"))
-    assert result["rule"] == rule.as_posix() and result["schedule"]["verdict"] == "go"
+    assert result["rule"] == rule.as_posix() and result["schedule"]["verdict"] == "adopt"
     assert (result["schedule"]["short"]["epochs"], result["schedule"]["control"]["epochs"]) == (36, 50)
     # A run missing from the validation table and a missing rule file are refused.
     pd.DataFrame([_val("ref_s42", 0.8272, 0.6871)]).to_csv(val, index=False)

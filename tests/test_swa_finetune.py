@@ -1,4 +1,4 @@
-"""benchmarks/swa_finetune.py: weight averaging after a short constant-rate fine-tune, decided on validation."""
+"""research/swa_finetune.py: weight averaging after a short constant-rate fine-tune, decided on validation."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import load_benchmark, post_hoc_run
+from conftest import load_research, post_hoc_run
 
-swa = load_benchmark("swa_finetune")
+swa = load_research("swa_finetune")
 
 
 def test_weight_averager_keeps_the_mean_of_the_epoch_end_weights():
@@ -58,5 +58,5 @@ def test_script_runs_end_to_end_on_demo_data_and_records_its_verdict(tmp_path):
     assert set(saved["candidates"]["plain"]) == {"val", "test"}
     assert saved["stream_images"] >= saved["train_images"]              # rare classes repeated, none dropped
     assert "=> " in rule.read_text().splitlines()[-1]
-    row = load_benchmark("decide").load_decisions(table).iloc[0]
+    row = load_research("decision").load_decisions(table).iloc[0]
     assert row["name"] == "swa_finetune" and row["decision"] == ("keep" if result["chosen"] == "plain" else "adopt")

@@ -1,16 +1,16 @@
-"""benchmarks/validation_compare.py: the validation numbers configuration choices are made on."""
+"""research/validation_compare.py: the validation numbers configuration choices are made on."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from conftest import load_benchmark
+from conftest import load_research
 
 
 def test_rows_use_the_runs_own_validation_split(demo_run, tmp_path):
     from fer_helpers.data import load_run_data
 
-    vc = load_benchmark("validation_compare")
+    vc = load_research("validation_compare")
     out = tmp_path / "vc.csv"
     vc.main([str(demo_run), "--out", str(out)])
     row = pd.read_csv(out).iloc[0]

@@ -1,12 +1,12 @@
 """Deferred re-weighting: fine-tune the whole reference network briefly with rare classes weighted up.
 
-    python -m benchmarks.drw_finetune --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m research.drw_finetune --data ../shared/data/ferplus [--model models/reference.keras]
 
-benchmarks/head_rebalance.py left the features alone and changed only the last layer; Contempt
+research/head_rebalance.py left the features alone and changed only the last layer; Contempt
 did not move, which points at the features. Deferred re-weighting (Cao et al., 2019) lets the
 features move too: after training on the natural class mix, a short phase weights each image by
 ``n_c^-q``. The grid, the schedule and the choice were written down before any run
-(results/decision_rule_drw_finetune.txt):
+(docs/decision_rules/drw_finetune.txt):
 
 - plain: the released model's float32 copy (this CPU has no native bfloat16);
 - drw-q: 5 epochs from the released weights, soft targets, weights ``n_c^-q`` (q = 0.5, 1),
@@ -23,10 +23,10 @@ import time
 
 import numpy as np
 
-from benchmarks import head_rebalance as hr  # noqa: E402  (the rule's choice, weights, summary and decisions row)
 from fer_helpers.evaluation import classification_metrics
 from fer_helpers.models import predict_proba, to_float32
 from fer_helpers.training import set_seeds
+from research import head_rebalance as hr  # the rule's choice, weights, summary and decisions row
 
 QS = (0.5, 1.0)
 

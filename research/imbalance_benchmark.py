@@ -1,6 +1,6 @@
 """Compare class-imbalance strategies on the validation split (short schedule).
 
-    python -m benchmarks.imbalance_benchmark --data ../shared/data/ferplus --epochs 6
+    python -m research.imbalance_benchmark --data ../shared/data/ferplus --epochs 6
 
 Trains the baseline once per strategy (none, class_weight, oversample, focal loss)
 with everything else fixed, and scores each on the *validation* split (a stratified

@@ -1,6 +1,6 @@
 """Validation metrics of finished runs: the numbers every configuration choice is made on.
 
-    python -m benchmarks.validation_compare runs/study_e30_s42 runs/os30_e30_s42 ... \
+    python -m research.validation_compare runs/study_e30_s42 runs/os30_e30_s42 ... \
         --out results/validation_compare.csv
 
 Each run's best checkpoint predicts its own validation split (the stratified share of

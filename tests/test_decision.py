@@ -1,17 +1,18 @@
-"""benchmarks/decide.py: a rule written before training, applied to validation numbers."""
+"""research/decision.py: a rule written before training, applied to validation numbers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, load_benchmark
+from conftest import ROOT, load_research
 
 
 @pytest.fixture(scope="module")
 def dc():
-    return load_benchmark("decide")
+    return load_research("decision")
 
 
 def _table(ref_f1, ref_acc, cand_f1, cand_acc, seeds=(42, 43, 44)):
@@ -94,7 +95,7 @@ def test_committed_decisions_follow_from_the_committed_validation_table(dc):
     for row in dc.load_decisions(table).to_dict("records"):
         number = lambda key: float(row[key]) if row[key] else None                  # noqa: E731
         if row["name"] in ("head_rebalance", "drw_finetune", "swa_finetune"):   # one model, post hoc: own file
-            hr = load_benchmark("head_rebalance")
+            hr = load_research("head_rebalance")
             result = json.loads((ROOT / "results" / f"{row['name']}.json").read_text())
             assert hr.choose({n: c["val"] for n, c in result["candidates"].items()})[0] == result["chosen"]
             expected = hr.decision_row(result, ROOT / row["rule"], name=row["name"])
@@ -112,3 +113,28 @@ def test_committed_decisions_follow_from_the_committed_validation_table(dc):
         if row["timed_run"]:     # the budget's minutes are those the committed run metadata records
             assert round(dc.training_minutes(row["timed_run"]), 1) == number("timed_run_min"), row["name"]
         assert (ROOT / row["rule"]).is_file(), row["rule"]
+
+
+def test_every_committed_verdict_uses_one_vocabulary_and_names_a_committed_rule(dc):
+    """One verdict vocabulary (adopt / keep / undecided) and one folder of rule files, whichever
+    script decided: the decisions table, the GPU screens, the learning curve, the short refit."""
+    words = {dc.ADOPT, dc.KEEP, dc.UNDECIDED}
+    table = dc.load_decisions(ROOT / "results" / "decisions.csv")
+    gpu = pd.read_csv(ROOT / "results" / "gpu_search_verdicts.csv")
+    curve = json.loads((ROOT / "results" / "learning_curve.json").read_text())
+    refit = json.loads((ROOT / "results" / "refit36.json").read_text())
+    verdicts = [*table["decision"], *gpu["verdict"], curve["verdict"], refit["schedule"]["verdict"]]
+    assert set(verdicts) <= words and dc.ADOPT in verdicts and dc.KEEP in verdicts
+    rules = {*table["rule"], *gpu["rule"], curve["rule"], curve["refit_check"]["rule"], refit["rule"]}
+    for name in ("drw_finetune", "head_rebalance", "swa_finetune"):
+        rules.add(json.loads((ROOT / "results" / f"{name}.json").read_text())["rule"])
+    assert {Path(r).parent.as_posix() for r in rules} == {"docs/decision_rules"}
+    assert all((ROOT / r).is_file() for r in rules), sorted(r for r in rules if not (ROOT / r).is_file())
+    for path in dc.RULES_DIR.glob("*.txt"):          # every rule says when it was written, before its results
+        assert dc.rule_written_at(path) < "2027", path
+
+
+def test_the_verdict_adopts_only_when_every_test_the_rule_has_passes(dc):
+    assert dc.verdict(True, True) == dc.ADOPT
+    assert dc.verdict(True, None) == dc.ADOPT          # None: the rule has no such test (e.g. no budget)
+    assert dc.verdict(True, False, None) == dc.KEEP

@@ -1,9 +1,9 @@
 """Learning curve of the reference recipe: validation accuracy against the share of training images.
 
-    python -m benchmarks.validation_compare runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
+    python -m research.validation_compare runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
         --out results/learning_curve_validation.csv
-    python -m benchmarks.learning_curve runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
-        --validation results/learning_curve_validation.csv --rule results/decision_rule_learning_curve.txt
+    python -m research.learning_curve runs/lc25_s42 runs/lc50_s42 runs/lc75_s42 runs/ref_s42_amd \
+        --validation results/learning_curve_validation.csv --rule docs/decision_rules/learning_curve.txt
 
 The runs differ only in ``--max-train-images`` (a stratified share of the training split; the
 validation split stays the same). Whether more data would help is read off the curve, on
@@ -18,7 +18,7 @@ Writes ``results/learning_curve.csv`` (one row per run) and ``results/learning_c
 slopes, the prediction, the verdict and the same rows), which the report shows.
 
 The prediction is then checked on the held-out protocols: ``--refit runs/refit_s42 --control
-runs/ref_s42_amd --refit-rule results/decision_rule_refit.txt`` adds a ``refit_check`` block (one
+runs/ref_s42_amd --refit-rule docs/decision_rules/refit.txt`` adds a ``refit_check`` block (one
 refit seed against the same seed of the reference, read by the rule written before the refit ran).
 More refit seeds, each with the reference run of its seed (``--refit runs/refit_s42 runs/refit_s43
 runs/refit_s44 --control runs/ref_s42_amd runs/ref_s43_amd runs/ref_s44_amd``), add the mean ± std of
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from fer_helpers.artifacts import read_json, write_json
+from research import decision
 
 ROOT = Path(__file__).resolve().parents[1]
 REFIT_FACTOR = 1.25     # all of FER2013Train over its 80% training split
@@ -72,10 +73,10 @@ def protocol_numbers(evaluation: dict) -> dict:
 
 
 def validation_numbers(run: Path, validation: pd.DataFrame) -> dict:
-    """``run``'s validation accuracy and macro-F1 in benchmarks/validation_compare.py's table (matched by folder name)."""
+    """``run``'s validation accuracy and macro-F1 in research/validation_compare.py's table (matched by folder name)."""
     match = validation[validation["run"] == run.name]
     if match.empty:
-        raise ValueError(f"{run.name}: no row in the validation table; run benchmarks/validation_compare.py on it")
+        raise ValueError(f"{run.name}: no row in the validation table; run research/validation_compare.py on it")
     return {k: float(match.iloc[0][k]) for k in ("val_accuracy", "val_macro_f1")}
 
 
@@ -96,7 +97,8 @@ def doubling_slope(shares, values) -> float:
 
 
 def curve_verdict(rows: list[dict], min_gain: float = 0.003) -> dict:
-    """Apply the rule: the predicted refit gain in validation accuracy, and whether the curve still rises."""
+    """Apply the rule: the predicted refit gain in validation accuracy, and whether the curve still rises;
+    ``ADOPT`` names a refit on all of FER2013Train as the next lever, ``KEEP`` leaves the recipe's data as is."""
     rows = sorted(rows, key=lambda r: r["share"])
     if len(rows) < 3 or rows[-1]["share"] != 1:
         raise ValueError("the rule needs at least three points, the last on the full training split (share 1)")
@@ -105,13 +107,13 @@ def curve_verdict(rows: list[dict], min_gain: float = 0.003) -> dict:
     slope = doubling_slope(shares, [r["val_accuracy"] for r in rows])
     f1_slope = doubling_slope(shares, [r["val_macro_f1"] for r in rows])
     last_step = rows[-1]["val_accuracy"] - rows[-2]["val_accuracy"]
-    refit = slope * factor >= min_gain and last_step > 0
+    gain_ok, still_rising = slope * factor >= min_gain, last_step > 0
     return {"points": len(rows), "refit_factor": REFIT_FACTOR, "min_gain": min_gain,
             "slope_per_doubling": round(slope, 5), "predicted_refit_gain": round(slope * factor, 5),
             "macro_f1_slope_per_doubling": round(f1_slope, 5),
             "predicted_refit_macro_f1_gain": round(f1_slope * factor, 5),
             "last_step_from_share": rows[-2]["share"], "last_step": round(last_step, 5),
-            "verdict": "refit" if refit else "no refit"}
+            "verdict": decision.verdict(gain_ok, still_rising)}      # ADOPT: a refit is the next lever
 
 
 def held_out_numbers(run: Path) -> dict:
@@ -169,7 +171,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--validation", type=Path, required=True,
-                    help="benchmarks/validation_compare.py's table of the runs")
+                    help="research/validation_compare.py's table of the runs")
     ap.add_argument("--rule", type=Path, required=True, help="the rule file written before the runs")
     ap.add_argument("--min-gain", type=float, default=0.003,
                     help="predicted validation-accuracy gain that calls for a refit")

@@ -1,13 +1,13 @@
 """Stochastic weight averaging: train the reference network a little further and average its weights.
 
-    python -m benchmarks.swa_finetune --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m research.swa_finetune --data ../shared/data/ferplus [--model models/reference.keras]
 
-benchmarks/head_rebalance.py and benchmarks/drw_finetune.py moved the decision toward the rare
+research/head_rebalance.py and research/drw_finetune.py moved the decision toward the rare
 classes and kept plain. Weight averaging asks a different question: is the released model a
 sharp point that a flatter neighbour would beat on new faces? SWA (Izmailov et al., 2018)
 continues training at a constant learning rate, so the weights keep moving around the minimum,
 and averages the weights seen at each epoch's end. The grid, the schedule and the choice were
-written down before any run (results/decision_rule_swa_finetune.txt):
+written down before any run (docs/decision_rules/swa_finetune.txt):
 
 - plain: the released model's float32 copy (this CPU has no native bfloat16);
 - swa-lr: 5 epochs from the released weights on the recipe's own training stream (soft targets,
@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 
-from benchmarks import drw_finetune as drw  # noqa: E402  (the fine-tuning loop and the scoring)
-from benchmarks import head_rebalance as hr  # noqa: E402  (the rule's choice, data loading and publishing)
 from fer_helpers.models import to_float32
 from fer_helpers.preprocessing import oversample_indices
+from research import drw_finetune as drw  # the fine-tuning loop and the scoring
+from research import head_rebalance as hr  # the rule's choice, data loading and publishing
 
 LEARNING_RATES = (2e-4, 5e-4)
 OVERSAMPLE_FRACTION = 0.15          # configs/ferplus_reference.yaml

@@ -1,11 +1,20 @@
-"""Apply a decision rule written before training to the finished runs' validation numbers.
+"""Decision rules: one folder of rule files, one verdict vocabulary, one decisions table.
 
-    python -m benchmarks.decide strong_aug_mid --rule results/decision_rule_strong_aug_mid.txt \
+Every screen in this project is decided by a rule written (and committed) before its candidate
+trained, kept in ``docs/decision_rules/`` (``RULES_DIR``). Whatever the rule's tests are, its
+verdict is one of ``ADOPT`` (the candidate replaces the reference), ``KEEP`` (the reference
+stays) or ``UNDECIDED`` (the runs the rule needs are not all there); ``verdict`` turns the
+rule's tests into that word. Verdicts go to ``results/decisions.csv`` (``record``) and are
+appended to the rule file, timestamped (``append_to_rule``).
+
+The common rule — one candidate against the reference over the same seeds — is applied here:
+
+    python -m research.decision strong_aug_mid --rule docs/decision_rules/strong_aug_mid.txt \
         --reference runs/vgg_mid_bf16_s42_clean runs/vgg_mid_bf16_s43 runs/vgg_mid_bf16_s44 \
         --candidate runs/strong_mid_s42_clean runs/strong_mid_s43 runs/strong_mid_s44 \
         --budget-min 60 --append-to-rule
 
-Every rule in ``results/decision_rule_*.txt`` has the same three tests, fixed before the
+Every rule in ``docs/decision_rules/*.txt`` has the same three tests, fixed before the
 candidate's first epoch:
 
 - criterion: the candidate's mean validation macro-F1 over its seeds beats the reference's;
@@ -14,7 +23,7 @@ candidate's first epoch:
   minutes (the run's ``training.json``).
 
 The candidate is adopted only if all of them hold. The numbers come from
-``results/validation_compare.csv`` (benchmarks/validation_compare.py), where runs with the same
+``results/validation_compare.csv`` (research/validation_compare.py), where runs with the same
 seed share one validation split; no test image is read. The verdict becomes one row of
 ``results/decisions.csv``, replacing an earlier row with the same name, and the report shows
 that table. With ``--append-to-rule`` it is also appended to the rule file, timestamped.
@@ -31,10 +40,35 @@ import pandas as pd
 from fer_helpers.artifacts import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
+RULES_DIR = ROOT / "docs" / "decision_rules"
+ADOPT, KEEP, UNDECIDED = "adopt", "keep", "undecided"
 COLUMNS = ["name", "rule", "written", "decided", "seeds", "reference_runs", "candidate_runs",
            "reference_val_macro_f1", "candidate_val_macro_f1", "reference_val_accuracy", "candidate_val_accuracy",
            "reference_val_macro_f1_per_seed", "candidate_val_macro_f1_per_seed", "guard_pt",
            "timed_run", "timed_run_min", "budget_min", "criterion", "guard", "budget", "decision", "note"]
+
+
+def verdict(*tests: bool | None) -> str:
+    """``ADOPT`` if every test the rule has passes, else ``KEEP``; ``None`` marks a test this rule
+    does not have (e.g. no budget)."""
+    return ADOPT if all(t is not False for t in tests) else KEEP
+
+
+def rule_path(name: str) -> Path:
+    """The rule file of the screen ``name`` (``docs/decision_rules/<name>.txt``)."""
+    return RULES_DIR / f"{name}.txt"
+
+
+def relative(path: Path) -> str:
+    """``path`` as the decisions table names it: relative to the repository where it is inside."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def append_to_rule(rule: Path, decided: str, script: str, text: str) -> None:
+    """Append a timestamped verdict to the rule file it applies."""
+    with open(rule, "a", encoding="utf-8") as fh:
+        fh.write(f"Decision {decided} ({script}; test numbers not consulted):\n{text}\n")
 
 
 def rule_written_at(rule: Path) -> str:
@@ -52,7 +86,7 @@ def validation_rows(validation: pd.DataFrame, runs: list[str], source: str) -> p
     missing = [n for n in names if n not in set(validation["run"])]
     if missing:
         raise ValueError(f"{source}: no validation row for {missing}; "
-                         "run benchmarks/validation_compare.py with these runs first")
+                         "run research/validation_compare.py with these runs first")
     return validation.set_index("run").loc[names]
 
 
@@ -67,7 +101,7 @@ def training_minutes(run: str, results_root: Path = ROOT / "results" / "runs") -
 
 def decide(validation: pd.DataFrame, reference: list[str], candidate: list[str], *, timed_minutes=None,
            budget_min=None, guard_pt: float = 0.5, source: str = "validation table") -> dict:
-    """Criterion, guard and budget of one rule, and the verdict ("adopt" or "keep").
+    """Criterion, guard and budget of one rule, and its verdict (``ADOPT`` or ``KEEP``).
 
     ``reference`` and ``candidate`` must cover the same seeds: a seed fixes the validation
     split, so only then do both means average over the same images.
@@ -95,7 +129,7 @@ def decide(validation: pd.DataFrame, reference: list[str], candidate: list[str],
             "reference_val_macro_f1_per_seed": per_seed(ref), "candidate_val_macro_f1_per_seed": per_seed(cand),
             "guard_pt": guard_pt, "timed_run_min": None if timed_minutes is None else round(timed_minutes, 1),
             "budget_min": budget_min, "criterion": criterion, "guard": guard, "budget": budget,
-            "decision": "adopt" if criterion and guard and budget is not False else "keep"}
+            "decision": verdict(criterion, guard, budget)}
 
 
 def summary(name: str, d: dict) -> str:
@@ -108,7 +142,7 @@ def summary(name: str, d: dict) -> str:
              f"(may drop {d['guard_pt']} pt) -> guard {passed(d['guard'])}"]
     if d["budget"] is not None:
         lines.append(f"  timed run {d['timed_run_min']:.1f} min <= {d['budget_min']:g} -> budget {passed(d['budget'])}")
-    lines.append("  => ADOPT" if d["decision"] == "adopt" else "  => KEEP the reference")
+    lines.append("  => ADOPT" if d["decision"] == ADOPT else "  => KEEP the reference")
     return "\n".join(lines)
 
 
@@ -131,7 +165,7 @@ def record(table: Path, row: dict) -> pd.DataFrame:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", help="the candidate's name in the rule (e.g. strong_aug_mid)")
-    ap.add_argument("--rule", type=Path, required=True, help="results/decision_rule_*.txt")
+    ap.add_argument("--rule", type=Path, required=True, help="docs/decision_rules/*.txt")
     ap.add_argument("--reference", nargs="+", required=True, help="the reference's runs, one per seed")
     ap.add_argument("--candidate", nargs="+", required=True, help="the candidate's runs, same seeds")
     ap.add_argument("--timed-run", help="the run whose wall time meets the budget (default: the first candidate run)")
@@ -150,15 +184,13 @@ def main(argv=None) -> None:
     d = decide(pd.read_csv(args.validation), args.reference, args.candidate, timed_minutes=minutes,
                budget_min=args.budget_min, guard_pt=args.guard_pt, source=str(args.validation))
     decided = args.decided or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rule = args.rule.resolve().relative_to(ROOT) if args.rule.resolve().is_relative_to(ROOT) else args.rule
-    row = {**d, "name": args.name, "rule": str(rule), "written": written, "decided": decided,
+    row = {**d, "name": args.name, "rule": relative(args.rule), "written": written, "decided": decided,
            "timed_run": Path(timed).name if minutes is not None else "", "note": args.note}
     text = summary(args.name, row)
     print(text)
     record(args.out, row)
     if args.append_to_rule:
-        with open(args.rule, "a", encoding="utf-8") as fh:
-            fh.write(f"Decision {decided} (benchmarks/decide.py; test numbers not consulted):\n{text}\n")
+        append_to_rule(args.rule, decided, "research/decision.py", text)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,12 @@ in its window; on Keras' torch backend each step costs about 23 ms of Python ove
 i.e. 11 s per epoch whatever the GPU, too slow for a 10-minute lease.
 
     # here: pack train+val as lossless PNG mosaics (fits the 64 MiB transfer limit)
-    python -m benchmarks.gpu_search pack --data ../shared/data/ferplus --out .devdata
+    python -m research.gpu_search pack --data ../shared/data/ferplus --out .devdata
     # there: every configuration in its own process, results merged every 10 s
-    python -m benchmarks.gpu_search run --pack .devdata --out $OUT/search.json --budget 500
+    python -m research.gpu_search run --pack .devdata --out $OUT/search.json --budget 500
 
     # here: one table of every lease's results and the verdicts of the rules (what the report shows)
-    python -m benchmarks.gpu_search summarize results/gpu_search/*.json
+    python -m research.gpu_search summarize results/gpu_search/*.json
 
 Leases: 1-2 on an H200 (epochs, width, augmentation; equal CPU cost), 3-4 on an H100
 (bfloat16 compute, which the CPU runs about twice as fast; seed spread of ``vgg`` in bf16),
@@ -42,7 +42,7 @@ runs of those leases are invalid and listed in ``EXCLUDED``), 7 on an H100 (EMA 
 at decays 0.999, 0.9995 and 0.9998, with the plain recipe rerun beside it), 8 and 8b on an
 H200 (2026-11-28: peak learning rate and batch size), 9 and 9c on an H200 (dropout; label
 smoothing). From lease 7 on, each screen has a rule committed before it ran
-(``results/gpu_search/lease*_rule.txt``); ``SCREENS`` restates each rule's thresholds and
+(``docs/decision_rules/gpu_lease*.txt``); ``SCREENS`` restates each rule's thresholds and
 ``screen_verdict`` applies them to the summary table, so the verdicts are computed, not typed.
 
 Results: ``results/gpu_search/*.json`` as each lease returned them (per configuration:
@@ -64,6 +64,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from research.decision import UNDECIDED, relative, rule_path, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,7 +143,7 @@ GRID = {
     "wide_e25_strong_bf16_s44": {"model": "vgg_wide", "epochs": 25, "augmentation": "strong",
                                  "precision": "mixed_bfloat16", "seed": 44},
     # Not yet run: 'vgg_mid' (vgg's widths, one 48×48 conv), the bf16 candidate that passes the
-    # inference target on the CPU (results/decision_rule_vgg_mid_bf16.txt).
+    # inference target on the CPU (docs/decision_rules/vgg_mid_bf16.txt).
     # Seeds 45-47: lease 8b's new seeds of the plain recipe (below).
     **{f"mid_e50_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16", "seed": seed}
        for seed in (42, 43, 44, 45, 46, 47)},
@@ -149,7 +151,7 @@ GRID = {
     # the plain recipe's seeds above. Lease 7: EMA again after the fix, at three decays (horizons
     # of about 1,000, 2,000 and 5,000 steps, i.e. 2.5, 5 and 12.5 of the reference's 401-step
     # epochs), against the plain recipe's seeds rerun in the same lease
-    # (results/gpu_search/lease7_rule.txt).
+    # (docs/decision_rules/gpu_lease7.txt).
     **{f"mid_e50_{tag}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                        "seed": seed, **probe}
        for tag, probe in [("ema", {"ema": 0.999}), ("mixup", {"mixup": 0.2}), ("erase", {"erase": 0.5}),
@@ -159,16 +161,16 @@ GRID = {
     # Lease 8: the optimiser's step size, never screened on the reference: peak learning rate
     # halved and doubled, and batch 128 at the doubled rate (linear scaling; half the steps,
     # though on the AMD EPYC an epoch takes as long: 68.7 vs 68.9 s in budget_check), against the
-    # plain recipe rerun in the same lease (results/gpu_search/lease8_rule.txt). Lease 8b (same
+    # plain recipe rerun in the same lease (docs/decision_rules/gpu_lease8.txt). Lease 8b (same
     # session): lr 0.004 had raised mean validation macro-F1 by 0.009, the measure the CPU rule
-    # (benchmarks/decide.py) decides on, so it and the plain recipe got three new seeds, 45-47.
+    # (research/decision.py) decides on, so it and the plain recipe got three new seeds, 45-47.
     **{f"mid_e50_{tag}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                        "seed": seed, **change}
        for tag, change, seeds in [("lr1e3", {"learning_rate": 0.001}, (42, 43, 44)),
                                   ("lr4e3", {"learning_rate": 0.004}, (42, 43, 44, 45, 46, 47)),
                                   ("b128", {"batch_size": 128, "learning_rate": 0.004}, (42, 43, 44))]
        for seed in seeds},
-    # Lease 9: dropout, never screened on the reference (results/gpu_search/lease9_rule.txt):
+    # Lease 9: dropout, never screened on the reference (docs/decision_rules/gpu_lease9.txt):
     # none at all, 0.2 (stages 0.1/0.2/0.2/0.2, head 0.2) and 0.6 (stages as now, head 0.6),
     # against the plain recipe rerun in the same lease.
     **{f"mid_e50_do{round(rate * 10)}_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50,
@@ -178,7 +180,7 @@ GRID = {
     **{f"mid_e50_ls10_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                       "seed": seed, "label_smoothing": 0.1}
        for seed in (42, 43, 44)},
-    # The weight-decay screen on the CPU reference (results/decision_rule_wd05_mid.txt).
+    # The weight-decay screen on the CPU reference (docs/decision_rules/wd05_mid.txt).
     **{f"mid_e50_wd05_bf16_s{seed}": {"model": "vgg_mid", "epochs": 50, "precision": "mixed_bfloat16",
                                       "weight_decay": 0.05, "seed": seed}
        for seed in (42, 43, 44)},
@@ -577,7 +579,7 @@ SUMMARY_COLUMNS = ["name", "model", "n_params", "epochs", "epochs_run", "augment
 
 @dataclasses.dataclass(frozen=True)
 class Screen:
-    """One GPU screen decided by a rule committed before it ran (``results/gpu_search/<rule>``).
+    """One GPU screen decided by a rule committed before it ran (``docs/decision_rules/<rule>.txt``).
 
     The candidate wins only if all three hold: its mean ``measure`` over ``seeds`` exceeds the
     control's by at least ``min_gain``; at least ``min_ahead`` seeds beat the control's run of
@@ -602,16 +604,16 @@ class Screen:
 #: (accuracy +0.3 pt, 2 of 3 seeds ahead, macro-F1 not lower); lease 8b decided on macro-F1
 #: over six seeds (+0.008, 4 of 6 seeds ahead, accuracy at most 0.2 pt lower).
 SCREENS = (
-    *(Screen("7", "lease7_rule.txt", ("lease7_ema.json",), f"mid_e50_{tag}_bf16")
+    *(Screen("7", "gpu_lease7", ("lease7_ema.json",), f"mid_e50_{tag}_bf16")
       for tag in ("ema", "ema9995", "ema9998")),
-    *(Screen("8", "lease8_rule.txt", ("lease8_lr_batch.json",), f"mid_e50_{tag}_bf16")
+    *(Screen("8", "gpu_lease8", ("lease8_lr_batch.json",), f"mid_e50_{tag}_bf16")
       for tag in ("lr1e3", "lr4e3", "b128")),
-    Screen("8b", "lease8_rule.txt", ("lease8_lr_batch.json", "lease8b_lr4e3_seeds.json"), "mid_e50_lr4e3_bf16",
+    Screen("8b", "gpu_lease8", ("lease8_lr_batch.json", "lease8b_lr4e3_seeds.json"), "mid_e50_lr4e3_bf16",
            seeds=(42, 43, 44, 45, 46, 47), measure="val_macro_f1", min_gain=0.008, min_ahead=4,
            max_guard_drop=0.002),
-    *(Screen("9", "lease9_rule.txt", ("lease9_dropout.json",), f"mid_e50_{tag}_bf16")
+    *(Screen("9", "gpu_lease9", ("lease9_dropout.json",), f"mid_e50_{tag}_bf16")
       for tag in ("do0", "do2", "do6")),
-    Screen("9c", "lease9_rule.txt", ("lease9c_ls10.json",), "mid_e50_ls10_bf16"),
+    Screen("9c", "gpu_lease9", ("lease9c_ls10.json",), "mid_e50_ls10_bf16"),
 )
 
 VERDICT_COLUMNS = ["lease", "rule", "candidate", "control", "change", "seeds", "measure", "control_mean",
@@ -622,7 +624,7 @@ VERDICT_COLUMNS = ["lease", "rule", "candidate", "control", "change", "seeds", "
 def screen_verdict(rows: list[dict], screen: Screen) -> dict:
     """Apply ``screen``'s rule to the summary rows (``summarize``) of its lease files.
 
-    "lever" if all three conditions hold, "no lever" otherwise, "undecided" if a seed of the
+    ``ADOPT`` if all three conditions hold, ``KEEP`` otherwise, ``UNDECIDED`` if a seed of the
     candidate or the control is missing or was stopped at the budget (the rules do not count
     unfinished runs). Means are over the seeds, from the rounded numbers of the summary table.
     """
@@ -641,13 +643,13 @@ def screen_verdict(rows: list[dict], screen: Screen) -> dict:
     cand, ctrl = runs(screen.candidate), runs(screen.control)
     # What the candidate's name adds to the control's: "mid_e50_do2_bf16" against "mid_e50_bf16" → "do2".
     change = "_".join(part for part in screen.candidate.split("_") if part not in screen.control.split("_"))
-    verdict = {"lease": screen.lease, "rule": screen.rule, "candidate": screen.candidate,
+    row = {"lease": screen.lease, "rule": relative(rule_path(screen.rule)), "candidate": screen.candidate,
                "control": screen.control, "change": change, "seeds": " ".join(map(str, screen.seeds)),
                "measure": screen.measure, "min_gain": screen.min_gain, "min_ahead": screen.min_ahead,
                "guard_measure": guard_measure, "max_guard_drop": screen.max_guard_drop}
     finished = [*cand.values(), *ctrl.values()]
     if len(finished) < 2 * len(screen.seeds) or any(r["epochs_run"] < r["epochs"] for r in finished):
-        return {**verdict, "verdict": "undecided"}
+        return {**row, "verdict": UNDECIDED}
 
     def mean(found: dict, key: str) -> float:
         return float(np.mean([found[s][key] for s in screen.seeds]))
@@ -659,8 +661,8 @@ def screen_verdict(rows: list[dict], screen: Screen) -> dict:
     # A tolerance for float sums: a gain of exactly the threshold passes, as the rules read.
     checks = {"criterion": gain >= screen.min_gain - 1e-9, "ahead": ahead >= screen.min_ahead,
               "guard": means["control_guard"] - means["candidate_guard"] <= screen.max_guard_drop + 1e-9}
-    return {**verdict, **{k: round(v, 6) for k, v in means.items()}, "gain": round(gain, 6), "seeds_ahead": ahead,
-            **checks, "verdict": "lever" if all(checks.values()) else "no lever"}
+    return {**row, **{k: round(v, 6) for k, v in means.items()}, "gain": round(gain, 6), "seeds_ahead": ahead,
+            **checks, "verdict": verdict(*checks.values())}
 
 
 def write_verdicts(rows: list[dict], out_csv: Path, screens=SCREENS) -> list[dict]:

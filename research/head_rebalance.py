@@ -1,12 +1,12 @@
 """Is the Contempt gap in the classifier head or in the features? A post-hoc test on one model.
 
-    python -m benchmarks.head_rebalance --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m research.head_rebalance --data ../shared/data/ferplus [--model models/reference.keras]
 
 Decoupling (Kang et al., ICLR 2020) keeps a trained network and changes only its last Dense
 layer: if re-weighting the head alone lifts the rare classes on validation, the features
 already separate them and the head's bias toward frequent classes was the problem; if not,
 the features are the limit. The rule, its grid and its guard were written before any number
-(results/decision_rule_head_rebalance.txt):
+(docs/decision_rules/head_rebalance.txt):
 
 - plain: the trained head;
 - tau-norm: head weights ``w_c / ||w_c||^tau`` without bias (no training);
@@ -16,7 +16,7 @@ the features are the limit. The rule, its grid and its guard were written before
 Features are the 256-d global-average-pooling output of the saved model on the seed-42 split
 (training images and their mirror images; validation). The choice uses validation only; the
 test numbers of every candidate are written next to it (results/head_rebalance.json), the
-verdict is appended to the rule and recorded in results/decisions.csv (benchmarks/decide.py's
+verdict is appended to the rule and recorded in results/decisions.csv (research/decision.py's
 table). One model (seed 42): a post-hoc variant reported separately.
 """
 from __future__ import annotations
@@ -32,9 +32,9 @@ from fer_helpers.artifacts import machine_info, now_iso, write_json
 from fer_helpers.data import load_dataset
 from fer_helpers.evaluation import classification_metrics, per_class_recall, protocol_masks
 from fer_helpers.models import load_model, predict_proba
+from research import decision
 
 ROOT = Path(__file__).resolve().parents[1]
-from benchmarks import decide  # noqa: E402  (benchmarks/decide.py: the decisions table and rule parsing)
 
 TAUS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 QS = (0.5, 1.0)
@@ -124,7 +124,7 @@ def decision_row(result: dict, rule: Path, name: str = "head_rebalance", what: s
         (n for n in val if n != "plain"), key=lambda n: val[n]["macro_f1"])
     plain, cand = val["plain"], val[best]
     criterion, guard = rule_tests(plain, cand)
-    return {"name": name, "rule": f"results/{Path(rule).name}", "written": decide.rule_written_at(rule),
+    return {"name": name, "rule": decision.relative(rule), "written": decision.rule_written_at(rule),
             "decided": result["time"], "seeds": str(result["seed"]),
             "reference_runs": f"{result['model']} (plain)",
             "candidate_runs": f"{best} ({'chosen' if best == result['chosen'] else 'best'} of {len(val) - 1} "
@@ -133,7 +133,7 @@ def decision_row(result: dict, rule: Path, name: str = "head_rebalance", what: s
             "reference_val_accuracy": round(plain["accuracy"], 4), "candidate_val_accuracy": round(cand["accuracy"], 4),
             "guard_pt": MAX_ACC_DROP * 100,
             "criterion": criterion, "guard": guard,
-            "decision": "keep" if result["chosen"] == "plain" else "adopt",
+            "decision": decision.KEEP if result["chosen"] == "plain" else decision.ADOPT,
             "note": f"{what}, one model; criterion needs +{MIN_GAIN} validation macro-F1; "
                     f"chosen: {result['chosen']}"}
 
@@ -145,7 +145,7 @@ def post_hoc_parser(doc: str, name: str) -> argparse.ArgumentParser:
     ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
     ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
     ap.add_argument("--out", default=str(ROOT / "results" / f"{name}.json"))
-    ap.add_argument("--rule", default=str(ROOT / "results" / f"decision_rule_{name}.txt"))
+    ap.add_argument("--rule", default=str(decision.rule_path(name)))
     ap.add_argument("--decisions", default=str(ROOT / "results" / "decisions.csv"),
                     help="the decisions table the report shows (one row, replaced on a re-run)")
     return ap
@@ -167,7 +167,7 @@ def conclude(args, candidates: dict, details: dict, name: str, what: str) -> dic
     them) and publish the verdict: the results file (``details`` joined in), the rule's appended
     decision, the decisions-table row; print it and return the results."""
     chosen, lines = choose({n: c["val"] for n, c in candidates.items()})
-    result = {"model": Path(args.model).name, "seed": args.seed, "rule": Path(args.rule).name, **details,
+    result = {"model": Path(args.model).name, "seed": args.seed, "rule": decision.relative(args.rule), **details,
               "chosen": chosen, "candidates": candidates, "machine": machine_info(), "time": now_iso()}
     publish(result, lines, args.out, args.rule, args.decisions, f"{name}.py", name, what)
     return result
@@ -177,12 +177,10 @@ def publish(result: dict, lines: list[str], out, rule, decisions, script: str, n
     """Write the results file, append the verdict to the rule, record it in the decisions table, print."""
     write_json(out, result)
     chosen = result["chosen"]
-    verdict = [f"Decision {now_iso()} (benchmarks/{script}; test numbers not consulted):", *lines,
-               f"  => {'KEEP plain' if chosen == 'plain' else 'CHOOSE ' + chosen}"]
-    with open(rule, "a", encoding="utf-8") as f:
-        f.write("\n".join(verdict) + "\n")
-    decide.record(Path(decisions), decision_row(result, Path(rule), name=name, what=what))
-    print("\n".join(verdict))
+    text = "\n".join([*lines, f"  => {'KEEP plain' if chosen == 'plain' else 'ADOPT ' + chosen}"])
+    decision.append_to_rule(rule, result["time"], f"research/{script}", text)
+    decision.record(Path(decisions), decision_row(result, Path(rule), name=name, what=what))
+    print(text)
     print(json.dumps({n: {s: {m: round(v, 4) for m, v in x.items() if m != "recall"} for s, x in sc.items()}
                       for n, sc in result["candidates"].items()}, indent=1))
 
