@@ -29,6 +29,11 @@ class ArtifactError(FileNotFoundError):
     """Raised when a stage's input artifact is missing or unreadable."""
 
 
+#: A run's record of what its report marked missing (``{"missing": {name: reason}}``), written by
+#: the report and named in the terminal by the run command.
+REPORT_MISSING = "report_missing.json"
+
+
 def run_paths(run_dir) -> dict[str, Path]:
     """The standard sub-folders of a run folder (created if missing)."""
     root = Path(run_dir)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .artifacts import ArtifactError, atomic_write_bytes, native_bfloat16, read_json
+from .artifacts import REPORT_MISSING, ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
 from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR
 from .export import int8_weight_bits
@@ -767,19 +767,43 @@ def by_cpu(records: list[dict]) -> list[dict]:
             for group in _in_groups(records, key=lambda r: _cpu_key(r["machine"]))]
 
 
-def _json_records(paths, what: str) -> list[dict]:
-    """The optional JSON files among ``paths`` that exist, read in order (absent ones are skipped)."""
-    return [read_json(p, what) for p in paths if p and Path(p).is_file()]
+#: A committed run folder's name: ``<recipe>_s<seed>``, optionally with a suffix for the machine
+#: or condition it ran under (``vgg_mid_bf16_s42_amd``; results/README.md).
+RUN_NAME = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*_s\d+(?:_[a-z0-9]+)*$")
 
 
-def _json_record(path: str, what: str) -> dict | None:
+def _given(paths, what: str, missing: dict, kind: str = "file") -> list[str]:
+    """The given ``paths`` that exist; each given one that does not (a results index entry pointing
+    nowhere, or a run folder named outside ``RUN_NAME``) goes to ``missing`` with the reason, so the
+    report marks its section missing and ``render_html`` warns with the name."""
+    found = []
+    for p in paths:
+        if not p:
+            continue
+        path = Path(p)
+        if kind == "run" and not RUN_NAME.match(path.name):
+            missing[path.name] = (f"{what}: run folder {p} is outside the naming scheme <recipe>_s<seed>[_suffix] "
+                                  "(results/README.md); left out")
+        elif not (path.is_dir() if kind == "run" else path.is_file()):
+            missing[path.name] = f"{what}: {p} not found"
+        else:
+            found.append(p)
+    return found
+
+
+def _json_records(paths, what: str, missing: dict) -> list[dict]:
+    """The optional JSON files among ``paths``, read in order (absent ones noted in ``missing``)."""
+    return [read_json(p, what) for p in _given(paths, what, missing)]
+
+
+def _json_record(path: str, what: str, missing: dict) -> dict | None:
     """One optional JSON file, or None when it is not given or absent."""
-    return next(iter(_json_records([path], what)), None)
+    return next(iter(_json_records([path], what, missing)), None)
 
 
-def _csv_records(path: str) -> list[dict] | None:
+def _csv_records(path: str, what: str, missing: dict) -> list[dict] | None:
     """Rows of an optional results table (empty cells as ""), or None when it is not given or absent."""
-    if not path or not Path(path).is_file():
+    if not _given([path], what, missing):
         return None
     import pandas as pd
 
@@ -839,28 +863,32 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     meta = meta or ReportMeta()
     ctx = collect(run_dir)
     figs = ctx.pop("figures")
-    ctx["ablation"] = _csv_records(meta.ablation_csv)
-    ctx["validation_rows"] = _csv_records(meta.validation_csv)
-    ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv)
+    inputs = ctx["missing_inputs"] = {}     # results files the report was given but could not use
+    ctx["ablation"] = _csv_records(meta.ablation_csv, "ablation table", inputs)
+    ctx["validation_rows"] = _csv_records(meta.validation_csv, "validation table", inputs)
+    ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv, "GPU search table", inputs)
     # The search's best validation result (limitations and future work both cite it).
     ctx["gpu_best"] = max(ctx["gpu_rows"], key=lambda r: r["val_accuracy"]) if ctx["gpu_rows"] else None
     ctx["gpu_repeat_spread"] = repeat_spread(ctx["gpu_rows"])
     ctx["gpu_groups"] = gpu_seed_groups(ctx["gpu_rows"])
-    ctx["decisions"] = _csv_records(meta.decisions_csv)
-    ctx["gpu_verdicts"] = _csv_records(meta.gpu_verdicts_csv)
-    ctx["learning_curve"] = _json_record(meta.learning_curve_json, "learning curve")
-    ctx["short_refit"] = _json_record(meta.short_refit_json, "shorter refit")
-    budgets = _json_records(meta.budget_jsons, "budget check")
+    ctx["decisions"] = _csv_records(meta.decisions_csv, "decisions table", inputs)
+    ctx["gpu_verdicts"] = _csv_records(meta.gpu_verdicts_csv, "GPU screens' verdicts", inputs)
+    ctx["learning_curve"] = _json_record(meta.learning_curve_json, "learning curve", inputs)
+    ctx["short_refit"] = _json_record(meta.short_refit_json, "shorter refit", inputs)
+    budgets = _json_records(meta.budget_jsons, "budget check", inputs)
     ctx["cpu_budgets"] = by_cpu(budgets)
-    ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark")]
+    ctx["exports"] = [export_summary(b) for b in _json_records(meta.export_jsons, "export benchmark", inputs)]
     ctx["training_budget_min"] = TRAINING_BUDGET_MIN
-    ctx["cpu_run_groups"] = cpu_run_groups((p for p in meta.cpu_runs if p and Path(p).is_dir()), budgets)
+    ctx["cpu_run_groups"] = cpu_run_groups(_given(meta.cpu_runs, "run trained on another CPU", inputs, "run"), budgets)
     ctx["seeds"], ctx["seed_groups"] = None, []
-    if meta.seeds_summary and Path(meta.seeds_summary).is_file():
+    if _given([meta.seeds_summary], "seed summary", inputs):
         ctx["seeds"] = read_json(meta.seeds_summary, "seed summary")
         compare = [meta.seeds_compare] if isinstance(meta.seeds_compare, str) else meta.seeds_compare
-        others = _json_records(compare, "seed summary")
+        others = _json_records(compare, "seed summary", inputs)
         ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)   # alone: one unlabelled group
+    for reason in inputs.values():
+        warnings.warn(f"rapor: {reason}", stacklevel=2)
+    ctx["missing"].update(inputs)
     evaluation = ctx.get("evaluation") or {}
     cm_captions = confusion_captions(evaluation.get("protocols", {}))     # in the evaluation's protocol order
     captions = {**FIGURE_CAPTIONS, **cm_captions}
@@ -969,6 +997,11 @@ def _build(run_dir, out_dir, meta: ReportMeta | None, template: str, stem: str) 
         warnings.warn(f"{stem}: title page not filled in: {', '.join(ctx['unfilled'])} "
                       f"(set them as parameters of notebook 07, e.g. -p student=\"...\")", stacklevel=2)
     html_path = atomic_write_bytes(out / f"{stem}.html", html.encode("utf-8"))
+    # What the report had to leave out, for the run command to name in the terminal.
+    results = Path(run_dir) / "results"
+    if results.is_dir():
+        atomic_write_bytes(results / REPORT_MISSING, json.dumps({"missing": ctx["missing"]}, ensure_ascii=False,
+                                                              indent=1).encode("utf-8"))
     return {"html": html_path, "pdf": write_pdf(html, out / f"{stem}.pdf")}
 
 

@@ -24,7 +24,17 @@ from pathlib import Path
 
 import yaml
 
-from .artifacts import atomic_write_bytes, git_commit, library_versions, machine_info, now_iso, run_paths, write_json
+from .artifacts import (
+    REPORT_MISSING,
+    atomic_write_bytes,
+    git_commit,
+    library_versions,
+    machine_info,
+    now_iso,
+    read_json,
+    run_paths,
+    write_json,
+)
 from .data import DEMO_PATH, DataError, resolve_data_dir
 from .demo import DEMO_BANNER
 
@@ -267,6 +277,12 @@ def export_html(executed: list[Path], out_dir: Path) -> None:
         atomic_write_bytes(out_dir / f"{nb.stem}.html", body.encode("utf-8"))
 
 
+def _report_missing(results: Path) -> list[str]:
+    """What the last report built in this run marked missing (notebook 07's record), as reasons."""
+    path = results / REPORT_MISSING
+    return list(read_json(path, "report's missing sections").get("missing", {}).values()) if path.is_file() else []
+
+
 def run(spec: RunSpec, log=print) -> Path:
     """Execute the notebooks of ``spec``; return the run folder. Raises RunError on failure."""
     import papermill as pm
@@ -323,6 +339,8 @@ def run(spec: RunSpec, log=print) -> Path:
         manifest["timings_s"][nb.name] = round(time.perf_counter() - t0, 2)
         log(f"[{i}/{len(books)}] {nb.name} bitti ({manifest['timings_s'][nb.name]:.1f} s)")
     export_html(executed, paths["reports"] / "notebooks")
+    for reason in _report_missing(paths["results"]):
+        log(f"UYARI/WARNING: raporda eksik bölüm / report section missing: {reason}")
     write_json(paths["results"] / "run.json", {**manifest, "status": "complete", "end_time": now_iso()})
     if spec.publish:
         every = len(books) == len(declared)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from conftest import ROOT
+
 from fer_helpers.report import (
     SECTIONS,
     ReportError,
@@ -103,6 +105,36 @@ def test_missing_artifact_is_reported_not_crashed(demo_run, tmp_path):
     text = re.sub(r"\s+", " ", pdf_text(out["pdf"]))
     assert "Bu bölüm eksik: gradcam.json bulunamadı" in text
     assert "notebook 05" in text
+
+
+def test_a_results_entry_pointing_nowhere_or_off_the_naming_scheme_is_named_and_its_section_marked(demo_run, tmp_path):
+    """A results index entry (a notebook 07 parameter) that names a missing file, or a run folder
+    outside <recipe>_s<seed>[_suffix]: a warning names it, the appendix marks it missing, the
+    run command repeats it in the terminal, and the rest of the report is still built."""
+    from fer_helpers.report import ReportMeta, render_html
+    from fer_helpers.runner import _report_missing
+
+    odd_run = tmp_path / "my run (copy)"
+    shutil.copytree(ROOT / "results" / "runs" / "vgg_mid_bf16_s42_amd", odd_run)
+    meta = ReportMeta(decisions_csv=str(tmp_path / "decisions_gone.csv"), validation_csv=str(ROOT / "results" / "validation_compare.csv"),
+                      seeds_summary=str(tmp_path / "seeds_gone.json"),
+                      cpu_runs=(str(odd_run), str(ROOT / "results" / "runs" / "vgg_mid_bf16_s43_amd")))
+    with pytest.warns(UserWarning) as caught:
+        html, ctx = render_html(demo_run, meta)
+    said = " ".join(str(w.message) for w in caught)
+    assert "decisions_gone.csv not found" in said and "seeds_gone.json not found" in said
+    assert "my run (copy)" in said and "naming scheme" in said
+    assert set(ctx["missing_inputs"]) == {"decisions_gone.csv", "seeds_gone.json", "my run (copy)"}
+    assert ctx["decisions"] is None and ctx["validation_rows"]                    # the others still render
+    assert [r["name"] for g in ctx["cpu_run_groups"] for r in g["runs"]] == ["vgg_mid_bf16_s43_amd"]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    assert "Bu ekin bazı bölümleri eksik" in text and "decisions_gone.csv" in text
+    assert "Bu bölüm eksik: seeds_gone.json bulunamadı" in text
+    # The run command reads the same record after notebook 07 and names each in the terminal.
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "report_missing.json").write_text(json.dumps({"missing": ctx["missing"]}))
+    assert any("decisions_gone.csv" in reason for reason in _report_missing(results))
 
 
 @pytest.mark.slow
