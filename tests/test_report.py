@@ -9,7 +9,6 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import ROOT
-
 from fer_helpers.report import (
     SECTIONS,
     ReportError,
