@@ -443,10 +443,11 @@ def test_results_tables_read_blank_cells_as_empty_text(tmp_path):
     table.write_text("run,oversample_fraction,augmentation\na,,study\nb,0.15,\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        rows = _csv_records(str(table))
+        rows = _csv_records(str(table), "table", missing := {})
     assert rows == [{"run": "a", "oversample_fraction": "", "augmentation": "study"},
                     {"run": "b", "oversample_fraction": 0.15, "augmentation": ""}]
-    assert _csv_records("") is None and _csv_records(str(tmp_path / "absent.csv")) is None
+    assert _csv_records("", "table", missing) is None and not missing               # not given: nothing to say
+    assert _csv_records(str(tmp_path / "absent.csv"), "table", missing) is None and "absent.csv" in missing
 
 
 def test_gpu_runs_are_grouped_by_configuration_and_lease():
