@@ -54,6 +54,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-images", type=int, default=4096, help="random images for the throughput timing")
     ap.add_argument("--n-calibration", type=int, default=512)
     ap.add_argument("--out", default=None, help="JSON to write (default results/benchmarks/export_<stem>.json)")
+    ap.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS), help="formats to export (default: all)")
     ap.add_argument("--card", action="store_true", help="also record the int8 ONNX result in <model>.card.json/.md")
     args = ap.parse_args(argv)
     if args.card and not args.data:
@@ -69,7 +70,7 @@ def main(argv=None) -> dict:
     for key in predictors:
         result[key]["images_per_second"] = images_per_second(predictors[key], images)
     plurality = load_dataset(args.data, label_mode="plurality") if args.data else None
-    formats = FORMATS if plurality is not None else tuple(f for f in FORMATS if f != "onnx_int8")
+    formats = tuple(f for f in args.formats if plurality is not None or f != "onnx_int8")
     calibration = (calibration_sample(plurality.get_split("train").images, args.n_calibration)
                    if plurality is not None else None)
     with tempfile.TemporaryDirectory() as tmp:

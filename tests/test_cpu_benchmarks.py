@@ -136,6 +136,22 @@ def test_export_benchmark_without_data_leaves_out_the_calibrated_int8_export(tmp
     assert "onnx_int8" not in seen["f"] and seen["c"] is None and "protocols" not in result
 
 
+def test_export_benchmark_exports_only_the_formats_asked_for(tmp_path, monkeypatch):
+    eb = load_benchmark("export_benchmark")
+    monkeypatch.setattr(eb, "images_per_second", lambda predict, images: 1.0)
+    monkeypatch.setattr(eb, "load_model", lambda path: "model")
+    monkeypatch.setattr(eb, "to_float32", lambda model: model)
+    seen = {}
+    monkeypatch.setattr(eb, "export_all",
+                        lambda model, out, formats, calibration_images: seen.update(f=formats) or {})
+    (tmp_path / "m.keras").write_bytes(b"x")
+    eb.main(["--model", str(tmp_path / "m.keras"), "--data", "", "--formats", "onnx", "onnx_int8",
+             "--out", str(tmp_path / "o.json")])
+    assert seen["f"] == ("onnx",)                       # without data the calibrated int8 export is left out
+    with pytest.raises(SystemExit):
+        eb.main(["--model", str(tmp_path / "m.keras"), "--formats", "pickle"])
+
+
 def test_export_benchmark_records_the_card_only_with_accuracy_to_record(tmp_path, monkeypatch, capsys):
     eb = load_benchmark("export_benchmark")
     monkeypatch.delenv("FER_DATA_DIR", raising=False)
