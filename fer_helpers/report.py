@@ -220,6 +220,7 @@ class ReportMeta:
     date: str = field(default_factory=lambda: _dt.date.today().strftime("%d.%m.%Y"))
     language: str = "tr"
     ablation_csv: str = ""        # optional results/ablation.csv of several runs
+    cumulative_csv: str = ""      # optional results/ablation_cumulative.csv (one lever added per row, seeds' means)
     seeds_summary: str = ""       # optional results/seeds_summary.json (one configuration, several seeds)
     seeds_compare: tuple = ()     # optional summaries of compared configurations' seeds (same table)
     validation_csv: str = ""      # optional results/validation_compare.csv (the numbers choices were made on)
@@ -865,6 +866,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     figs = ctx.pop("figures")
     inputs = ctx["missing_inputs"] = {}     # results files the report was given but could not use
     ctx["ablation"] = _csv_records(meta.ablation_csv, "ablation table", inputs)
+    ctx["cumulative"] = _csv_records(meta.cumulative_csv, "cumulative ablation", inputs)
     ctx["validation_rows"] = _csv_records(meta.validation_csv, "validation table", inputs)
     ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv, "GPU search table", inputs)
     # The search's best validation result (limitations and future work both cite it).

@@ -1,0 +1,86 @@
+"""The cumulative ablation table: one lever added per row, each row's seeds summarised on validation.
+
+    python -m research.cumulative_ablation OUT/device_report.json [more reports ...] \
+        --out results/ablation_cumulative.csv
+
+Reads the reports ``research.device_runs`` writes for ``research/plans/ablation_cumulative.json``
+(the plan travels inside each report; several leases' reports are merged). A row is the plan's
+``ladder`` step: its lever in English and Turkish, its seeds, and the mean ± sample standard
+deviation over them of validation accuracy, macro-F1 and the two rarest classes' recall (without
+flip TTA), plus the change in mean accuracy and macro-F1 from the row above. A row is written
+only when every seed of it finished; an unfinished one says which seeds are missing, so the
+table never averages over fewer seeds than it claims.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RARE = ("Contempt", "Disgust")
+COLUMNS = ["step", "group", "lever", "lever_tr", "seeds", "n_seeds", "missing_seeds",
+           "val_accuracy_mean", "val_accuracy_std", "val_macro_f1_mean", "val_macro_f1_std",
+           *(f"val_recall_{c}_mean" for c in RARE), "delta_accuracy", "delta_macro_f1"]
+
+
+def merge_reports(paths) -> tuple[dict, dict]:
+    """The plan (from the first report) and every finished run's validation summary across reports."""
+    plan, done = None, {}
+    for path in paths:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        if "ladder" not in report.get("plan", {}):
+            raise ValueError(f"{path}: not a cumulative-ablation report (its plan has no 'ladder')")
+        plan = plan or report["plan"]
+        done.update(report.get("done", {}))
+    if plan is None:
+        raise ValueError("give at least one device_report.json")
+    return plan, done
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def ladder_rows(plan: dict, done: dict) -> list[dict]:
+    """One row per ladder step, in order (see the module docstring)."""
+    rows, previous = [], None
+    for step, entry in enumerate(plan["ladder"], start=1):
+        members = plan["groups"][entry["group"]]
+        finished = [done[m] for m in members if m in done]
+        row = {"step": step, "group": entry["group"], "lever": entry["lever"], "lever_tr": entry["lever_tr"],
+               "seeds": " ".join(str(s["seed"]) for s in finished), "n_seeds": len(finished),
+               "missing_seeds": " ".join(m for m in members if m not in done)}
+        if len(finished) == len(members):
+            plain = [s["plain"] for s in finished]
+            row["val_accuracy_mean"], row["val_accuracy_std"] = _mean_std([p["accuracy"] for p in plain])
+            row["val_macro_f1_mean"], row["val_macro_f1_std"] = _mean_std([p["macro_f1"] for p in plain])
+            for c in RARE:
+                row[f"val_recall_{c}_mean"] = statistics.mean(p["recall"][c] for p in plain)
+            if previous is not None and "val_accuracy_mean" in previous:
+                row["delta_accuracy"] = row["val_accuracy_mean"] - previous["val_accuracy_mean"]
+                row["delta_macro_f1"] = row["val_macro_f1_mean"] - previous["val_macro_f1_mean"]
+        rows.append(row)
+        previous = row
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("reports", nargs="+", type=Path, help="device_report.json files of the plan's runs")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "ablation_cumulative.csv")
+    args = ap.parse_args(argv)
+    rows = ladder_rows(*merge_reports(args.reports))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(args.out, index=False)
+    for r in rows:
+        acc = f"{r['val_accuracy_mean']:.4f}" if "val_accuracy_mean" in r else f"missing {r['missing_seeds']}"
+        print(f"{r['step']}. {r['group']:<12} {acc}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""research/cumulative_ablation.py and its plan: one lever added per row, every row over the
+same seeds, summarised on validation; the report shows the table in its main text."""
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, load_research
+from research.device_runs import base_params, read_plan
+
+PLAN = ROOT / "research" / "plans" / "ablation_cumulative.json"
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return load_research("cumulative_ablation")
+
+
+def test_the_plan_adds_one_lever_per_row_over_the_same_seeds_and_epochs():
+    plan = read_plan(PLAN)
+    previous = None
+    for step in plan["ladder"]:
+        params = [base_params(plan, r) for r in plan["runs"] if r["name"] in plan["groups"][step["group"]]]
+        assert sorted(p["seed"] for p in params) == [42, 43, 44]
+        settings = {k: v for k, v in params[0].items() if k != "seed"}
+        assert all({k: v for k, v in p.items() if k != "seed"} == settings for p in params)
+        assert settings["epochs"] == 40 and settings["patience"] == 0
+        if previous is not None:
+            changed = {k for k in settings if settings[k] != previous.get(k)}
+            assert changed and set(previous) <= set(settings)          # something added, nothing dropped
+        previous = settings
+    first, last = (base_params(plan, plan["runs"][i]) for i in (0, -1))
+    assert (first["model_name"], first["targets"], first["optimizer"]) == ("baseline", "onehot", "adam")
+    assert (last["model_name"], last["optimizer"], last["erasing"]) == ("resnet", "sgd", 0.5)
+
+
+def _summary(seed, acc, f1, contempt=0.3, disgust=0.4):
+    return {"seed": seed, "plain": {"accuracy": acc, "macro_f1": f1, "recall": {"Contempt": contempt, "Disgust": disgust}}}
+
+
+def _reports(tmp_path):
+    plan = json.loads(PLAN.read_text())
+    first = {"c1_study_s42": _summary(42, 0.80, 0.60), "c1_study_s43": _summary(43, 0.82, 0.62),
+             "c1_study_s44": _summary(44, 0.81, 0.61)}
+    second = {"c2_soft_s42": _summary(42, 0.83, 0.64), "c2_soft_s43": _summary(43, 0.83, 0.66),
+              "c2_soft_s44": _summary(44, 0.83, 0.65), "c3_resnet_s42": _summary(42, 0.86, 0.70)}
+    paths = []
+    for i, done in enumerate((first, second)):      # two leases' reports, merged
+        path = tmp_path / f"device_report_{i}.json"
+        path.write_text(json.dumps({"plan": plan, "done": done, "failed": {}}))
+        paths.append(path)
+    return paths
+
+
+def test_rows_average_every_seed_and_an_unfinished_row_names_its_missing_seeds(ca, tmp_path):
+    out = tmp_path / "ablation_cumulative.csv"
+    rows = ca.main([*map(str, _reports(tmp_path)), "--out", str(out)])
+    assert [r["group"] for r in rows][:3] == ["c1_study", "c2_soft", "c3_resnet"]
+    assert rows[0]["val_accuracy_mean"] == pytest.approx(0.81) and rows[0]["val_accuracy_std"] == pytest.approx(0.01)
+    assert "delta_accuracy" not in rows[0]
+    assert rows[1]["delta_accuracy"] == pytest.approx(0.02) and rows[1]["delta_macro_f1"] == pytest.approx(0.04)
+    assert rows[2]["missing_seeds"] == "c3_resnet_s43 c3_resnet_s44" and "val_accuracy_mean" not in rows[2]
+    table = pd.read_csv(out)
+    assert list(table["step"]) == [1, 2, 3, 4, 5, 6] and table.loc[1, "val_recall_Disgust_mean"] == pytest.approx(0.4)
+
+
+def test_a_report_of_another_plan_is_refused(ca, tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"plan": {"runs": []}, "done": {}}))
+    with pytest.raises(ValueError, match="no 'ladder'"):
+        ca.merge_reports([path])
+
+
+def test_the_report_shows_the_table_in_its_main_text(ca, demo_run, tmp_path):
+    from fer_helpers.report import ReportMeta, render_html
+
+    out = tmp_path / "ablation_cumulative.csv"
+    ca.main([*map(str, _reports(tmp_path)), "--out", str(out)])
+    html, ctx = render_html(demo_run, ReportMeta(cumulative_csv=str(out)))
+    body = html[html.index('id="giris"'):html.index('id="ek"')]          # the main text, not the appendix
+    main_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+    assert "Birikimli ablasyon" in main_text and "+ yumuşak hedef: on işaretleyicinin oy dağılımı" in main_text
+    assert "%81,00 ± 1,00" in main_text and "+2,00 puan" in main_text and "+0,040" in main_text
+    assert "eksik tohumlar: c3_resnet_s43 c3_resnet_s44" in main_text
