@@ -773,6 +773,22 @@ def by_cpu(records: list[dict]) -> list[dict]:
 RUN_NAME = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*_s\d+(?:_[a-z0-9]+)*$")
 
 
+@dataclass(frozen=True)
+class MissingInput:
+    """A report input that was given but could not be used: ``problem`` is "not found" or
+    "naming" (a run folder outside ``RUN_NAME``). ``str()`` is the terminal's English line."""
+
+    what: str
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        if self.problem == "naming":
+            return (f"{self.what}: run folder {self.path} is outside the naming scheme <recipe>_s<seed>[_suffix] "
+                    "(results/README.md); left out")
+        return f"{self.what}: {self.path} not found"
+
+
 def _given(paths, what: str, missing: dict, kind: str = "file") -> list[str]:
     """The given ``paths`` that exist; each given one that does not (a results index entry pointing
     nowhere, or a run folder named outside ``RUN_NAME``) goes to ``missing`` with the reason, so the
@@ -783,10 +799,9 @@ def _given(paths, what: str, missing: dict, kind: str = "file") -> list[str]:
             continue
         path = Path(p)
         if kind == "run" and not RUN_NAME.match(path.name):
-            missing[path.name] = (f"{what}: run folder {p} is outside the naming scheme <recipe>_s<seed>[_suffix] "
-                                  "(results/README.md); left out")
+            missing[path.name] = MissingInput(what, str(p), "naming")
         elif not (path.is_dir() if kind == "run" else path.is_file()):
-            missing[path.name] = f"{what}: {p} not found"
+            missing[path.name] = MissingInput(what, str(p), "not found")
         else:
             found.append(p)
     return found
@@ -890,7 +905,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
         ctx["seed_groups"] = seed_groups(ctx["seeds"], *others)   # alone: one unlabelled group
     for reason in inputs.values():
         warnings.warn(f"rapor: {reason}", stacklevel=2)
-    ctx["missing"].update(inputs)
+    ctx["missing"].update({name: str(reason) for name, reason in inputs.items()})
     evaluation = ctx.get("evaluation") or {}
     cm_captions = confusion_captions(evaluation.get("protocols", {}))     # in the evaluation's protocol order
     captions = {**FIGURE_CAPTIONS, **cm_captions}

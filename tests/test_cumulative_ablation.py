@@ -85,3 +85,17 @@ def test_the_report_shows_the_table_in_its_main_text(ca, demo_run, tmp_path):
     assert "Birikimli ablasyon" in main_text and "+ yumuşak hedef: on işaretleyicinin oy dağılımı" in main_text
     assert "%81,00 ± 1,00" in main_text and "+2,00 puan" in main_text and "+0,040" in main_text
     assert "eksik tohumlar: c3_resnet_s43 c3_resnet_s44" in main_text
+
+
+def test_until_its_runs_exist_the_main_text_marks_the_table_missing(demo_run, tmp_path):
+    import warnings
+
+    from fer_helpers.report import ReportMeta, render_html
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        html, _ = render_html(demo_run, ReportMeta(cumulative_csv=str(tmp_path / "ablation_cumulative.csv")))
+    body = html[html.index('id="giris"'):html.index('id="ek"')]
+    main_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+    assert "Birikimli ablasyon Bu bölüm eksik:" in main_text and "ablation_cumulative.json" in main_text
+    assert any("cumulative ablation" in str(w.message) for w in caught)

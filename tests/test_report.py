@@ -127,8 +127,9 @@ def test_a_results_entry_pointing_nowhere_or_off_the_naming_scheme_is_named_and_
     assert ctx["decisions"] is None and ctx["validation_rows"]                    # the others still render
     assert [r["name"] for g in ctx["cpu_run_groups"] for r in g["runs"]] == ["vgg_mid_bf16_s43_amd"]
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-    assert "Bu ekin bazı bölümleri eksik" in text and "decisions_gone.csv" in text
-    assert "Bu bölüm eksik: seeds_gone.json bulunamadı" in text
+    assert "Raporun bazı bölümleri eksik" in text and "decisions_gone.csv — bulunamadı" in text
+    assert "my run (copy) — çalışma klasörünün adı" in text
+    assert "Bu bölüm eksik: " + str(tmp_path / "seeds_gone.json") + " bulunamadı" in text
     # The run command reads the same record after notebook 07 and names each in the terminal.
     results = tmp_path / "results"
     results.mkdir()
