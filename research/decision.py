@@ -14,8 +14,9 @@ The common rule — one candidate against the reference over the same seeds — 
         --candidate runs/strong_mid_s42_clean runs/strong_mid_s43 runs/strong_mid_s44 \
         --budget-min 60 --append-to-rule
 
-Every rule in ``docs/decision_rules/*.txt`` has the same three tests, fixed before the
-candidate's first epoch:
+Its three tests, fixed in the rule file before the candidate's first epoch (other screens —
+the GPU leases, the learning curve, the post-hoc heads — state their own tests in their rule
+files and reach their verdict through ``verdict``):
 
 - criterion: the candidate's mean validation macro-F1 over its seeds beats the reference's;
 - guard: its mean validation accuracy is at most ``--guard-pt`` points (0.5) lower;
