@@ -123,7 +123,10 @@ def test_export_benchmark_scores_every_format_on_the_held_out_split(tmp_path):
     assert set(test["onnx_int8"]) == {"accuracy", "macro_f1", "recall_Contempt", "recall_Disgust", "top1_agreement"}
 
 
-def test_export_benchmark_without_data_leaves_out_the_calibrated_int8_export(tmp_path, monkeypatch):
+@pytest.fixture
+def stubbed_export(tmp_path, monkeypatch):
+    """export_benchmark with its model, timing and exports stubbed: what it asks export_all for
+    lands in ``seen`` (``f``: formats, ``c``: calibration images)."""
     eb = load_benchmark("export_benchmark")
     monkeypatch.setattr(eb, "images_per_second", lambda predict, images: 1.0)
     monkeypatch.setattr(eb, "load_model", lambda path: "model")
@@ -132,24 +135,21 @@ def test_export_benchmark_without_data_leaves_out_the_calibrated_int8_export(tmp
     monkeypatch.setattr(eb, "export_all",
                         lambda model, out, formats, calibration_images: seen.update(f=formats, c=calibration_images) or {})
     (tmp_path / "m.keras").write_bytes(b"x")
-    result = eb.main(["--model", str(tmp_path / "m.keras"), "--data", "", "--out", str(tmp_path / "o.json")])
+    return eb, seen, ["--model", str(tmp_path / "m.keras"), "--data", "", "--out", str(tmp_path / "o.json")]
+
+
+def test_export_benchmark_without_data_leaves_out_the_calibrated_int8_export(stubbed_export):
+    eb, seen, args = stubbed_export
+    result = eb.main(args)
     assert "onnx_int8" not in seen["f"] and seen["c"] is None and "protocols" not in result
 
 
-def test_export_benchmark_exports_only_the_formats_asked_for(tmp_path, monkeypatch):
-    eb = load_benchmark("export_benchmark")
-    monkeypatch.setattr(eb, "images_per_second", lambda predict, images: 1.0)
-    monkeypatch.setattr(eb, "load_model", lambda path: "model")
-    monkeypatch.setattr(eb, "to_float32", lambda model: model)
-    seen = {}
-    monkeypatch.setattr(eb, "export_all",
-                        lambda model, out, formats, calibration_images: seen.update(f=formats) or {})
-    (tmp_path / "m.keras").write_bytes(b"x")
-    eb.main(["--model", str(tmp_path / "m.keras"), "--data", "", "--formats", "onnx", "onnx_int8",
-             "--out", str(tmp_path / "o.json")])
+def test_export_benchmark_exports_only_the_formats_asked_for(stubbed_export):
+    eb, seen, args = stubbed_export
+    eb.main([*args, "--formats", "onnx", "onnx_int8"])
     assert seen["f"] == ("onnx",)                       # without data the calibrated int8 export is left out
     with pytest.raises(SystemExit):
-        eb.main(["--model", str(tmp_path / "m.keras"), "--formats", "pickle"])
+        eb.main([*args, "--formats", "pickle"])
 
 
 def test_export_benchmark_records_the_card_only_with_accuracy_to_record(tmp_path, monkeypatch, capsys):
