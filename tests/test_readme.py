@@ -66,3 +66,25 @@ def test_the_cpu_resnet_row_is_its_evaluation():
     assert row("ResNet-18 genişlik 16") == [
         fmt_pct(seed["accuracy"]), fmt_num(seed["macro_f1"]),
         f"{fmt_num(recall['Contempt'])} / {fmt_num(recall['Disgust'])}", fmt_pct(ferplus["accuracy"])]
+
+
+def test_the_readme_charts_are_drawn_from_the_result_files_and_hold_no_pixels(tmp_path):
+    """docs/img/*.svg (research/readme_charts.py): their numbers are the committed results', the
+    README shows both, and neither embeds a raster image (no face can hide in them)."""
+    from research import readme_charts as rc
+
+    seeds = json.loads((RESULTS / "seeds_summary.json").read_text())["protocols"]
+    released = next(r for r in rc.accuracy_rows() if r["label"].startswith("Yayımlanan model"))
+    assert released["P-seed"] == seeds["P-seed"]["accuracy"]["mean"] and released["std"]["P-FER+"] == seeds["P-FER+"]["accuracy"]["std"]
+    study = next(r for r in rc.accuracy_rows() if r["label"] == "Başlangıç çalışması")
+    assert study["P-seed"] == LITERATURE[0]["accuracy"]
+    recall = rc.recall_rows()
+    assert recall["Temel model, yeniden üretim"]["Contempt"] == recall["Temel model, yeniden üretim"]["Disgust"] == 0.0
+    assert recall["Yayımlanan model (3 tohum)"]["Contempt"] == seeds["P-seed"]["recall"]["Contempt"]["mean"]
+    written = rc.main(["--out", str(tmp_path)])
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in written:
+        committed = ROOT / "docs" / "img" / path.name
+        assert f"(docs/img/{path.name})" in readme and committed.is_file()
+        for svg in (path, committed):
+            assert "<image" not in svg.read_text(encoding="utf-8")
