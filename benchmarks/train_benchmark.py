@@ -4,7 +4,7 @@ Protocol: validation is a stratified 20% of FER2013Train (as in the starting
 study); FER2013Valid and FER2013Test are never seen in training or selection.
 
     python -m benchmarks.train_benchmark --data ../shared/data/ferplus \
-        --model baseline --epochs 15 --patience 0 --out runs/baseline_e15
+        --model baseline --epochs 15 --patience 0 --out runs/baseline_e15_s42
 
 Writes the run folder (model, history, training.json) and appends a row to
 ``results/benchmarks/train_benchmark.csv``; ``--evaluate`` then writes

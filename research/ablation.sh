@@ -47,10 +47,10 @@ lane() {   # lane CORE name "args" [name "args" ...]
   done
 }
 lane 0 final_s42_studyaug "$STUDY --seed 42" final_s44_studyaug "$STUDY --seed 44" \
-       final_s43 "$STRONG --seed 43" abl_opt "$A3" abl_aug "$A4" study_e30_s42 "$E30 --seed 42" \
+       final_s43 "$STRONG --seed 43" abl_opt_s42 "$A3" abl_aug_s42 "$A4" study_e30_s42 "$E30 --seed 42" \
        study_e30_s44 "$E30 --seed 44" os30_e30_s42 "$OS30 --seed 42" os30_e30_s43 "$OS30 --seed 43" &
 lane 1 final_s43_studyaug "$STUDY --seed 43" final_s42 "$STRONG --seed 42" final_s44 "$STRONG --seed 44" \
-       abl_baseline "$A0" abl_arch "$A1" abl_soft "$A2" abl_oversample "$A5" study_e30_s43 "$E30 --seed 43" \
+       abl_baseline_s42 "$A0" abl_arch_s42 "$A1" abl_soft_s42 "$A2" abl_oversample_s42 "$A5" study_e30_s43 "$E30 --seed 43" \
        os30_e30_s44 "$OS30 --seed 44" &
 wait
 # The released seed of the 30-epoch configuration once more, alone on both cores (the lanes above
@@ -111,13 +111,13 @@ TF_NUM_INTRAOP_THREADS=2 OMP_NUM_THREADS=2 lane 0-1 e36_s42 "--model vgg_mid $E3
 
 # Full-schedule runs from earlier sessions join the table when their folders are here
 # (benchmarks/train_benchmark.py; their settings are in results/runs/*/training.json).
-FULL=$(for r in baseline_e15 baseline_e60 vgg_soft_e18; do [ -d "runs/$r" ] && echo "runs/$r"; done || true)
+FULL=$(for r in baseline_e15_s42 baseline_e60_s42 vgg_soft_e18_s42; do [ -d "runs/$r" ] && echo "runs/$r"; done || true)
 group() { echo "runs/$1_s42 runs/$1_s43 runs/$1_s44"; }
 STRONG_SEEDS=$(group final); STUDY_SEEDS="runs/final_s42_studyaug runs/final_s43_studyaug runs/final_s44_studyaug"
 E50S="runs/study_e50_s42_clean runs/study_e50_s43 runs/study_e50_s44"   # the previous reference
 SEEDS="$MID"                                                               # the reference configuration
-"$PY" -m research.collect_results runs/abl_baseline runs/abl_arch runs/abl_soft runs/abl_opt runs/abl_aug \
-  runs/abl_oversample $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
+"$PY" -m research.collect_results runs/abl_baseline_s42 runs/abl_arch_s42 runs/abl_soft_s42 runs/abl_opt_s42 runs/abl_aug_s42 \
+  runs/abl_oversample_s42 $FULL $STRONG_SEEDS $STUDY_SEEDS $(group study_e30) runs/study_e30_s42_clean $(group os30_e30) \
   $E50S $MID $STRONG_MID_RUNS $WD05_MID_RUNS --seeds $SEEDS --ensemble ${SEEDS#* } \
   --copy $LC_RUNS $REFIT_RUNS runs/e36_s42   # ensemble: seeds 43 and 44
 "$PY" -m research.collect_results --seeds $STRONG_SEEDS --seeds-out seeds_summary_strong_aug

@@ -1,6 +1,6 @@
 """Collect finished run folders into the committed results/ and build the ablation table.
 
-    python -m research.collect_results runs/baseline_e15 runs/baseline_e60 runs/vgg_soft_e18 \
+    python -m research.collect_results runs/baseline_e15_s42 runs/baseline_e60_s42 runs/vgg_soft_e18_s42 \
         --seeds runs/final_s42 runs/final_s43 runs/final_s44
 
 For each run: copies results/*.json|csv (numbers only: no images, no arrays) to

@@ -36,7 +36,7 @@ def _json(path: Path) -> dict:
 
 def _baseline(results: Path) -> dict:
     with (results / "ablation.csv").open(encoding="utf-8") as f:
-        return next(r for r in csv.DictReader(f) if r["run"] == "baseline_e60")
+        return next(r for r in csv.DictReader(f) if r["run"] == "baseline_e60_s42")
 
 
 def accuracy_rows(results: Path = RESULTS) -> list[dict]:
@@ -52,7 +52,7 @@ def accuracy_rows(results: Path = RESULTS) -> list[dict]:
     seeds = _json(results / "seeds_summary.json")["protocols"]
     rows.append({"label": "Yayımlanan model (3 tohum)", **{p: seeds[p]["accuracy"]["mean"] for p in PROTOCOLS},
                  "std": {p: seeds[p]["accuracy"]["std"] for p in PROTOCOLS}})
-    human = _json(results / "runs" / "reference_report" / "error_analysis.json")["annotator_baseline"]
+    human = _json(results / "runs" / "vgg_mid_bf16_s42_report" / "error_analysis.json")["annotator_baseline"]
     rows.append({"label": "Tek bir işaretleyici", **{p: human[p]["annotator"]["accuracy"] for p in PROTOCOLS}})
     return rows
 
@@ -61,7 +61,7 @@ def recall_rows(results: Path = RESULTS) -> dict[str, dict[str, float]]:
     """Per-class recall on P-seed: ``{model label: {class: recall}}``."""
     base = _baseline(results)
     seeds = _json(results / "seeds_summary.json")["protocols"]["P-seed"]["recall"]
-    human = _json(results / "runs" / "reference_report" / "error_analysis.json")["annotator_baseline"]["P-seed"]
+    human = _json(results / "runs" / "vgg_mid_bf16_s42_report" / "error_analysis.json")["annotator_baseline"]["P-seed"]
     return {"Temel model, yeniden üretim": {c: float(base[f"recall_{c}"]) for c in CLASSES},
             "Yayımlanan model (3 tohum)": {c: seeds[c]["mean"] for c in CLASSES},
             "Tek bir işaretleyici": {c: human["annotator"]["recall"][c] for c in CLASSES}}

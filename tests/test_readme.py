@@ -41,11 +41,11 @@ def test_the_released_model_row_is_the_seed_summary():
 
 def test_the_reproduction_and_single_annotator_rows_are_the_result_files():
     with (RESULTS / "ablation.csv").open() as f:
-        e60 = next(r for r in csv.DictReader(f) if r["run"] == "baseline_e60")
+        e60 = next(r for r in csv.DictReader(f) if r["run"] == "baseline_e60_s42")
     assert row("Temel model, bu depoda yeniden üretim (60 epok")[:2] == [
         fmt_pct(float(e60["P_seed_accuracy"])), fmt_num(float(e60["P_seed_macro_f1"]))]
     assert row("Temel model")[3] == fmt_pct(float(e60["P_FERplus_accuracy"]))
-    human = json.loads((RESULTS / "runs" / "reference_report" / "error_analysis.json").read_text())["annotator_baseline"]
+    human = json.loads((RESULTS / "runs" / "vgg_mid_bf16_s42_report" / "error_analysis.json").read_text())["annotator_baseline"]
     seed, ferplus = human["P-seed"]["annotator"], human["P-FER+"]["annotator"]
     assert row("Tek bir işaretleyici") == [
         fmt_pct(seed["accuracy"]), fmt_num(seed["macro_f1"]),

@@ -33,13 +33,13 @@ def test_held_out_protocol_split(ferplus_dir, tmp_path_factory):
 
 def test_committed_single_annotator_numbers_reproduce_from_the_votes(ferplus_dir, tmp_path_factory):
     """The single-annotator side of the README's human comparison
-    (results/runs/reference_report/error_analysis.json) follows from the FER+ vote counts alone."""
+    (results/runs/vgg_mid_bf16_s42_report/error_analysis.json) follows from the FER+ vote counts alone."""
     import json
     from pathlib import Path
 
     from fer_helpers.errors import annotator_baseline
 
-    committed = json.loads((Path(__file__).resolve().parents[1] / "results" / "runs" / "reference_report"
+    committed = json.loads((Path(__file__).resolve().parents[1] / "results" / "runs" / "vgg_mid_bf16_s42_report"
                             / "error_analysis.json").read_text())["annotator_baseline"]
     cache = tmp_path_factory.getbasetemp() / "realcache"
     for protocol, mode, splits in (("P-seed", "plurality", ["FER2013Valid", "FER2013Test"]),

@@ -106,6 +106,13 @@ def test_missing_artifact_is_reported_not_crashed(demo_run, tmp_path):
     assert "notebook 05" in text
 
 
+def test_every_committed_run_folder_follows_the_naming_scheme():
+    from fer_helpers.report import RUN_NAME
+
+    folders = [p.name for p in (ROOT / "results" / "runs").iterdir() if p.is_dir()]
+    assert folders and [n for n in folders if not RUN_NAME.match(n)] == []
+
+
 def test_a_results_entry_pointing_nowhere_or_off_the_naming_scheme_is_named_and_its_section_marked(demo_run, tmp_path):
     """A results index entry (a notebook 07 parameter) that names a missing file, or a run folder
     outside <recipe>_s<seed>[_suffix]: a warning names it, the appendix marks it missing, the
@@ -256,8 +263,8 @@ def test_seed_tables_and_reproduction_are_in_the_main_text(demo_run, tmp_path):
                         "P_seed_macro_f1,P_FERplus_accuracy,recall_Contempt,recall_Disgust\n"
                         "abl_a,baseline,starting-study settings,,6,5.0,1,0.6,0.6,0.3,0.62,0.0,0.0\n"
                         "abl_b,vgg_fast,model_name=vgg_fast,model_name=vgg_fast,6,8.0,1,0.7,0.71,0.4,0.73,0.1,0.2\n"
-                        "baseline_e15,baseline,,epochs=15,15,10.5,2,0.69,0.6706,0.38,0.7019,0.0,0.0\n"
-                        "baseline_e60,baseline,,epochs=60,60,66.4,2,0.76,0.7513,0.446,0.7794,0.0,0.0\n")
+                        "baseline_e15_s42,baseline,,epochs=15,15,10.5,2,0.69,0.6706,0.38,0.7019,0.0,0.0\n"
+                        "baseline_e60_s42,baseline,,epochs=60,60,66.4,2,0.76,0.7513,0.446,0.7794,0.0,0.0\n")
     stat = lambda m, s: {"mean": m, "std": s, "values": [m]}  # noqa: E731
     seeds = {"seeds": [1, 2, 3], "val_accuracy": stat(0.79, 0.004), "wall_time_min": stat(38.2, 0.5),
              "params": {"augmentation": "study", "seed": 1, "epochs": 20},
@@ -274,7 +281,7 @@ def test_seed_tables_and_reproduction_are_in_the_main_text(demo_run, tmp_path):
     main = _flat(_main_text(html))
     # The starting study's network retrained here, beside the reported 71.8%.
     assert "Başlangıç çalışmasının yeniden üretimi" in main and "%67,06" in main and "%75,13" in main
-    assert [r["run"] for r in ctx["reproduction"]] == ["baseline_e15", "baseline_e60"]
+    assert [r["run"] for r in ctx["reproduction"]] == ["baseline_e15_s42", "baseline_e60_s42"]
     # The seeds' table: spreads of accuracies in percentage points, the unit named once in the caption.
     assert "%80,12 ± 0,31</td>" in main and "doğrulukta yüzde puan)</caption>" in main and "± %" not in main
     # The compared configuration in words, not as a setting's code value.
@@ -316,11 +323,11 @@ def test_the_one_lever_screen_and_the_reproduction_are_read_from_the_ablation_ta
              "P_seed_accuracy": 0.70, "P_seed_macro_f1": 0.41},
             {"run": "abl_c", "model": "vgg_fast", "added": "label_mode=distribution; targets=soft",
              "P_seed_accuracy": 0.72, "P_seed_macro_f1": 0.45},
-            {"run": "baseline_e60", "model": "baseline", "added": "epochs=60", "P_seed_accuracy": 0.75, "P_seed_macro_f1": 0.45}]
+            {"run": "baseline_e60_s42", "model": "baseline", "added": "epochs=60", "P_seed_accuracy": 0.75, "P_seed_macro_f1": 0.45}]
     steps = screen_steps(rows)
     assert [s["added"] for s in steps] == ["VGG-Hızlı, başlangıç çalışmasının artırması", "oy dağılımı etiketleri, oy dağılımı hedefleri"]
     assert steps[0]["d_accuracy"] == pytest.approx(0.10) and steps[1]["d_macro_f1"] == pytest.approx(0.04)
-    assert [r["run"] for r in baseline_reproduction(rows)] == ["baseline_e60"] and baseline_reproduction(None) == []
+    assert [r["run"] for r in baseline_reproduction(rows)] == ["baseline_e60_s42"] and baseline_reproduction(None) == []
     assert describe_setting("weight_decay", 0.05) == "ağırlık azalması 0,05" and describe_setting("epochs", 30) == "30 epok"
     assert describe_setting("unknown_key", 3) == "unknown_key = 3"
 
