@@ -40,13 +40,12 @@ def _demo_label(fig) -> None:
              fontweight="bold", bbox={"facecolor": "#c0392b", "edgecolor": "none", "pad": 3})
 
 
-def show_figure(fig, demo: bool = False, dpi: int = 110) -> None:
-    """Show ``fig`` in the notebook as a PNG and close it, whatever matplotlib backend the kernel
-    runs (the runner's kernels use Agg, which shows nothing by itself): for figures that are
-    looked at, not saved (the explorer's). ``demo`` marks it as made from demo data."""
+def figure_image(fig, demo: bool = False, dpi: int = 110):
+    """``fig`` as an IPython PNG image, closed: for figures that are looked at, not saved (the
+    explorer's), e.g. to append to a widget's output area. ``demo`` marks it as made from demo data."""
     import io
 
-    from IPython.display import Image, display
+    from IPython.display import Image
 
     if demo:
         _demo_label(fig)
@@ -54,7 +53,15 @@ def show_figure(fig, demo: bool = False, dpi: int = 110) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    display(Image(data=buf.getvalue()))
+    return Image(data=buf.getvalue())
+
+
+def show_figure(fig, demo: bool = False, dpi: int = 110) -> None:
+    """Show ``fig`` in the notebook as a PNG and close it, whatever matplotlib backend the kernel
+    runs (the runner's kernels use Agg, which shows nothing by itself)."""
+    from IPython.display import display
+
+    display(figure_image(fig, demo, dpi))
 
 
 class _CommaFormatter(ScalarFormatter):
