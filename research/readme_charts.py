@@ -67,6 +67,15 @@ def recall_rows(results: Path = RESULTS) -> dict[str, dict[str, float]]:
             "Tek bir işaretleyici": {c: human["annotator"]["recall"][c] for c in CLASSES}}
 
 
+def _finish(fig, ax, title: str):
+    """Title, legend beside the axes, decimal commas, tight layout."""
+    ax.set_title(title, fontsize=10)
+    outside_legend(ax)
+    decimal_comma(fig)
+    fig.tight_layout()
+    return fig
+
+
 def accuracy_chart(rows: list[dict]):
     """Grouped horizontal bars: one group per model, one bar per protocol it was measured on."""
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
@@ -83,11 +92,7 @@ def accuracy_chart(rows: list[dict]):
     ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)], fontsize=9)
     ax.set_xlim(60, 95)
     ax.set_xlabel("Doğruluk (%)")
-    ax.set_title("Ayrılmış test verisinde doğruluk, iki protokolde", fontsize=10)
-    outside_legend(ax)
-    decimal_comma(fig)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "Ayrılmış test verisinde doğruluk, iki protokolde")
 
 
 def recall_chart(rows: dict[str, dict[str, float]]):
@@ -101,11 +106,7 @@ def recall_chart(rows: dict[str, dict[str, float]]):
     ax.set_xticks(range(len(CLASSES)), names, rotation=20)
     ax.set_ylim(0, 1)
     ax.set_ylabel("Duyarlılık (P-seed)")
-    ax.set_title("Sınıf başına duyarlılık: nadir sınıflar artık tanınıyor", fontsize=10)
-    outside_legend(ax)
-    decimal_comma(fig)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "Sınıf başına duyarlılık: nadir sınıflar artık tanınıyor")
 
 
 def save_svg(fig, path: Path) -> Path:
