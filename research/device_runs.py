@@ -63,9 +63,17 @@ def base_params(plan: dict, run: dict) -> dict:
 
 # --------------------------------------------------------------------------- one run (child)
 
+def run_data(data_path: str, params: dict):
+    """The data set a run with ``params`` trains on: its label mode, and the validation split its seed draws."""
+    from fer_helpers.data import load_dataset
+
+    return load_dataset(data_path, label_mode=params.get("label_mode", "distribution"),
+                        val_fraction=params.get("val_fraction", 0.2), seed=params.get("seed", 42), use_cache=False)
+
+
 def train_one(name: str, params: dict, data_path: str, work: Path, teacher_file: str | None) -> dict:
     """Train one run into ``work/name`` and score it on validation; returns its summary."""
-    from fer_helpers.data import load_dataset, save_data_settings
+    from fer_helpers.data import save_data_settings
     from fer_helpers.evaluation import classification_metrics
     from fer_helpers.models import load_model, predict_proba
     from fer_helpers.training import TrainConfig, train_model
@@ -73,8 +81,7 @@ def train_one(name: str, params: dict, data_path: str, work: Path, teacher_file:
     if teacher_file:
         params = {**params, "distill_from": teacher_file}
     config = TrainConfig.from_params(params)
-    data = load_dataset(data_path, label_mode=params.get("label_mode", "distribution"),
-                        val_fraction=params.get("val_fraction", 0.2), seed=config.seed, use_cache=False)
+    data = run_data(data_path, {**params, "seed": config.seed})
     run_dir = work / name
     # As notebook 03 records it, so fer_helpers.evaluation.evaluate_run scores the run where the
     # held-out data is (with -p data_dir pointing there when the run trained on a bundle).
@@ -115,15 +122,13 @@ def write_teacher(model, data, path: Path, source: dict) -> Path:
 def teacher_from_run(run_dir: Path, data_path: str, path: Path) -> Path:
     """``write_teacher`` for a run that finished without writing one (e.g. trained on a CPU): its
     model, on the split its own seed drew, so a student with that seed keeps a clean validation."""
-    from fer_helpers.data import load_dataset
     from fer_helpers.models import load_model
 
     # A run folder keeps its records under results/; a committed copy (results/runs/...) keeps them flat.
     meta_path = next(p for p in (run_dir / "results" / "training.json", run_dir / "training.json") if p.is_file())
     meta = json.loads(meta_path.read_text())
     params = meta["params"]
-    data = load_dataset(data_path, label_mode=params.get("label_mode", "distribution"),
-                        val_fraction=params.get("val_fraction", 0.2), seed=params["seed"], use_cache=False)
+    data = run_data(data_path, params)
     model_path = next(p for p in (run_dir / "model" / "inference.keras", run_dir / "model.keras")
                       if p.is_file())
     return write_teacher(load_model(model_path), data, path,
