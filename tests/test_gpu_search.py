@@ -244,8 +244,9 @@ def _smoke_train(gpu_search, tmp_path, name: str) -> dict:
     pack = tmp_path / "pack"
     if not pack.is_dir():
         gpu_search.pack(str(make_ferplus(tmp_path / "ferplus", per_split=16)), pack)
-    subprocess.run([sys.executable, str(gpu_search.ROOT / "benchmarks" / "gpu_search.py"), "one", name,
-                    "--pack", str(pack), "--work", str(tmp_path), "--smoke"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "research.gpu_search", "one", name,
+                    "--pack", str(pack), "--work", str(tmp_path), "--smoke"],
+                   check=True, capture_output=True, cwd=gpu_search.ROOT)
     return json.loads((tmp_path / f"{name}.json").read_text())
 
 
