@@ -196,7 +196,7 @@ def run_plan(plan: dict, args) -> dict:
                 else:
                     failed[name] = proc.returncode
                     print(f"[{time.time() - t0:6.0f} s] FAILED {name} (exit {proc.returncode})", flush=True)
-        if time.time() - t0 > args.deadline:
+        if args.deadline is not None and time.time() - t0 > args.deadline:
             for name, (proc, log, _) in running.items():
                 proc.terminate()
                 failed[name] = f"deadline (epochs done: {_epochs_done(work / name)})"
@@ -264,7 +264,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plan", required=True)
     ap.add_argument("--data", required=True, help="a data set path or bundle (fer_helpers.data.pack_dataset)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--deadline", type=float, default=500, help="seconds after which running runs are stopped")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="seconds after which running runs are stopped (default: none; a GPU lease passes its limit)")
     ap.add_argument("--parallel", type=int, default=8, help="runs trained at the same time")
     ap.add_argument("--only", help="comma-separated run names to keep from the plan (a smoke test)")
     ap.add_argument("--override", default="{}", help="JSON parameters laid over every run (a smoke test)")

@@ -1,0 +1,62 @@
+"""Data-parallel training (``TrainConfig.data_parallel``) on two CPU devices, under both
+backends, each in its own process (device counts are fixed when a backend starts)."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_helpers import load_model, predict_proba
+from fer_helpers.training import TrainConfig, TrainingConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "fixtures" / "data_parallel_run.py"
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install '.[jax]')")
+
+
+def _run(backend: str, run_dir: Path, batch_size: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(SCRIPT), str(run_dir), str(batch_size)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [pytest.param("jax", marks=needs_jax), "tensorflow"])
+def test_a_data_parallel_run_splits_batches_over_two_devices_and_its_model_loads_anywhere(tmp_path, backend):
+    done = _run(backend, tmp_path / "run", batch_size=64)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((tmp_path / "run" / "results" / "training.json").read_text())
+    assert meta["compute"]["backend"] == backend and meta["compute"]["replicas"] == 2
+    assert meta["params"]["data_parallel"] is True and meta["epochs_run"] == 2
+    # Every training image once per epoch; on JAX the odd last batch gets one repeat so two devices split it.
+    n = meta["data"]["n_train_used"]
+    assert n % 2 == 1
+    assert meta["compute"]["images_seen"] == 2 * (n + (backend == "jax"))
+    history = json.loads((tmp_path / "run" / "results" / "history.json").read_text())
+    assert np.isfinite(history["loss"]).all() and 0 <= min(history["val_accuracy"]) <= 1
+    # Trained on two devices, the model loads and predicts here, in this TensorFlow process.
+    probs = predict_proba(load_model(tmp_path / "run" / "model" / "best.keras"),
+                          np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+@needs_jax
+def test_a_batch_that_two_devices_cannot_split_fails_before_training(tmp_path):
+    done = _run("jax", tmp_path / "run", batch_size=63)
+    assert done.returncode == 3
+    assert "batch_size=63" in done.stderr and "multiple of 2" in done.stderr
+    assert not (tmp_path / "run" / "results" / "history.csv").exists()
+
+
+def test_data_parallel_is_a_flag_and_needs_a_backend_that_has_it(monkeypatch):
+    with pytest.raises(TrainingConfigError, match="data_parallel must be true or false"):
+        TrainConfig(data_parallel="yes").validate()
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    with pytest.raises(TrainingConfigError, match="data_parallel needs KERAS_BACKEND"):
+        TrainConfig(data_parallel=True).validate()
