@@ -25,7 +25,7 @@ RESNET_DEFAULT_WIDTH = 32
 #: Keras dtype policies a model can be built with. "mixed_bfloat16" runs the conv
 #: stages in bfloat16 with float32 weights: on a CPU with AMX or AVX512-BF16 (such as
 #: this project's 2-core machine) training and inference run 1.4–2× faster, and the
-#: GPU mirror (results/gpu_search.csv) found no loss of accuracy. The stem
+#: GPU screens (results/gpu_search.csv) found no loss of accuracy. The stem
 #: (rescaling, augmentation) and the softmax head always compute in float32.
 PRECISIONS = ("float32", "mixed_bfloat16")
 
