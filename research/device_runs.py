@@ -13,7 +13,9 @@ before any run. At the end the runner packs what comes back: the chosen models a
 ``.keras`` files without optimizer state, and one archive of every run's records.
 
     KERAS_BACKEND=jax python -m research.device_runs --plan research/plans/resnet.json \\
-        --data .gpu/fertrain.npz --out "$OUT" --deadline 500
+        --data paket.npz --out cikti/ [--deadline SECONDS]
+
+(on a lent GPU, ``research/gpu_lease.sh`` carries the data and the wheels and calls this).
 """
 from __future__ import annotations
 
@@ -159,7 +161,7 @@ def decide(plan: dict, summaries: dict) -> dict:
 def _spawn(run: dict, plan: dict, args, work: Path, teacher_file: str | None):
     log = open(work / f"{run['name']}.log", "w")
     cmd = [sys.executable, "-m", "research.device_runs", "--plan", args.plan, "--data", args.data,
-           "--out", args.out, "--one", run["name"], "--override", args.override]
+           "--out", args.out, "--work", args.work, "--one", run["name"], "--override", args.override]
     if teacher_file:
         cmd += ["--teacher-file", teacher_file]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -175,7 +177,7 @@ def run_plan(plan: dict, args) -> dict:
     """Start runs in plan order, at most ``--parallel`` at a time, a student once its teacher is
     done; stop whatever still runs at the deadline (its records up to then come back)."""
     out = Path(args.out)
-    work = out / "work"
+    work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pending = list(plan["runs"])
@@ -270,10 +272,13 @@ def main(argv=None) -> int:
     ap.add_argument("--only", help="comma-separated run names to keep from the plan (a smoke test)")
     ap.add_argument("--override", default="{}", help="JSON parameters laid over every run (a smoke test)")
     ap.add_argument("--teacher-from", metavar="RUN_DIR",
-                    help="write a finished run's teacher probabilities to work/<its plan name>/results first")
+                    help="write a finished run's teacher probabilities to WORK/<its plan name>/results first")
+    ap.add_argument("--work", help="where the run folders are trained (default: OUT/work); a GPU lease keeps them "
+                                   "outside OUT, of which only a few files come back")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--teacher-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.work = args.work or str(Path(args.out) / "work")
     plan = read_plan(args.plan)
     override = json.loads(args.override)
     if args.only:
@@ -281,7 +286,7 @@ def main(argv=None) -> int:
         plan["runs"] = [r for r in plan["runs"] if r["name"] in keep]
     if args.one:
         run = next(r for r in plan["runs"] if r["name"] == args.one)
-        train_one(run["name"], {**base_params(plan, run), **override}, args.data, Path(args.out) / "work",
+        train_one(run["name"], {**base_params(plan, run), **override}, args.data, Path(args.work),
                   args.teacher_file)
         return 0
     if args.teacher_from:
@@ -291,7 +296,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"--teacher-from: the kept runs must name exactly one teacher outside them, got {sorted(teachers)}")
         teacher = teachers.pop()
         teacher_from_run(Path(args.teacher_from), args.data,
-                         Path(args.out) / "work" / teacher / "results" / "teacher_probs.npz")
+                         Path(args.work) / teacher / "results" / "teacher_probs.npz")
         plan["preset_teachers"] = [teacher]
     if override:
         for r in plan["runs"]:
