@@ -60,3 +60,20 @@ def test_data_parallel_is_a_flag_and_needs_a_backend_that_has_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
     with pytest.raises(TrainingConfigError, match="data_parallel needs KERAS_BACKEND"):
         TrainConfig(data_parallel=True).validate()
+
+
+def test_even_batches_see_every_image_each_epoch_in_batches_the_devices_split_evenly():
+    from fer_helpers.training import even_batches
+
+    x = np.arange(21)[:, None].astype(np.float32)
+    batches = even_batches(x, x.copy(), batch_size=8, seed=0, multiple=4)
+    orders = []
+    for _ in range(2):
+        seen = [batches[i][0][:, 0] for i in range(len(batches))]
+        assert [len(b) for b in seen] == [8, 8, 8]             # 21 images + 3 repeats: 24 = 3 × 8
+        assert all(len(b) % 4 == 0 for b in seen)
+        flat = np.concatenate(seen)
+        assert set(flat.astype(int)) == set(range(21))         # every image, once or (3 of them) twice
+        orders.append(flat)
+        batches.on_epoch_end()
+    assert not np.array_equal(orders[0], orders[1])            # reshuffled every epoch
