@@ -103,10 +103,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .artifacts import write_json
+    from .artifacts import require, write_json
     from .export import export_all
     from .inference import check_output_folder
 
+    require(["tf2onnx", "onnx", "onnxruntime", "sympy"], "the export command")
     check_output_folder(args.out)
     formats = args.formats.split(",")
     calibration = None
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except (RunError, FileNotFoundError, ValueError) as exc:
+    except (RunError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"HATA / ERROR: {exc}", file=sys.stderr)
         return 1
 

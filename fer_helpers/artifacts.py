@@ -34,6 +34,30 @@ class ArtifactError(FileNotFoundError):
 REPORT_MISSING = "report_missing.json"
 
 
+#: Optional libraries and the pyproject extra that installs each (``pip install 'fer_helpers[report]'``).
+OPTIONAL = {"nbconvert": "report", "latex2mathml": "report", "weasyprint": "report",
+            "tf2onnx": "export", "onnx": "export", "onnxruntime": "export", "sympy": "export"}
+
+
+class MissingDependency(ImportError):
+    """An optional library a command needs is not installed; the message says which extra brings it."""
+
+
+def require(modules, purpose: str) -> None:
+    """Raise MissingDependency, naming the extra to install, if any of ``modules`` is missing.
+
+    Checked before the work starts, so a missing PDF renderer does not surface after an hour
+    of training as an ImportError deep inside notebook 07.
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        extras = ",".join(sorted({OPTIONAL.get(m, m) for m in missing}))
+        raise MissingDependency(f"{purpose} needs {', '.join(missing)}, which is not installed: "
+                                f"pip install 'fer_helpers[{extras}]' (or pip install -e '.[{extras}]' in a checkout)")
+
+
 def run_paths(run_dir) -> dict[str, Path]:
     """The standard sub-folders of a run folder (created if missing)."""
     root = Path(run_dir)
@@ -175,7 +199,7 @@ def machine_info() -> dict:
 
 
 def accelerator_devices() -> list[str]:
-    """The accelerators the Keras backend trains on (e.g. ``["cuda:0 NVIDIA H200"]``), [] on a CPU.
+    """The accelerators the Keras backend trains on (e.g. ``["cuda:0 <GPU name>"]``), [] on a CPU.
 
     Asks the backend already in use only, so that it never starts a second framework.
     """

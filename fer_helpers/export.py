@@ -5,9 +5,8 @@ Every export is checked against the Keras model on a fixed batch (same top-1,
 probabilities within a tolerance) before it is reported as done.
 
 The static int8 ONNX graph quantises activations as well as weights, so its
-convolutions run as int8 dot products (VNNI on x86). On a 2-core CPU without AMX
-it is the one format here that predicts faster than 2,000 images/s
-(``benchmarks/export_benchmark.py``). Its activation ranges are calibrated on
+convolutions run as int8 dot products (VNNI on x86), usually the fastest format on a
+CPU with VNNI (``benchmarks/export_benchmark.py`` measures it). Its activation ranges are calibrated on
 images passed in by the caller: training images, never a held-out split.
 """
 from __future__ import annotations
@@ -86,9 +85,8 @@ def export_onnx_int8(model, path, calibration_images: np.ndarray, batch_size: in
 
     The weights use 7 of their 8 bits (``reduce_range``). An x86 CPU without VNNI (AVX2 or
     AVX-512 alone) multiplies int8 pairs with an instruction that adds two products into a
-    saturating int16; full-range weights overflow it, and on such a CPU (a 2-core AMD EPYC
-    with AVX2 only) the full-range graph fell from 82.15% to 70.55% P-seed accuracy. The
-    file does not know which CPU will run it, so it is always built to be correct on all.
+    saturating int16; full-range weights overflow it and cost many points of accuracy on
+    such a CPU. The file does not know which CPU will run it, so it is always built to be correct on all.
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

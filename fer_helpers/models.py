@@ -352,6 +352,9 @@ class OnnxModel:
     layers = ()
 
     def __init__(self, path):
+        from .artifacts import require
+
+        require(["onnxruntime"], f"{path}: an ONNX model")
         import onnxruntime as ort
 
         self.path = Path(path)

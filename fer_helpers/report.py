@@ -691,8 +691,8 @@ PROJECTION_KEYS = ("model_name", "precision", "epochs", "batch_size")
 def _cpu_key(machine: dict) -> list:
     """What names a CPU in the report's tables: its model, core count and bfloat16 in hardware.
 
-    The model name alone is not enough: "AMD EPYC" has named both a CPU with AVX512-BF16 and one
-    with AVX2 only, on which the same bfloat16 recipe differs in speed by a factor of about 40.
+    The model name alone is not enough: one vendor's model string can name CPUs with and without
+    bfloat16 in hardware, and a bfloat16 recipe runs many times slower where it is emulated.
     """
     return [machine.get("cpu_model"), machine.get("cpu_count"), native_bfloat16(machine)]
 

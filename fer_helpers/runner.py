@@ -32,6 +32,7 @@ from .artifacts import (
     machine_info,
     now_iso,
     read_json,
+    require,
     run_paths,
     write_json,
 )
@@ -291,6 +292,9 @@ def run(spec: RunSpec, log=print) -> Path:
     if not spec.run_name or Path(spec.run_name).name != spec.run_name or spec.run_name in (".", ".."):
         raise RunError(f"run name {spec.run_name!r} must be a plain folder name (no path separators)")
     books = discover_notebooks(spec.notebooks_dir, spec.notebooks)
+    # Every run exports HTML; a run with the report notebook also renders the PDF.
+    require(["nbconvert", "latex2mathml"] + (["weasyprint"] if any("rapor" in b.stem for b in books) else []),
+            "the run command (notebook HTML and the PDF report)")
     # Names are checked against every notebook, so one config serves any selection of them.
     declared = {nb: notebook_parameters(nb) for nb in discover_notebooks(spec.notebooks_dir)}
     params = dict(spec.params)

@@ -77,3 +77,14 @@ def test_the_research_package_imports_and_the_package_never_imports_it():
         importlib.import_module("research" if path.stem == "__init__" else f"research.{path.stem}")
     for path in (ROOT / "fer_helpers").rglob("*.py"):
         assert "research" not in package_imports(path) and "import research" not in path.read_text(encoding="utf-8")
+
+
+def test_the_package_names_no_machine_run_or_date():
+    """Research history (a CPU's or GPU's timings, dated runs) lives in docs/research_log.md; the
+    package's code and docstrings say what the code does, on any machine."""
+    import re
+
+    history = re.compile(r"\b(H100|H200|A100|EPYC|Xeon|20[0-9]{2}-[01][0-9]-[0-3][0-9])\b")
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "fer_helpers").glob("*.py"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if history.search(line)]
+    assert hits == []

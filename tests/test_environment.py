@@ -22,3 +22,44 @@ def test_configs_say_what_they_are_for_in_a_few_lines():
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         comments = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
         assert 1 <= len(comments) <= 5, f"{path.name}: {len(comments)} comment lines (history goes to docs/)"
+
+
+def test_optional_libraries_sit_in_the_extra_the_error_message_names():
+    from fer_helpers.artifacts import OPTIONAL
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {"report", "export", "lab", "jax", "test", "all"} <= set(extras)
+    for module, extra in OPTIONAL.items():
+        assert any(req.split(">")[0].split("=")[0] == module for req in extras[extra]), (module, extra)
+    assert "fer_helpers[all]" in extras["test"] and extras["all"] == ["fer_helpers[report,export,lab]"]
+
+
+def test_a_missing_optional_library_is_named_with_its_extra_before_any_work(monkeypatch, tmp_path):
+    import importlib.util
+
+    import pytest
+
+    from fer_helpers.artifacts import MissingDependency
+    from fer_helpers.runner import RunSpec, run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "weasyprint" else real(name, *a))
+    spec = RunSpec(run_name="x", runs_dir=tmp_path / "runs", publish=False)
+    with pytest.raises(MissingDependency, match=r"weasyprint.*fer_helpers\[report\]"):
+        run(spec)
+    assert not (tmp_path / "runs").exists()           # nothing started, nothing to clean up
+    # Without the report notebook in the selection the PDF renderer is not needed.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nbconvert" else real(name, *a))
+    with pytest.raises(MissingDependency, match=r"nbconvert.*\[report\]"):
+        run(RunSpec(run_name="x", notebooks=["01"], runs_dir=tmp_path / "runs", publish=False))
+
+
+def test_the_export_command_names_its_extra(monkeypatch, capsys):
+    import importlib.util
+
+    from fer_helpers.__main__ import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    assert main(["export", "--out", "unused"]) == 1
+    assert "fer_helpers[export]" in capsys.readouterr().err

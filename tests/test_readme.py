@@ -1,6 +1,7 @@
 """The README's results table agrees with the committed result files it quotes."""
 import csv
 import json
+import re
 from pathlib import Path
 
 from fer_helpers.report import LITERATURE, fmt_num, fmt_pct
@@ -23,6 +24,13 @@ def row(start: str) -> list[str]:
     matches = [cells for name, cells in readme_rows().items() if name.startswith(start)]
     assert len(matches) == 1, f"README results table: no single row starting {start!r}"
     return matches[0]
+
+
+def test_a_newcomer_reads_it_in_five_minutes():
+    """At most 200 lines, and no research history: that goes to docs/research_log.md."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    assert not re.search(r"^#+ .*20[0-9]{2}-[01][0-9]-[0-3][0-9]", text, flags=re.M)   # no dated entries
 
 
 def test_the_table_has_at_most_six_rows():
