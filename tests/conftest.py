@@ -14,9 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.hookimpl(tryfirst=True)   # before ``-m`` deselects, so the marker added here counts
 def pytest_collection_modifyitems(items):
-    """Tests on the shared demo run go first, so under pytest-xdist the first worker builds the
+    """Tests on the shared demo run are integration tests (the run executes every notebook), so
+    they are marked ``slow``; they go first, so under pytest-xdist the first worker builds the
     run while the other works through the rest instead of waiting on the run's lock."""
+    for item in items:
+        if "demo_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: "demo_run" not in getattr(item, "fixturenames", ()))
 
 

@@ -50,6 +50,7 @@ def test_model_loads_safely_and_reproduces_its_check_batch(name):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow   # evaluates each released model on the whole FER2013Test split
 @pytest.mark.parametrize("name", NAMES)
 def test_card_p_ferplus_accuracy_reproduces_on_the_real_test_set(name, ferplus_dir, tmp_path_factory):
     card = json.loads((MODELS / f"{name}.card.json").read_text())

@@ -204,6 +204,7 @@ def test_two_runs_with_one_seed_are_identical(tmp_path):
     assert np.allclose(a[cols].to_numpy(), b[cols].to_numpy(), atol=1e-6)
 
 
+@pytest.mark.slow   # bfloat16 is emulated on CPUs without AMX, and the test trains twice
 def test_mixed_bfloat16_training_is_seeded_and_saves_a_mixed_model(tmp_path):
     from fer_helpers.models import load_model, model_precision
 
