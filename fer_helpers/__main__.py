@@ -103,11 +103,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .artifacts import require, write_json
+    from .artifacts import OPTIONAL, require, write_json
     from .export import export_all
     from .inference import check_output_folder
 
-    require(["tf2onnx", "onnx", "onnxruntime", "sympy"], "the export command")
+    require([m for m, extra in OPTIONAL.items() if extra == "export"], "the export command")
     check_output_folder(args.out)
     formats = args.formats.split(",")
     calibration = None

@@ -19,10 +19,11 @@ def pytest_collection_modifyitems(items):
     """Tests on the shared demo run are integration tests (the run executes every notebook), so
     they are marked ``slow``; they go first, so under pytest-xdist the first worker builds the
     run while the other works through the rest instead of waiting on the run's lock."""
-    for item in items:
-        if "demo_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: "demo_run" not in getattr(item, "fixturenames", ()))
+    on_demo_run = [item for item in items if "demo_run" in getattr(item, "fixturenames", ())]
+    for item in on_demo_run:
+        item.add_marker(pytest.mark.slow)
+    first = set(map(id, on_demo_run))
+    items.sort(key=lambda item: id(item) not in first)
 
 
 @pytest.fixture(autouse=True)

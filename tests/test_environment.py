@@ -1,11 +1,13 @@
 """environment.yml installs the project through pip (pyproject.toml is the one list of
 dependencies), and that list is what the package and its tests import."""
+import importlib.util
 import tomllib
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+_FIND_SPEC = importlib.util.find_spec
 
 
 def test_environment_yml_installs_the_project_instead_of_repeating_its_pins():
@@ -34,32 +36,31 @@ def test_optional_libraries_sit_in_the_extra_the_error_message_names():
     assert "fer_helpers[all]" in extras["test"] and extras["all"] == ["fer_helpers[report,export,lab]"]
 
 
-def test_a_missing_optional_library_is_named_with_its_extra_before_any_work(monkeypatch, tmp_path):
-    import importlib.util
+def hide_library(monkeypatch, name: str) -> None:
+    """Make ``importlib.util.find_spec`` report ``name`` (only) as not installed."""
+    monkeypatch.setattr(importlib.util, "find_spec", lambda mod, *a: None if mod == name else _FIND_SPEC(mod, *a))
 
+
+def test_a_missing_optional_library_is_named_with_its_extra_before_any_work(monkeypatch, tmp_path):
     import pytest
 
     from fer_helpers.artifacts import MissingDependency
     from fer_helpers.runner import RunSpec, run
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "weasyprint" else real(name, *a))
+    hide_library(monkeypatch, "weasyprint")
     spec = RunSpec(run_name="x", runs_dir=tmp_path / "runs", publish=False)
     with pytest.raises(MissingDependency, match=r"weasyprint.*fer_helpers\[report\]"):
         run(spec)
     assert not (tmp_path / "runs").exists()           # nothing started, nothing to clean up
     # Without the report notebook in the selection the PDF renderer is not needed.
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nbconvert" else real(name, *a))
+    hide_library(monkeypatch, "nbconvert")
     with pytest.raises(MissingDependency, match=r"nbconvert.*\[report\]"):
         run(RunSpec(run_name="x", notebooks=["01"], runs_dir=tmp_path / "runs", publish=False))
 
 
 def test_the_export_command_names_its_extra(monkeypatch, capsys):
-    import importlib.util
-
     from fer_helpers.__main__ import main
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    hide_library(monkeypatch, "tf2onnx")
     assert main(["export", "--out", "unused"]) == 1
     assert "fer_helpers[export]" in capsys.readouterr().err
