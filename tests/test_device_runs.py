@@ -2,6 +2,7 @@
 headline is chosen by the plan's rule on validation, and what comes back is packed."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import tarfile
 from pathlib import Path
@@ -18,11 +19,16 @@ PLANS = sorted((ROOT / "research" / "plans").glob("*.json"))
 @pytest.mark.parametrize("path", PLANS, ids=[p.stem for p in PLANS])
 def test_every_committed_plan_reads_and_every_run_validates(path):
     plan = read_plan(path)
+    assert plan["runs"], f"{path.name}: a plan without runs"
     for run in plan["runs"]:
         params = base_params(plan, run)
         if run.get("teacher"):
             params["distill_from"] = "teacher.npz"
-        TrainConfig.from_params(params).validate("distribution")
+        config = TrainConfig.from_params(params)
+        config.validate("distribution")                 # raises on any invalid setting
+        fields = {f.name for f in dataclasses.fields(config)}
+        assert {k: getattr(config, k) for k in run["params"] if k in fields} == \
+            {k: v for k, v in run["params"].items() if k in fields}, f"{run['name']}: a setting was not carried"
 
 
 def _write(tmp_path, plan) -> Path:
