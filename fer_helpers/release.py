@@ -43,17 +43,19 @@ def summarize_seeds(run_dirs) -> dict:
     protocol, aggregates accuracy, macro-F1, flip-TTA accuracy and per-class
     recall (sample standard deviation, ddof=1), and stores the runs' shared settings
     completed with their defaults (``training.effective_params``). Raises ValueError
-    when the runs' parameters differ in anything but the seed, since then the spread
-    would not measure seed variance.
+    when the runs' settings differ in anything but the seed (a setting one run
+    predates counts as its default), since then the spread would not measure seed
+    variance.
     """
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:
         raise ValueError(f"need at least 2 runs to summarise seeds, got {len(run_dirs)}")
     trainings = [read_json(r / "results" / "training.json", "training metadata") for r in run_dirs]
     evaluations = [read_json(r / "results" / "evaluation.json", "evaluation") for r in run_dirs]
-    settings = [{k: v for k, v in t["params"].items() if k != "seed"} for t in trainings]
+    # Compared completed with their defaults: a setting a run predates is the default it trained with.
+    settings = [{k: v for k, v in effective_params(t["params"]).items() if k != "seed"} for t in trainings]
     for r, p in zip(run_dirs[1:], settings[1:]):
-        diff = sorted(k for k in p if p[k] != settings[0].get(k))
+        diff = sorted(k for k in p.keys() | settings[0].keys() if p.get(k) != settings[0].get(k))
         if diff:
             raise ValueError(f"{r}: differs from {run_dirs[0]} in {diff}, not only in the seed")
 
@@ -80,7 +82,7 @@ def summarize_seeds(run_dirs) -> dict:
     return {"runs": [r.name for r in run_dirs], "seeds": [t["params"]["seed"] for t in trainings],
             # Completed with the defaults a setting's absence meant, so readers (the report)
             # compare summaries of different ages without importing the training code.
-            "params": {k: v for k, v in effective_params(settings[0]).items() if k != "seed"},
+            "params": settings[0],
             "val_accuracy": stats([t["best_val_accuracy"] for t in trainings]),
             "wall_time_min": stats([t["wall_time_s"] / 60 for t in trainings]),
             "cpus_usable": [t["machine"].get("cpus_usable") for t in trainings],

@@ -10,10 +10,10 @@ from fer_helpers.release import model_card_markdown, summarize_seeds
 CLASSES = ["Anger", "Contempt", "Disgust"]
 
 
-def _fake_run(root, name, seed, acc, recalls, val_acc, lr=0.002):
+def _fake_run(root, name, seed, acc, recalls, val_acc, lr=0.002, **params):
     run = root / name
     (run / "results").mkdir(parents=True)
-    training = {"params": {"seed": seed, "learning_rate": lr, "model_name": "vgg_fast"},
+    training = {"params": {"seed": seed, "learning_rate": lr, "model_name": "vgg_fast", **params},
                 "best_val_accuracy": val_acc, "wall_time_s": 1800.0 + seed,
                 "machine": {"cpu_count": 2, "cpus_usable": 1}}
     per_class = [{"class": c, "recall": r} for c, r in zip(CLASSES, recalls)]
@@ -56,6 +56,19 @@ def test_summarize_seeds_refuses_runs_that_differ_in_more_than_the_seed(tmp_path
         summarize_seeds([a, b])
     with pytest.raises(ValueError, match="at least 2 runs"):
         summarize_seeds([a])
+    c = _fake_run(tmp_path, "c", 3, 0.8, [0.5, 0.3, 0.4], 0.79, data_parallel=True)
+    with pytest.raises(ValueError, match=r"c: differs .* in \['data_parallel'\]"):
+        summarize_seeds([a, c])
+
+
+def test_a_setting_one_run_predates_counts_as_its_default(tmp_path):
+    """A run recorded before ``data_parallel`` existed trained on one device, like one
+    that records ``data_parallel: false``: the two differ only in the seed."""
+    old = _fake_run(tmp_path, "old", 42, 0.80, [0.5, 0.3, 0.4], 0.79)
+    new = _fake_run(tmp_path, "new", 43, 0.82, [0.5, 0.3, 0.4], 0.80, data_parallel=False)
+    s = summarize_seeds([old, new])
+    assert s["seeds"] == [42, 43] and s["params"]["data_parallel"] is False
+    assert s["protocols"]["P-seed"]["accuracy"]["mean"] == pytest.approx(0.81)
 
 
 def test_model_card_shows_the_seed_table(tmp_path):
