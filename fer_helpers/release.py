@@ -52,7 +52,6 @@ def summarize_seeds(run_dirs) -> dict:
         raise ValueError(f"need at least 2 runs to summarise seeds, got {len(run_dirs)}")
     trainings = [read_json(r / "results" / "training.json", "training metadata") for r in run_dirs]
     evaluations = [read_json(r / "results" / "evaluation.json", "evaluation") for r in run_dirs]
-    # Compared completed with their defaults: a setting a run predates is the default it trained with.
     settings = [{k: v for k, v in effective_params(t["params"]).items() if k != "seed"} for t in trainings]
     for r, p in zip(run_dirs[1:], settings[1:]):
         diff = sorted(k for k in p.keys() | settings[0].keys() if p.get(k) != settings[0].get(k))

@@ -26,9 +26,9 @@ def test_every_committed_plan_reads_and_every_run_validates(path):
             params["distill_from"] = "teacher.npz"
         config = TrainConfig.from_params(params)
         config.validate("distribution")                 # raises on any invalid setting
-        fields = {f.name for f in dataclasses.fields(config)}
-        assert {k: getattr(config, k) for k in run["params"] if k in fields} == \
-            {k: v for k, v in run["params"].items() if k in fields}, f"{run['name']}: a setting was not carried"
+        carried = run["params"].keys() & {f.name for f in dataclasses.fields(config)}
+        assert {k: getattr(config, k) for k in carried} == {k: run["params"][k] for k in carried}, \
+            f"{run['name']}: a setting was not carried"
 
 
 def _write(tmp_path, plan) -> Path:
