@@ -19,7 +19,7 @@ from .evaluation import per_class_recall
 from .export import int8_weight_bits
 from .labels import CLASSES
 from .models import count_params, load_model, model_precision, predict_proba, to_float32
-from .training import effective_params
+from .training import effective_params, recorded_flops
 
 
 def check_batch(n: int = 32, seed: int = 2024) -> np.ndarray:
@@ -36,22 +36,34 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def run_file(run_dir, name: str) -> Path:
+    """A run's artifact ``name``: ``results/<name>`` in a run folder (``runs/<run>/``), ``<name>``
+    itself in a committed, flat copy of one (``results/runs/<run>/``, where the model is
+    ``model.keras`` instead of ``model/best.keras``)."""
+    run_dir = Path(run_dir)
+    if name == "best.keras":
+        nested, flat = run_dir / "model" / "best.keras", run_dir / "model.keras"
+    else:
+        nested, flat = run_dir / "results" / name, run_dir / name
+    return nested if nested.is_file() or not flat.is_file() else flat
+
+
 def summarize_seeds(run_dirs) -> dict:
     """Mean ± standard deviation over runs that differ only in their seed.
 
-    Reads each run's ``training.json`` and ``evaluation.json`` and, for every
-    protocol, aggregates accuracy, macro-F1, flip-TTA accuracy and per-class
-    recall (sample standard deviation, ddof=1), and stores the runs' shared settings
-    completed with their defaults (``training.effective_params``). Raises ValueError
-    when the runs' settings differ in anything but the seed (a setting one run
-    predates counts as its default), since then the spread would not measure seed
-    variance.
+    Reads each run's ``training.json`` and ``evaluation.json`` (either layout, :func:`run_file`)
+    and, for every protocol, aggregates accuracy, macro-F1, flip-TTA accuracy and per-class
+    recall (sample standard deviation, ddof=1); stores the runs' shared settings completed
+    with their defaults (``training.effective_params``) and their training FLOPs
+    (``training.recorded_flops``). Raises ValueError when the runs' settings differ in anything
+    but the seed (a setting one run predates counts as its default), since then the spread
+    would not measure seed variance.
     """
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:
         raise ValueError(f"need at least 2 runs to summarise seeds, got {len(run_dirs)}")
-    trainings = [read_json(r / "results" / "training.json", "training metadata") for r in run_dirs]
-    evaluations = [read_json(r / "results" / "evaluation.json", "evaluation") for r in run_dirs]
+    trainings = [read_json(run_file(r, "training.json"), "training metadata") for r in run_dirs]
+    evaluations = [read_json(run_file(r, "evaluation.json"), "evaluation") for r in run_dirs]
     settings = [{k: v for k, v in effective_params(t["params"]).items() if k != "seed"} for t in trainings]
     for r, p in zip(run_dirs[1:], settings[1:]):
         diff = sorted(k for k in p.keys() | settings[0].keys() if p.get(k) != settings[0].get(k))
@@ -78,28 +90,33 @@ def summarize_seeds(run_dirs) -> dict:
                                        "accuracy": stats([a["accuracy"] for a in adj]),
                                        "macro_f1": stats([a["macro_f1"] for a in adj])}
         protocols[name] = entry
-    return {"runs": [r.name for r in run_dirs], "seeds": [t["params"]["seed"] for t in trainings],
-            # Completed with the defaults a setting's absence meant, so readers (the report)
-            # compare summaries of different ages without importing the training code.
-            "params": settings[0],
-            "val_accuracy": stats([t["best_val_accuracy"] for t in trainings]),
-            "wall_time_min": stats([t["wall_time_s"] / 60 for t in trainings]),
-            "cpus_usable": [t["machine"].get("cpus_usable") for t in trainings],
-            "protocols": protocols}
+    summary = {"runs": [r.name for r in run_dirs], "seeds": [t["params"]["seed"] for t in trainings],
+               # Completed with the defaults a setting's absence meant, so readers (the report)
+               # compare summaries of different ages without importing the training code.
+               "params": settings[0],
+               "val_accuracy": stats([t["best_val_accuracy"] for t in trainings]),
+               "wall_time_min": stats([t["wall_time_s"] / 60 for t in trainings]),
+               "cpus_usable": [t["machine"].get("cpus_usable") for t in trainings],
+               "protocols": protocols}
+    # The budget unit beside the wall time, where every record says how much it trained.
+    if all(t.get("compute") or {"data", "epochs_run"} <= t.keys() for t in trainings):
+        summary["training_flops"] = stats([recorded_flops(t) for t in trainings])
+    return summary
 
 
 def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> dict:
     """Write ``<name>.keras``, ``<name>.card.json``, ``<name>.md`` and ``<name>.check.json``.
 
+    ``run_dir`` is a run folder or a committed, flat copy of one (:func:`run_file`).
     ``seed_runs`` (optional): run folders of the same configuration with other
     seeds, ``run_dir`` included; their mean ± std goes into the card.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    training = read_json(run_dir / "results" / "training.json", "training metadata")
-    evaluation = read_json(run_dir / "results" / "evaluation.json", "evaluation")
-    data_settings = read_json(run_dir / "results" / "data.json", "data settings")
-    model = load_model(run_dir / "model" / "best.keras")
+    training = read_json(run_file(run_dir, "training.json"), "training metadata")
+    evaluation = read_json(run_file(run_dir, "evaluation.json"), "evaluation")
+    data_settings = read_json(run_file(run_dir, "data.json"), "data settings")
+    model = load_model(run_file(run_dir, "best.keras"))
     target = out_dir / f"{name}.keras"
     model.save(target)                 # loaded with compile=False: no optimizer state, small file
     reloaded = load_model(target)
@@ -140,7 +157,8 @@ def release_model(run_dir, out_dir, name: str = "reference", seed_runs=None) -> 
         "training": {"params": training["params"], "seed": training["params"]["seed"],
                      "wall_time_s": training["wall_time_s"], "epochs_run": training["epochs_run"],
                      "best_epoch": training["best_epoch"], "machine": training["machine"],
-                     "versions": training["versions"], "git_commit": training["git_commit"]},
+                     "versions": training["versions"], "git_commit": training["git_commit"],
+                     "compute": training.get("compute")},
         "metrics": protocols, "source_run": run_dir.name, "released": now_iso(),
     }
     if seed_runs:
@@ -202,6 +220,13 @@ def _precision_note(precision: str) -> str:
             "copy's values (`verify_release(..., float32=True)`), which any CPU reproduces.")
 
 
+def _compute_note(compute: dict | None) -> str:
+    """The training compute in hardware-independent units; runs that predate the count have none."""
+    if not compute or not compute.get("training_flops"):
+        return ""
+    return f"; {compute['training_flops']:.2e} training FLOPs ({compute['images_seen']:,} images seen)"
+
+
 def model_card_markdown(card: dict) -> str:
     """A human-readable model card from the card JSON."""
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
@@ -216,7 +241,8 @@ def model_card_markdown(card: dict) -> str:
              f"validation images (validation: {card['training_data']['validation']})",
              f"- Training: {card['training']['epochs_run']} epochs (best {card['training']['best_epoch']}), "
              f"{card['training']['wall_time_s'] / 60:.1f} min on {_cores(card['training']['machine'])}, "
-             f"seed {card['training']['seed']}", "", "## Held-out results", "",
+             f"seed {card['training']['seed']}{_compute_note(card['training'].get('compute'))}", "",
+             "## Held-out results", "",
              "| protocol | images | accuracy (95% CI) | macro-F1 (95% CI) | ECE | flip-TTA accuracy |",
              "|---|---|---|---|---|---|"]
     for name, m in card["metrics"].items():

@@ -28,7 +28,7 @@ from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR
 from .export import int8_weight_bits
 from .figures import confusion_figure_name
 from .labels import DISPLAY_NAMES
-from .models import default_augmentation
+from .models import RESNET_DEFAULT_WIDTH, build_model, count_params, default_augmentation
 
 TITLE = "Ham Piksel Tabanlı Yüz İfadesi Tanıma: CNN ile 8 Sınıflı Duygu Sınıflandırması"
 
@@ -68,6 +68,8 @@ REFERENCES = [
     {"cite": "Loshchilov ve Hutter, 2017", "entry": "Loshchilov, I., Hutter, F. (2017). SGDR: Stochastic Gradient Descent with "
      "Warm Restarts. ICLR 2017."},
     {"cite": "Loshchilov ve Hutter, 2019", "entry": "Loshchilov, I., Hutter, F. (2019). Decoupled Weight Decay Regularization. ICLR 2019."},
+    {"cite": "Zhong vd., 2020", "entry": "Zhong, Z., Zheng, L., Kang, G., Li, S., Yang, Y. (2020). Random Erasing Data "
+     "Augmentation. AAAI 2020."},
     {"cite": "Hinton vd., 2015", "entry": "Hinton, G., Vinyals, O., Dean, J. (2015). Distilling the Knowledge in a Neural Network. "
      "NIPS 2014 Deep Learning Workshop; arXiv:1503.02531."},
     {"cite": "Selvaraju vd., 2017", "entry": "Selvaraju, R. R. vd. (2017). Grad-CAM: Visual Explanations from Deep Networks via "
@@ -467,24 +469,70 @@ def describe_setting(key: str, value) -> str:
     return word(value) if word and value is not None else f"{key} = {value}"
 
 
+#: A compared configuration that changes the model and more than this many other settings is
+#: another method, not a variant: the text names it by its model ("VGG-Orta, kendi yöntemiyle").
+MAX_VARIANT_SETTINGS = 4
+
+
 def seed_groups(final: dict, *others: dict) -> list[dict]:
     """Seed summaries as table row groups, each labelled by the settings in which they differ.
 
     The final configuration is "son yapılandırma"; a comparison names, in words, only the
     settings where it differs from the final configuration, so a one-lever candidate reads as
-    that lever (e.g. "ağırlık azalması 0,05"). ``diff`` keeps the settings' names and values.
+    that lever (e.g. "ağırlık azalması 0,05"). A comparison that is another method (another
+    model and more than ``MAX_VARIANT_SETTINGS`` other settings) is named by its model, "kendi
+    yöntemiyle", and the comparisons after it that are its variants by that name and their
+    difference from it ("VGG-Orta + 30 epok"; another model: "VGG-Hızlı (VGG-Orta yöntemiyle), 30
+    epok"); ``method`` marks such a group. ``diff`` keeps the
+    settings' names and values against ``base``, the label of the group they are compared with.
     """
     # Summaries store their settings completed with defaults (release.summarize_seeds).
     params = [g.get("params", {}) for g in (final, *others)]
-    keys = sorted({k for p in params for k in p} - {"seed"})
+    # The model first (it names the row), then the other settings alphabetically.
+    keys = sorted({k for p in params for k in p} - {"seed"}, key=lambda k: (k != "model_name", k))
 
-    def differs(p: dict) -> list[str]:
-        return [k for k in keys if repr(p.get(k)) != repr(params[0].get(k))]
+    def differs(p: dict, q: dict) -> list[str]:
+        return [k for k in keys if repr(p.get(k)) != repr(q.get(k))]
 
-    return ([{"label": "son yapılandırma", "diff": {}, "summary": final}]
-            + [{"label": ", ".join(describe_setting(k, p.get(k)) for k in differs(p)) or "aynı ayarlar",
-                "diff": {k: p.get(k) for k in differs(p)}, "summary": g}
-               for p, g in zip(params[1:], others)])
+    def words(p: dict, diff: list[str]) -> str:
+        return ", ".join(describe_setting(k, p.get(k)) for k in diff) or "aynı ayarlar"
+
+    def another_method(diff: list[str]) -> bool:
+        return "model_name" in diff and len(diff) > MAX_VARIANT_SETTINGS + 1
+
+    groups = [{"label": "son yapılandırma", "name": "son yapılandırma", "base": None, "diff": {}, "summary": final,
+               "method": False}]
+    for p, g in zip(params[1:], others):
+        diff, base = differs(p, params[0]), groups[0]
+        if another_method(diff):
+            # A variant of a method listed before it, else a method of its own.
+            variants = [(differs(p, b["summary"].get("params", {})), b) for b in groups[1:] if b["method"]]
+            variants = [(d, b) for d, b in variants if not another_method(d)]
+            if variants:
+                diff, base = min(variants, key=lambda v: len(v[0]))
+                if "model_name" in diff:        # another model trained as that method trains its own
+                    rest = [k for k in diff if k != "model_name"]
+                    label = f"{fmt_model(p.get('model_name'))} ({base['name']} yöntemiyle)"
+                    label += f", {words(p, rest)}" if rest else ""
+                else:
+                    label = f"{base['name']} + {words(p, diff)}"
+                name = None
+            else:
+                name = fmt_model(p.get("model_name"))
+                label = f"{name}, kendi yöntemiyle"
+        else:
+            label, name = words(p, diff), None
+        groups.append({"label": label, "name": name or label, "base": base["label"], "method": bool(name),
+                       "diff": {k: p.get(k) for k in diff}, "summary": g})
+    return groups
+
+
+def resnet_widths(recipe: dict, groups: list[dict]) -> list[tuple[int, int]]:
+    """(width, parameter count) of each residual net the report describes: the evaluated
+    model's and the compared configurations', in increasing width; empty without one."""
+    settings = [recipe, *(g["summary"].get("params", {}) for g in groups)]
+    widths = sorted({int(p.get("width") or RESNET_DEFAULT_WIDTH) for p in settings if p.get("model_name") == "resnet"})
+    return [(w, count_params(build_model("resnet", width=w))) for w in widths]
 
 
 def _in_screen(row: dict) -> bool:
@@ -922,6 +970,8 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["reproduction"] = baseline_reproduction(ctx["ablation"])
     ctx["repro"] = ctx["reproduction"][-1] if ctx["reproduction"] else None      # the strongest reproduction
     # The evaluated model's one name in the text: its training settings', else its model table's.
+    ctx["resnet_widths"] = resnet_widths(ctx["recipe"], ctx["seed_groups"])
+    ctx["uses_resnet"] = bool(ctx["resnet_widths"])
     ctx["model_name"] = fmt_model(ctx["recipe"].get("model_name") or (ctx.get("model_table") or {}).get("model", ""))
     ctx["headline"] = headline(ctx.get("evaluation"), ctx["seeds"], ctx["is_demo"])
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, study=LITERATURE[0], references=REFERENCES, banner=DEMO_BANNER,

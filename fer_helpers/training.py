@@ -32,6 +32,7 @@ from .artifacts import (
     write_json,
 )
 from .data import Dataset
+from .labels import CLASSES
 from .models import MODEL_NAMES, PRECISIONS, build_model, check_width, count_params, default_augmentation, forward_macs, training_flops
 from .preprocessing import IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices, training_targets
 
@@ -262,6 +263,23 @@ def model_for(config: TrainConfig, n_classes: int):
             extra["width"] = config.width
     return build_model(config.model_name, n_classes, config.augmentation, config.seed, config.precision,
                        **extra)
+
+
+def planned_flops(params: dict, n_train_used: int) -> float:
+    """Training FLOPs of a run with ``params`` that trains on ``n_train_used`` images an epoch
+    (after oversampling) for ``params["epochs"]`` epochs: the model the settings describe,
+    priced by ``models.training_flops`` before anything trains."""
+    config = TrainConfig.from_params(params)
+    return training_flops(model_for(config, len(CLASSES)), int(n_train_used) * config.epochs)
+
+
+def recorded_flops(training: dict) -> float:
+    """A finished run's training FLOPs from its ``training.json`` record: as counted, or for a
+    run recorded before FLOPs were counted, priced from its settings and the images it saw."""
+    if training.get("compute"):
+        return float(training["compute"]["training_flops"])
+    params = {**training["params"], "epochs": int(training["epochs_run"])}
+    return planned_flops(params, int(training["data"]["n_train_used"]))
 
 
 def set_seeds(seed: int, deterministic: bool = True) -> None:

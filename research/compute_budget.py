@@ -10,32 +10,21 @@ recipe's training FLOPs) without a machine.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from fer_helpers.models import training_flops
-from fer_helpers.training import TrainConfig, model_for
+from fer_helpers import training
+from fer_helpers.artifacts import read_json
+from fer_helpers.release import run_file
 
-
-def planned_flops(params: dict, n_train_used: int) -> float:
-    """Training FLOPs of a run with ``params`` that trains on ``n_train_used`` images an epoch
-    (after oversampling) for ``params["epochs"]`` epochs."""
-    config = TrainConfig.from_params(params)
-    return training_flops(model_for(config, 8), n_train_used * config.epochs)
+#: Training FLOPs of a planned run (``fer_helpers.training.planned_flops``).
+planned_flops = training.planned_flops
 
 
 def recorded_flops(run_dir) -> tuple[float, int]:
-    """(training FLOPs, images an epoch) of a finished run, from its ``training.json`` (runs
-    recorded before FLOPs were counted are priced from their model and images seen)."""
-    run_dir = Path(run_dir)
-    path = next(p for p in (run_dir / "training.json", run_dir / "results" / "training.json") if p.is_file())
-    meta = json.loads(path.read_text())
-    n = int(meta["data"]["n_train_used"])
-    if "compute" in meta:
-        return float(meta["compute"]["training_flops"]), n
-    params = {**meta["params"], "epochs": int(meta["epochs_run"])}
-    return planned_flops(params, n), n
+    """(training FLOPs, images an epoch) of a finished run folder, either layout (runs recorded
+    before FLOPs were counted are priced from their model and images seen)."""
+    meta = read_json(run_file(run_dir, "training.json"), "training metadata")
+    return training.recorded_flops(meta), int(meta["data"]["n_train_used"])
 
 
 def main(argv=None) -> int:

@@ -71,6 +71,47 @@ def test_a_setting_one_run_predates_counts_as_its_default(tmp_path):
     assert s["protocols"]["P-seed"]["accuracy"]["mean"] == pytest.approx(0.81)
 
 
+def test_seed_summaries_carry_the_runs_training_flops_where_recorded(tmp_path):
+    runs = [_fake_run(tmp_path, f"s{i}", i, 0.8, [0.5, 0.3, 0.4], 0.79) for i in range(2)]
+    assert "training_flops" not in summarize_seeds(runs)          # records that say nothing of it
+    for i, run in enumerate(runs):
+        t = json.loads((run / "results" / "training.json").read_text())
+        t["compute"] = {"training_flops": 1e14 + i * 1e12, "images_seen": 10}
+        (run / "results" / "training.json").write_text(json.dumps(t))
+    flops = summarize_seeds(runs)["training_flops"]
+    assert flops["values"] == [1e14, 1.01e14] and flops["mean"] == pytest.approx(1.005e14)
+
+
+def test_a_run_recorded_before_flops_were_counted_is_priced_from_its_settings():
+    """The committed VGG-Orta runs predate the count: priced from their model and images seen,
+    they cost what the model's layer shapes × images give (6 × forward MACs per image)."""
+    from fer_helpers.models import build_model, forward_macs
+    from fer_helpers.training import recorded_flops
+
+    t = json.loads((ROOT / "results" / "runs" / "vgg_mid_bf16_s42_clean" / "training.json").read_text())
+    assert "compute" not in t
+    macs = forward_macs(build_model("vgg_mid", 8))
+    assert recorded_flops(t) == pytest.approx(6 * macs * t["data"]["n_train_used"] * t["epochs_run"])
+
+
+def test_a_committed_flat_copy_of_a_run_is_read_like_the_run(tmp_path):
+    """results/runs/<run>/ keeps a run's records without the results/ and model/ folders."""
+    from fer_helpers.release import run_file
+
+    nested = _fake_run(tmp_path, "nested", 42, 0.80, [0.5, 0.3, 0.4], 0.79)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in (nested / "results").iterdir():
+        (flat / f.name).write_text(f.read_text().replace('"seed": 42', '"seed": 43'))
+    (flat / "model.keras").write_text("")
+    assert run_file(nested, "training.json") == nested / "results" / "training.json"
+    assert run_file(flat, "training.json") == flat / "training.json"
+    assert run_file(flat, "best.keras") == flat / "model.keras"
+    # Neither layout holds the file: the run folder's path, which the error message names.
+    assert run_file(nested, "best.keras") == nested / "model" / "best.keras"
+    assert summarize_seeds([nested, flat])["seeds"] == [42, 43]
+
+
 def test_model_card_shows_the_seed_table(tmp_path):
     runs = [_fake_run(tmp_path, f"s{i}", i, 0.8 + i / 100, [0.5, 0.3, 0.4], 0.79) for i in range(3)]
     metric = {"description": "d", "n": 10, "accuracy": 0.8, "accuracy_ci95": [0.7, 0.9], "macro_f1": 0.6,
@@ -90,6 +131,11 @@ def test_model_card_shows_the_seed_table(tmp_path):
     assert "argmax of the vote distribution" in md and "validation_compare.py" in md
     # Older cards have no precision (float32); a bfloat16 model's card says so and how to get float32.
     assert "- Compute: float32" in md
+    # Runs that count their training FLOPs show them beside the wall time; older runs have none.
+    assert "training FLOPs" not in md
+    compute = {"training_flops": 7.2e14, "images_seen": 1536300}
+    md_flops = model_card_markdown({**card, "training": {**card["training"], "compute": compute}})
+    assert "seed 0; 7.20e+14 training FLOPs (1,536,300 images seen)" in md_flops
     md = model_card_markdown({**card, "precision": "mixed_bfloat16"})
     assert "- Compute: mixed_bfloat16 (bfloat16 convolutions" in md and "to_float32" in md
     # A run that recorded its CPU names it and whether it runs bfloat16 natively; older runs did not.

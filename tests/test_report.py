@@ -298,6 +298,33 @@ def test_seed_tables_and_reproduction_are_in_the_main_text(demo_run, tmp_path):
     assert "A.2 Tüm çalışmalar" not in plain and "Yapılandırmaların karşılaştırılması" not in plain
 
 
+@pytest.mark.slow
+def test_a_residual_final_configuration_beside_the_vgg_study(demo_run):
+    """The committed summaries: the width-16 ResNet as the final configuration, VGG-Orta as
+    another method and one of its variants; the compute column says they cost the same."""
+    from fer_helpers.report import ReportMeta, render_html
+
+    results = ROOT / "results"
+    meta = ReportMeta(seeds_summary=str(results / "seeds_summary_resnet_w16.json"),
+                      seeds_compare=tuple(str(results / f"seeds_summary{s}.json") for s in ("", "_strong_aug_mid", "_study_e30")))
+    html, ctx = render_html(demo_run, meta)
+    main = _flat(_main_text(html))
+    assert [g["label"] for g in ctx["seed_groups"]] == [
+        "son yapılandırma", "VGG-Orta, kendi yöntemiyle", "VGG-Orta + güçlü artırma",
+        "VGG-Hızlı (VGG-Orta yöntemiyle), 30 epok, float32 hesap"]
+    # FLOPs from the records (VGG-Orta's runs predate the count: priced from their settings).
+    resnet, vgg = (json.loads((results / f).read_text())["training_flops"]["mean"]
+                   for f in ("seeds_summary_resnet_w16.json", "seeds_summary.json"))
+    assert resnet <= vgg
+    assert f'<td class="r">{resnet / 1e14:.2f}</td>'.replace(".", ",") in main
+    assert f'<td class="r">{vgg / 1e14:.2f}</td>'.replace(".", ",") in main
+    # The residual net is described in the method chapter, with its parameter count.
+    assert "ResNet-18</b> (He vd., 2016)" in main and "Genişlik 16 ile 0,70 M parametre" in main
+    assert ctx["resnet_widths"] == [(16, 703_320)]
+    # Without a residual net anywhere, the method chapter does not describe one.
+    assert "ResNet-18</b> (He vd., 2016)" not in _flat(_main_text(render_html(demo_run, ReportMeta())[0]))
+
+
 def test_headline_is_the_seed_mean_on_real_data_and_the_run_alone_on_demo_data():
     from fer_helpers.report import headline
 
@@ -439,6 +466,30 @@ def test_seed_groups_are_labelled_by_their_differences():
     bf16 = {"params": {"augmentation": "study", "epochs": 20, "precision": "mixed_bfloat16"}}
     f32 = {"params": {"augmentation": "study", "epochs": 20, "precision": "float32", "model_name": "vgg_fast"}}
     assert [g["label"] for g in seed_groups(bf16, f32)] == ["son yapılandırma", "VGG-Hızlı, float32 hesap"]
+
+
+def test_another_method_and_its_variants_are_named_by_its_model():
+    """A residual net as the final configuration beside the VGG study: the VGG is another method
+    (its model and many settings differ), its variants are read against it, not the final one."""
+    from fer_helpers.report import seed_groups
+
+    resnet = {"params": {"model_name": "resnet", "optimizer": "sgd", "learning_rate": 0.1, "augmentation": "wide",
+                         "erasing": 0.5, "epochs": 60, "schedule": "cosine"}}
+    vgg = {"params": {"model_name": "vgg_mid", "optimizer": "adamw", "learning_rate": 0.002, "augmentation": "study",
+                      "erasing": 0.0, "epochs": 50, "schedule": "cosine"}}
+    vgg_e30 = {"params": {**vgg["params"], "epochs": 30}}
+    vgg_e30_strong = {"params": {**vgg["params"], "epochs": 30, "augmentation": "strong"}}
+    groups = seed_groups(resnet, vgg, vgg_e30, vgg_e30_strong)
+    assert [g["label"] for g in groups] == ["son yapılandırma", "VGG-Orta, kendi yöntemiyle", "VGG-Orta + 30 epok",
+                                            "VGG-Orta + güçlü artırma, 30 epok"]
+    assert groups[1]["base"] == "son yapılandırma" and groups[2]["base"] == "VGG-Orta, kendi yöntemiyle"
+    assert [g["method"] for g in groups] == [False, True, False, False]
+    assert groups[2]["diff"] == {"epochs": 30} and groups[1]["diff"]["model_name"] == "vgg_mid"
+    # A model swap with few other changes stays a variant of the final configuration.
+    vgg_fast = {"params": {**vgg["params"], "model_name": "vgg_fast", "epochs": 30}}
+    assert seed_groups(vgg, vgg_fast)[1]["label"] == "VGG-Hızlı, 30 epok"
+    # ... and after another method, a variant with another model is named by both.
+    assert seed_groups(resnet, vgg, vgg_fast)[2]["label"] == "VGG-Hızlı (VGG-Orta yöntemiyle), 30 epok"
 
 
 def test_results_tables_read_blank_cells_as_empty_text(tmp_path):
