@@ -32,6 +32,21 @@ def test_no_bf16_config_is_the_recipe_whose_seeds_it_quotes():
     assert (params["label_mode"], params["val_fraction"]) == (data["label_mode"], data["val_fraction"])
 
 
+def test_resnet_config_is_the_recipe_of_the_committed_width16_seeds():
+    """configs/ferplus_resnet_w16.yaml trains what results/seeds_summary_resnet_w16.json
+    summarises (research/plans/resnet.json, a_w16_*): every training and data setting, except
+    op determinism (the notebooks ask for deterministic ops; the plan's runs did not: the same
+    arithmetic, summed in another order)."""
+    params = load_config(ROOT / "configs" / "ferplus_resnet_w16.yaml")["params"]
+    config = dataclasses.asdict(TrainConfig.from_params(params))
+    summary = json.loads((ROOT / "results" / "seeds_summary_resnet_w16.json").read_text())
+    recipe = {k: v for k, v in summary["params"].items() if k != "deterministic"}
+    assert {name: config[name] for name in recipe} == recipe
+    assert config["seed"] in summary["seeds"]
+    data = json.loads((ROOT / "results" / "runs" / summary["runs"][0] / "data.json").read_text())
+    assert (params["label_mode"], params["val_fraction"]) == (data["label_mode"], data["val_fraction"])
+
+
 def test_projection_counts_whole_steps_and_one_validation_pass():
     bc = load_benchmark("budget_check")
     p = bc.project(step_s=0.4, batch_size=64, infer_ips=500.0, epochs=50, n_train=25605, n_val=5677)
