@@ -325,6 +325,28 @@ def test_a_residual_final_configuration_beside_the_vgg_study(demo_run):
     assert "ResNet-18</b> (He vd., 2016)" not in _flat(_main_text(render_html(demo_run, ReportMeta())[0]))
 
 
+@pytest.mark.slow
+def test_a_residual_released_model_is_worded_by_its_own_recipe(demo_run, tmp_path):
+    """The evaluated model trained with the residual recipe: the text states the FLOPs budget
+    (the previous model's training), the wide augmentation and random erasing it trained with."""
+    from fer_helpers.report import ReportMeta, render_html
+
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    training = json.loads((run / "results" / "training.json").read_text())
+    training["params"].update(model_name="resnet", width=16, augmentation="wide", erasing=0.5, optimizer="sgd")
+    (run / "results" / "training.json").write_text(json.dumps(training))
+    results = ROOT / "results"
+    meta = ReportMeta(seeds_summary=str(results / "seeds_summary_resnet_w16.json"),
+                      seeds_compare=(str(results / "seeds_summary.json"),))
+    main = _flat(_main_text(render_html(run, meta)[0]))
+    vgg = json.loads((results / "seeds_summary.json").read_text())["training_flops"]["mean"]
+    assert f"önceki modelin (VGG-Orta) eğitimi olan {vgg / 1e14:.2f}·10<sup>14</sup> FLOP".replace(".", ",", 1) in main
+    assert "yaklaşık bir saatte eğitilebilmelidir" not in main and "yaklaşık bir saatlik" not in main
+    assert "±%15 ölçekleme ve ±%12 kaydırma" in main and "rastgele silme; Zhong vd., 2020" in main
+    assert "Nesterov momentumlu SGD ile" in main and "genişlik 32) ve onun olasılıklarının" in main
+
+
 def test_headline_is_the_seed_mean_on_real_data_and_the_run_alone_on_demo_data():
     from fer_helpers.report import headline
 
