@@ -158,7 +158,10 @@ def image_grid(images: np.ndarray, titles: list[str] | None = None, ncols: int =
     print at least ``MIN_LABEL_PT`` once the grid is shrunk into the report's figure box."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    size = (1.1 * ncols, 1.4 * nrows + (0.3 if title else 0))
+    # Each row holds its image and its labels' lines: a three-line label (Grad-CAM pairs) needs
+    # more room than two, or it runs into the images above.
+    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
+    size = (1.1 * ncols, (1.0 + 0.25 * lines) * nrows + (0.3 if title else 0))
     label_pt = label_points(size)
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
     for k, ax in enumerate(axes.flat):

@@ -469,6 +469,10 @@ def describe_setting(key: str, value) -> str:
     return word(value) if word and value is not None else f"{key} = {value}"
 
 
+#: How the text states another method's recipe (``seed_groups``' "recipe"), in this order.
+METHOD_SETTINGS = ("optimizer", "learning_rate", "weight_decay", "schedule", "warmup_epochs", "targets", "augmentation", "imbalance",
+                   "oversample_fraction", "epochs", "precision")
+
 #: A compared configuration that changes the model and more than this many other settings is
 #: another method, not a variant: the text names it by its model ("VGG-Orta, kendi yöntemiyle").
 MAX_VARIANT_SETTINGS = 4
@@ -483,7 +487,7 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     model and more than ``MAX_VARIANT_SETTINGS`` other settings) is named by its model, "kendi
     yöntemiyle", and the comparisons after it that are its variants by that name and their
     difference from it ("VGG-Orta + 30 epok"; another model: "VGG-Hızlı (VGG-Orta yöntemiyle), 30
-    epok"); ``method`` marks such a group. ``diff`` keeps the
+    epok"); ``method`` marks such a group and ``recipe`` words its settings (``METHOD_SETTINGS``). ``diff`` keeps the
     settings' names and values against ``base``, the label of the group they are compared with.
     """
     # Summaries store their settings completed with defaults (release.summarize_seeds).
@@ -503,7 +507,7 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     groups = [{"label": "son yapılandırma", "name": "son yapılandırma", "base": None, "diff": {}, "summary": final,
                "method": False}]
     for p, g in zip(params[1:], others):
-        diff, base = differs(p, params[0]), groups[0]
+        diff, base, recipe = differs(p, params[0]), groups[0], None
         if another_method(diff):
             # A variant of a method listed before it, else a method of its own.
             variants = [(differs(p, b["summary"].get("params", {})), b) for b in groups[1:] if b["method"]]
@@ -520,11 +524,41 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
             else:
                 name = fmt_model(p.get("model_name"))
                 label = f"{name}, kendi yöntemiyle"
+                recipe = words(p, [k for k in METHOD_SETTINGS if p.get(k) is not None and k in keys])
         else:
             label, name = words(p, diff), None
         groups.append({"label": label, "name": name or label, "base": base["label"], "method": bool(name),
-                       "diff": {k: p.get(k) for k in diff}, "summary": g})
+                       "recipe": recipe if name else None, "diff": {k: p.get(k) for k in diff}, "summary": g})
     return groups
+
+
+#: A layer inside a residual block: ``stage<s>_<b>_<part>`` (models.build_resnet's names).
+_BLOCK_LAYER = re.compile(r"^(stage\d+_\d+)_")
+
+
+def compact_layers(table: dict | None) -> dict | None:
+    """A model table with each residual block as one row (its name, "Artık blok", the block's
+    output shape and summed parameters): an 18-layer net's 70 rows become 16 a reader can
+    follow. A block is a run of layers named ``stage<s>_<b>_…`` that ends in an addition; a
+    VGG's convolution groups are named alike but add nothing, and stay as they are."""
+    if not table:
+        return table
+    groups: list[list[dict]] = []
+    for layer in table["layers"]:
+        block = _BLOCK_LAYER.match(layer["layer"])
+        last = _BLOCK_LAYER.match(groups[-1][0]["layer"]) if groups else None
+        if block and last and last[1] == block[1]:
+            groups[-1].append(layer)
+        else:
+            groups.append([layer])
+    rows = []
+    for group in groups:
+        if any(layer["type"] == "Add" for layer in group):
+            rows.append({"layer": _BLOCK_LAYER.match(group[0]["layer"])[1], "type": "Artık blok",
+                         "output_shape": group[-1]["output_shape"], "params": sum(r["params"] for r in group)})
+        else:
+            rows.extend(dict(layer) for layer in group)
+    return {**table, "layers": rows}
 
 
 def resnet_widths(recipe: dict, groups: list[dict]) -> list[tuple[int, int]]:
@@ -971,6 +1005,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["repro"] = ctx["reproduction"][-1] if ctx["reproduction"] else None      # the strongest reproduction
     # The evaluated model's one name in the text: its training settings', else its model table's.
     ctx["resnet_widths"] = resnet_widths(ctx["recipe"], ctx["seed_groups"])
+    ctx["model_table"], ctx["compare_table"] = compact_layers(ctx.get("model_table")), compact_layers(ctx.get("compare_table"))
     ctx["uses_resnet"] = bool(ctx["resnet_widths"])
     ctx["model_name"] = fmt_model(ctx["recipe"].get("model_name") or (ctx.get("model_table") or {}).get("model", ""))
     ctx["headline"] = headline(ctx.get("evaluation"), ctx["seeds"], ctx["is_demo"])

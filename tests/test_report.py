@@ -345,6 +345,12 @@ def test_a_residual_released_model_is_worded_by_its_own_recipe(demo_run, tmp_pat
     assert "yaklaşık bir saatte eğitilebilmelidir" not in main and "yaklaşık bir saatlik" not in main
     assert "±%15 ölçekleme ve ±%12 kaydırma" in main and "rastgele silme; Zhong vd., 2020" in main
     assert "Nesterov momentumlu SGD ile" in main and "genişlik 32) ve onun olasılıklarının" in main
+    # The discussion names the last step, from the previous method to the residual net, with its seed means.
+    resnet = json.loads((results / "seeds_summary_resnet_w16.json").read_text())
+    gain = resnet["protocols"]["P-seed"]["accuracy"]["mean"] - json.loads(
+        (results / "seeds_summary.json").read_text())["protocols"]["P-seed"]["accuracy"]["mean"]
+    assert "Son adım mimari ve eğitim yöntemidir: VGG-Orta yerine" in main
+    assert f"çalışma protokolünde doğruluğu {100 * gain:+.2f} puan".replace(".", ",") in main
 
 
 def test_headline_is_the_seed_mean_on_real_data_and_the_run_alone_on_demo_data():
@@ -507,6 +513,9 @@ def test_another_method_and_its_variants_are_named_by_its_model():
     assert groups[1]["base"] == "son yapılandırma" and groups[2]["base"] == "VGG-Orta, kendi yöntemiyle"
     assert [g["method"] for g in groups] == [False, True, False, False]
     assert groups[2]["diff"] == {"epochs": 30} and groups[1]["diff"]["model_name"] == "vgg_mid"
+    # The other method's recipe is worded where the table is explained; a variant needs none.
+    assert groups[1]["recipe"] == "AdamW, öğrenme oranı 0,002, kosinüs öğrenme oranı, başlangıç çalışmasının artırması, 50 epok"
+    assert groups[2]["recipe"] is None
     # A model swap with few other changes stays a variant of the final configuration.
     vgg_fast = {"params": {**vgg["params"], "model_name": "vgg_fast", "epochs": 30}}
     assert seed_groups(vgg, vgg_fast)[1]["label"] == "VGG-Hızlı, 30 epok"
@@ -943,3 +952,18 @@ def test_tables_and_figures_are_numbered_in_the_order_the_pdf_numbers_them():
                 '{{ figure(fig, "06_c") }}')
     numbers = figure_numbers(template, {"01_a", "cm1", "06_c"}, ["cm1"], chart=True)
     assert numbers == {"01_a": 1, "cm1": 2, "literature_chart": 3, "06_c": 4}
+
+
+def test_a_residual_nets_layer_table_shows_each_block_as_one_row():
+    from fer_helpers.models import build_model, describe_model
+    from fer_helpers.report import compact_layers
+
+    table = describe_model(build_model("resnet", width=8))
+    compact = compact_layers(table)
+    blocks = [r for r in compact["layers"] if r["type"] == "Artık blok"]
+    assert [r["layer"] for r in blocks] == [f"stage{s}_{b}" for s in range(1, 5) for b in (1, 2)]
+    # Nothing is lost: the parameters add up, and each block ends in its output's shape.
+    assert sum(r["params"] for r in compact["layers"]) == sum(r["params"] for r in table["layers"])
+    assert blocks[-1]["output_shape"] == "(N, 6, 6, 64)" and len(compact["layers"]) < len(table["layers"]) // 3
+    vgg = describe_model(build_model("vgg_fast"))
+    assert compact_layers(vgg) == vgg and compact_layers(None) is None
