@@ -470,8 +470,8 @@ def describe_setting(key: str, value) -> str:
 
 
 #: How the text states another method's recipe (``seed_groups``' "recipe"), in this order.
-METHOD_SETTINGS = ("optimizer", "learning_rate", "weight_decay", "schedule", "warmup_epochs", "targets", "augmentation", "imbalance",
-                   "oversample_fraction", "epochs", "precision")
+METHOD_SETTINGS = ("optimizer", "learning_rate", "weight_decay", "schedule", "warmup_epochs", "targets",
+                   "augmentation", "imbalance", "oversample_fraction", "epochs", "precision")
 
 #: A compared configuration that changes the model and more than this many other settings is
 #: another method, not a variant: the text names it by its model ("VGG-Orta, kendi yöntemiyle").
@@ -485,9 +485,9 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     settings where it differs from the final configuration, so a one-lever candidate reads as
     that lever (e.g. "ağırlık azalması 0,05"). A comparison that is another method (another
     model and more than ``MAX_VARIANT_SETTINGS`` other settings) is named by its model, "kendi
-    yöntemiyle", and the comparisons after it that are its variants by that name and their
-    difference from it ("VGG-Orta + 30 epok"; another model: "VGG-Hızlı (VGG-Orta yöntemiyle), 30
-    epok"); ``method`` marks such a group and ``recipe`` words its settings (``METHOD_SETTINGS``). ``diff`` keeps the
+    yöntemiyle" (``method``; ``recipe`` words its ``METHOD_SETTINGS``), and the comparisons
+    after it that are its variants by that name and their difference from it ("VGG-Orta + 30
+    epok"; with another model: "VGG-Hızlı (VGG-Orta yöntemiyle), 30 epok"). ``diff`` keeps the
     settings' names and values against ``base``, the label of the group they are compared with.
     """
     # Summaries store their settings completed with defaults (release.summarize_seeds).
@@ -504,31 +504,32 @@ def seed_groups(final: dict, *others: dict) -> list[dict]:
     def another_method(diff: list[str]) -> bool:
         return "model_name" in diff and len(diff) > MAX_VARIANT_SETTINGS + 1
 
-    groups = [{"label": "son yapılandırma", "name": "son yapılandırma", "base": None, "diff": {}, "summary": final,
-               "method": False}]
+    def variant_label(p: dict, diff: list[str], method: str) -> str:
+        if "model_name" not in diff:
+            return f"{method} + {words(p, diff)}"
+        rest = [k for k in diff if k != "model_name"]      # another model trained the method's way
+        return f"{fmt_model(p.get('model_name'))} ({method} yöntemiyle)" + (f", {words(p, rest)}" if rest else "")
+
+    groups = [{"label": "son yapılandırma", "name": "son yapılandırma", "base": None, "method": False,
+               "recipe": None, "diff": {}, "summary": final}]
     for p, g in zip(params[1:], others):
-        diff, base, recipe = differs(p, params[0]), groups[0], None
-        if another_method(diff):
+        diff, base = differs(p, params[0]), groups[0]
+        group = {"method": False, "recipe": None}
+        if not another_method(diff):
+            group["label"] = words(p, diff)
+        else:
             # A variant of a method listed before it, else a method of its own.
-            variants = [(differs(p, b["summary"].get("params", {})), b) for b in groups[1:] if b["method"]]
-            variants = [(d, b) for d, b in variants if not another_method(d)]
+            variants = [(d, b) for b in groups[1:] if b["method"]
+                        for d in [differs(p, b["summary"].get("params", {}))] if not another_method(d)]
             if variants:
                 diff, base = min(variants, key=lambda v: len(v[0]))
-                if "model_name" in diff:        # another model trained as that method trains its own
-                    rest = [k for k in diff if k != "model_name"]
-                    label = f"{fmt_model(p.get('model_name'))} ({base['name']} yöntemiyle)"
-                    label += f", {words(p, rest)}" if rest else ""
-                else:
-                    label = f"{base['name']} + {words(p, diff)}"
-                name = None
+                group["label"] = variant_label(p, diff, base["name"])
             else:
                 name = fmt_model(p.get("model_name"))
-                label = f"{name}, kendi yöntemiyle"
-                recipe = words(p, [k for k in METHOD_SETTINGS if p.get(k) is not None and k in keys])
-        else:
-            label, name = words(p, diff), None
-        groups.append({"label": label, "name": name or label, "base": base["label"], "method": bool(name),
-                       "recipe": recipe if name else None, "diff": {k: p.get(k) for k in diff}, "summary": g})
+                group = {"label": f"{name}, kendi yöntemiyle", "name": name, "method": True,
+                         "recipe": words(p, [k for k in METHOD_SETTINGS if k in keys and p.get(k) is not None])}
+        groups.append({"name": group["label"], **group, "base": base["label"],
+                       "diff": {k: p.get(k) for k in diff}, "summary": g})
     return groups
 
 
@@ -1003,10 +1004,10 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["augmentation"] = ctx["recipe"].get("augmentation") or (ctx.get("prep") or {}).get("augmentation")
     ctx["reproduction"] = baseline_reproduction(ctx["ablation"])
     ctx["repro"] = ctx["reproduction"][-1] if ctx["reproduction"] else None      # the strongest reproduction
-    # The evaluated model's one name in the text: its training settings', else its model table's.
     ctx["resnet_widths"] = resnet_widths(ctx["recipe"], ctx["seed_groups"])
-    ctx["model_table"], ctx["compare_table"] = compact_layers(ctx.get("model_table")), compact_layers(ctx.get("compare_table"))
     ctx["uses_resnet"] = bool(ctx["resnet_widths"])
+    ctx["model_table"], ctx["compare_table"] = compact_layers(ctx.get("model_table")), compact_layers(ctx.get("compare_table"))
+    # The evaluated model's one name in the text: its training settings', else its model table's.
     ctx["model_name"] = fmt_model(ctx["recipe"].get("model_name") or (ctx.get("model_table") or {}).get("model", ""))
     ctx["headline"] = headline(ctx.get("evaluation"), ctx["seeds"], ctx["is_demo"])
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, study=LITERATURE[0], references=REFERENCES, banner=DEMO_BANNER,
