@@ -16,6 +16,7 @@ import io
 import json
 import re
 import statistics
+import textwrap
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -679,12 +680,14 @@ def configurations_chart(groups: list[dict]) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(((g["label"], g["summary"]["protocols"]["P-seed"]["accuracy"]) for g in groups),
+    # Long labels (a method's variants) wrap onto two lines, leaving the bars most of the width.
+    final = groups[0]["label"]
+    rows = sorted(((textwrap.fill(g["label"], 42), g["summary"]["protocols"]["P-seed"]["accuracy"]) for g in groups),
                   key=lambda r: r[1]["mean"])
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.0))
+    fig, ax = plt.subplots(figsize=(10, (0.55 if any("\n" in label for label, _ in rows) else 0.5) * len(rows) + 1.0))
     means = [100 * a["mean"] for _, a in rows]
     ax.barh(range(len(rows)), means, xerr=[100 * a["std"] for _, a in rows], capsize=3,
-            color=["#1a5276" if label == "son yapılandırma" else "#a9b7c6" for label, _ in rows])
+            color=["#1a5276" if label == final else "#a9b7c6" for label, _ in rows])
     for i, m in enumerate(means):
         ax.text(m + 0.3, i, fmt_pct(m / 100, 1), va="center", fontsize=12)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=12)
