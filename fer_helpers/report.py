@@ -429,6 +429,8 @@ def _env() -> Environment:
     env.filters.update(pct=fmt_pct, points=fmt_points, signed=fmt_signed, num=fmt_num, int=fmt_int, pval=fmt_p,
                        label_rule=fmt_label_rule, validation=fmt_validation, model=fmt_model, proto=fmt_protocol, pct_en=fmt_pct_en,
                        native_bf16=native_bfloat16,
+                       # Jinja's capitalize lowercases the rest ("VGG-Orta" → "Vgg-orta"): only the first letter.
+                       capitalize_first=lambda t: str(t)[:1].upper() + str(t)[1:],
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
     return env
 

@@ -2,6 +2,7 @@
 import json
 import re
 import shutil
+from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -321,6 +322,7 @@ def test_a_residual_final_configuration_beside_the_vgg_study(demo_run):
     # The residual net is described in the method chapter, with its parameter count.
     assert "ResNet-18</b> (He vd., 2016)" in main and "Genişlik 16 ile 0,70 M parametre" in main
     assert ctx["resnet_widths"] == [(16, 703_320)]
+    assert '<td class="wrap">son yapılandırma (ResNet-18, genişlik 16)</td>' in main
     # Without a residual net anywhere, the method chapter does not describe one.
     assert "ResNet-18</b> (He vd., 2016)" not in _flat(_main_text(render_html(demo_run, ReportMeta())[0]))
 
@@ -345,6 +347,12 @@ def test_a_residual_released_model_is_worded_by_its_own_recipe(demo_run, tmp_pat
     assert "yaklaşık bir saatte eğitilebilmelidir" not in main and "yaklaşık bir saatlik" not in main
     assert "±%15 ölçekleme ve ±%12 kaydırma" in main and "rastgele silme; Zhong vd., 2020" in main
     assert "Nesterov momentumlu SGD ile" in main and "genişlik 32) ve onun olasılıklarının" in main
+    # The appendix's records are of the VGG-Orta era: there they name VGG-Orta, not "the released model".
+    html = render_html(run, ReportMeta(**{**asdict(meta), "decisions_csv": str(results / "decisions.csv"),
+                                          "learning_curve_json": str(results / "learning_curve.json")}))[0]
+    appendix = _flat(html[html.index('id="ek"'):])
+    assert "bu bölümler VGG-Orta'yı anlatır" in appendix and "(VGG-Orta → aday)" in appendix
+    assert "yayımlanan model" not in appendix.replace("yayımlanan model henüz VGG-Orta iken", "")
     # The discussion names the last step, from the previous method to the residual net, with its seed means.
     resnet = json.loads((results / "seeds_summary_resnet_w16.json").read_text())
     gain = resnet["protocols"]["P-seed"]["accuracy"]["mean"] - json.loads(
