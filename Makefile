@@ -33,7 +33,7 @@ report: $(STAMP)
 # Regenerate the whole report with the committed reference model (no training). Its own config
 # gives the same label mode and validation split the model was trained with (the split matters:
 # the prior correction is tuned on validation images the model never trained on).
-REFERENCE_CONFIG ?= $(if $(FER_DATA_DIR),configs/ferplus_reference.yaml,configs/demo.yaml)
+REFERENCE_CONFIG ?= $(if $(FER_DATA_DIR),configs/ferplus_resnet_w16.yaml,configs/demo.yaml)
 reference-report: $(STAMP)
 	$(PY) -m fer_helpers run --config $(REFERENCE_CONFIG) -p pretrained_model=$(CURDIR)/models/reference.keras $(ARGS)
 

@@ -1,6 +1,6 @@
 """Will a training recipe fit the 60-minute budget on *this* CPU? Measured in about two minutes.
 
-    python -m benchmarks.budget_check --config configs/ferplus_reference.yaml [-p precision=float32]
+    python -m benchmarks.budget_check --config configs/ferplus_vgg_mid.yaml [-p precision=float32]
 
 "2 CPU cores" is not one speed: the bfloat16 reference trained in 49 min on a CPU that runs
 bfloat16 natively (AMX / AVX512-BF16), while a CPU that emulates it is an order of magnitude
@@ -65,7 +65,7 @@ def project(step_s: float, batch_size: int, infer_ips: float, epochs: int, n_tra
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=str(ROOT / "configs" / "ferplus_reference.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "ferplus_vgg_mid.yaml"))
     ap.add_argument("-p", "--param", action="append", default=[], help="override a param: name=value")
     ap.add_argument("--n-train", type=int, default=25605, help="training images per epoch to project")
     ap.add_argument("--n-val", type=int, default=5677, help="validation images per epoch to project")

@@ -1,7 +1,7 @@
 """Does a bfloat16 model give the same answers when it computes in float32?
 
     FER_DATA_DIR=/path/to/ferplus python -m benchmarks.precision_parity \
-        --model models/reference.keras --out results/benchmarks/precision_parity_reference.json
+        --model models/vgg_mid.keras --out results/benchmarks/precision_parity_vgg_mid.json
 
 The reference model computes in bfloat16, which is fast only on CPUs that execute it
 natively (``avx512_bf16`` or AMX); elsewhere TensorFlow emulates it and inference is an

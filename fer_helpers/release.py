@@ -230,8 +230,10 @@ def _compute_note(compute: dict | None) -> str:
 def model_card_markdown(card: dict) -> str:
     """A human-readable model card from the card JSON."""
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+    width = (card.get("training", {}).get("params") or {}).get("width")
+    architecture = f"**{card['architecture']}**" + (f" (width {width})" if width and card["architecture"] == "resnet" else "")
     lines = [f"# Model card: `{card['file']}`", "",
-             f"- Architecture: **{card['architecture']}**, {card['n_params']:,} parameters, "
+             f"- Architecture: {architecture}, {card['n_params']:,} parameters, "
              f"{card['size_mb']:.2f} MB, sha256 `{card['sha256'][:16]}…`",
              f"- Compute: {_precision_note(card.get('precision', 'float32'))}",
              f"- Classes (output order): {', '.join(card['classes'])}",

@@ -1,6 +1,6 @@
 """Deferred re-weighting: fine-tune the whole reference network briefly with rare classes weighted up.
 
-    python -m research.drw_finetune --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m research.drw_finetune --data ../shared/data/ferplus [--model models/vgg_mid.keras]
 
 research/head_rebalance.py left the features alone and changed only the last layer; Contempt
 did not move, which points at the features. Deferred re-weighting (Cao et al., 2019) lets the

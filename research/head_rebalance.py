@@ -1,6 +1,6 @@
 """Is the Contempt gap in the classifier head or in the features? A post-hoc test on one model.
 
-    python -m research.head_rebalance --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m research.head_rebalance --data ../shared/data/ferplus [--model models/vgg_mid.keras]
 
 Decoupling (Kang et al., ICLR 2020) keeps a trained network and changes only its last Dense
 layer: if re-weighting the head alone lifts the rare classes on validation, the features
@@ -142,7 +142,7 @@ def post_hoc_parser(doc: str, name: str) -> argparse.ArgumentParser:
     """The options every post-hoc check of the released model shares; its files are named after ``name``."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="FER+ folder (official layout)")
-    ap.add_argument("--model", default=str(ROOT / "models" / "reference.keras"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "vgg_mid.keras"))
     ap.add_argument("--seed", type=int, default=42, help="the model's training seed (gives its validation split)")
     ap.add_argument("--out", default=str(ROOT / "results" / f"{name}.json"))
     ap.add_argument("--rule", default=str(decision.rule_path(name)))

@@ -1,6 +1,6 @@
 """Stochastic weight averaging: train the reference network a little further and average its weights.
 
-    python -m research.swa_finetune --data ../shared/data/ferplus [--model models/reference.keras]
+    python -m research.swa_finetune --data ../shared/data/ferplus [--model models/vgg_mid.keras]
 
 research/head_rebalance.py and research/drw_finetune.py moved the decision toward the rare
 classes and kept plain. Weight averaging asks a different question: is the released model a
@@ -31,7 +31,7 @@ from research import drw_finetune as drw  # the fine-tuning loop and the scoring
 from research import head_rebalance as hr  # the rule's choice, data loading and publishing
 
 LEARNING_RATES = (2e-4, 5e-4)
-OVERSAMPLE_FRACTION = 0.15          # configs/ferplus_reference.yaml
+OVERSAMPLE_FRACTION = 0.15          # configs/ferplus_vgg_mid.yaml
 
 
 def make_weight_averager():

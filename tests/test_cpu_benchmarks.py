@@ -14,7 +14,7 @@ from fer_helpers.training import TrainConfig
 
 
 def test_recipe_keeps_the_training_settings_of_a_config():
-    params = load_config(ROOT / "configs" / "ferplus_reference.yaml")["params"]
+    params = load_config(ROOT / "configs" / "ferplus_vgg_mid.yaml")["params"]
     config = TrainConfig.from_params({**params, "data_dir": "/somewhere"})   # non-training keys are dropped
     assert (config.model_name, config.precision, config.epochs) == ("vgg_mid", "mixed_bfloat16", 50)
     assert config.weight_decay == params["weight_decay"] and config.augmentation == params["augmentation"]

@@ -37,14 +37,28 @@ def test_the_table_has_at_most_six_rows():
     assert 4 <= len(readme_rows()) - 1 <= 6          # the header row is not a result
 
 
-def test_the_released_model_row_is_the_seed_summary():
-    seeds = json.loads((RESULTS / "seeds_summary.json").read_text())["protocols"]
+def seed_cells(summary: str) -> list[str]:
+    """A results row as a seed summary writes it: mean ± std over the seeds."""
+    seeds = json.loads((RESULTS / summary).read_text())["protocols"]
     ps, pf = seeds["P-seed"], seeds["P-FER+"]
-    assert row("Yayımlanan model") == [
-        f"{fmt_pct(ps['accuracy']['mean'])} ± {fmt_num(100 * ps['accuracy']['std'], 2)}",
-        f"{fmt_num(ps['macro_f1']['mean'])} ± {fmt_num(ps['macro_f1']['std'])}",
-        f"{fmt_num(ps['recall']['Contempt']['mean'])} / {fmt_num(ps['recall']['Disgust']['mean'])}",
-        f"{fmt_pct(pf['accuracy']['mean'])} ± {fmt_num(100 * pf['accuracy']['std'], 2)}"]
+    return [f"{fmt_pct(ps['accuracy']['mean'])} ± {fmt_num(100 * ps['accuracy']['std'], 2)}",
+            f"{fmt_num(ps['macro_f1']['mean'])} ± {fmt_num(ps['macro_f1']['std'])}",
+            f"{fmt_num(ps['recall']['Contempt']['mean'])} / {fmt_num(ps['recall']['Disgust']['mean'])}",
+            f"{fmt_pct(pf['accuracy']['mean'])} ± {fmt_num(100 * pf['accuracy']['std'], 2)}"]
+
+
+def test_the_released_model_row_is_its_seed_summary_and_the_card_says_so():
+    assert row("Yayımlanan model") == seed_cells("seeds_summary_resnet_w16.json")
+    card = json.loads((ROOT / "models" / "reference.card.json").read_text())
+    assert (card["architecture"], card["training"]["params"]["width"]) == ("resnet", 16)
+    assert "**resnet** (width 16), 703,320 parameters" in (ROOT / "models" / "reference.md").read_text()
+    assert sorted(card["seeds"]["runs"]) == sorted(json.loads((RESULTS / "seeds_summary_resnet_w16.json").read_text())["runs"])
+
+
+def test_the_previous_released_model_row_is_its_seed_summary():
+    assert row("VGG-Orta, önceki yayımlanan model") == seed_cells("seeds_summary.json")
+    card = json.loads((ROOT / "models" / "vgg_mid.card.json").read_text())
+    assert card["architecture"] == "vgg_mid" and card["seeds"]["seeds"] == [42, 43, 44]
 
 
 def test_the_reproduction_and_single_annotator_rows_are_the_result_files():
@@ -67,28 +81,21 @@ def test_the_published_rows_are_the_reports_literature():
     assert row("FER+ VGG13")[3] == f"{fmt_pct(min(ferplus))} – {fmt_pct(max(ferplus))}"
 
 
-def test_the_cpu_resnet_row_is_its_evaluation():
-    ev = json.loads((RESULTS / "runs" / "resnet_w16_e60_s42_cpu" / "evaluation.json").read_text())["protocols"]
-    seed, ferplus = ev["P-seed"]["plain"], ev["P-FER+"]["plain"]
-    recall = {r["class"]: r["recall"] for r in seed["per_class"]}
-    assert row("ResNet-18 genişlik 16") == [
-        fmt_pct(seed["accuracy"]), fmt_num(seed["macro_f1"]),
-        f"{fmt_num(recall['Contempt'])} / {fmt_num(recall['Disgust'])}", fmt_pct(ferplus["accuracy"])]
-
-
 def test_the_readme_charts_are_drawn_from_the_result_files_and_hold_no_pixels(tmp_path):
     """docs/img/*.svg (research/readme_charts.py): their numbers are the committed results', the
     README shows both, and neither embeds a raster image (no face can hide in them)."""
     from research import readme_charts as rc
 
-    seeds = json.loads((RESULTS / "seeds_summary.json").read_text())["protocols"]
+    seeds = json.loads((RESULTS / "seeds_summary_resnet_w16.json").read_text())["protocols"]
     released = next(r for r in rc.accuracy_rows() if r["label"].startswith("Yayımlanan model"))
     assert released["P-seed"] == seeds["P-seed"]["accuracy"]["mean"] and released["std"]["P-FER+"] == seeds["P-FER+"]["accuracy"]["std"]
     study = next(r for r in rc.accuracy_rows() if r["label"] == "Başlangıç çalışması")
     assert study["P-seed"] == LITERATURE[0]["accuracy"]
     recall = rc.recall_rows()
     assert recall["Temel model, yeniden üretim"]["Contempt"] == recall["Temel model, yeniden üretim"]["Disgust"] == 0.0
-    assert recall["Yayımlanan model (3 tohum)"]["Contempt"] == seeds["P-seed"]["recall"]["Contempt"]["mean"]
+    assert recall["Yayımlanan model (ResNet-18, 3 tohum)"]["Contempt"] == seeds["P-seed"]["recall"]["Contempt"]["mean"]
+    vgg = json.loads((RESULTS / "seeds_summary.json").read_text())["protocols"]["P-seed"]["recall"]
+    assert recall["VGG-Orta (3 tohum)"]["Disgust"] == vgg["Disgust"]["mean"]
     written = rc.main(["--out", str(tmp_path)])
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for path in written:
