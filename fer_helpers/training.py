@@ -14,6 +14,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +332,11 @@ def replicas_scope(enabled: bool):
         return
     import tensorflow as tf
 
+    if len(devices) > 1 and all("CPU" in d for d in devices) and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        # TensorFlow's oneDNN kernels are not safe when several CPU replicas run them at once:
+        # on CPUs with AVX-512/AMX such a run can abort with heap corruption mid-epoch.
+        warnings.warn("data_parallel over several TensorFlow CPU devices with oneDNN enabled can crash; "
+                      "set TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow starts", RuntimeWarning, stacklevel=3)
     strategy = tf.distribute.MirroredStrategy(devices=devices)
     with strategy.scope():
         yield strategy.num_replicas_in_sync

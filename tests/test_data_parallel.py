@@ -1,10 +1,12 @@
 """Data-parallel training (``TrainConfig.data_parallel``) on two CPU devices, under both
 backends, each in its own process (device counts are fixed when a backend starts)."""
+import contextlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +79,29 @@ def test_even_batches_see_every_image_each_epoch_in_batches_the_devices_split_ev
         orders.append(flat)
         batches.on_epoch_end()
     assert not np.array_equal(orders[0], orders[1])            # reshuffled every epoch
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="TensorFlow path")
+def test_tensorflow_replicas_on_cpu_devices_warn_while_onednn_is_on(monkeypatch):
+    import tensorflow as tf
+
+    from fer_helpers import training
+
+    class Strategy:                                   # stands in for MirroredStrategy: no devices are split here
+        def __init__(self, devices):
+            self.num_replicas_in_sync = len(devices)
+
+        def scope(self):
+            return contextlib.nullcontext()
+
+    monkeypatch.setattr(training, "parallel_devices", lambda: ["/device:CPU:0", "/device:CPU:1"])
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", Strategy)
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    with pytest.warns(RuntimeWarning, match="TF_ENABLE_ONEDNN_OPTS=0"):
+        with training.replicas_scope(True) as replicas:
+            assert replicas == 2
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with training.replicas_scope(True) as replicas:
+            assert replicas == 2
