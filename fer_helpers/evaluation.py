@@ -24,6 +24,17 @@ PROTOCOLS_TR = {
     "P-FER+": "FER2013Test üzerinde çoğunluk (majority) etiketleri (FER+ makalesinin protokolü)",
     "test": "veri düzeninin kendi test bölümü",
 }
+#: The protocols' names in the text and figures, defined once in the report's introduction. "Çalışma
+#: protokolü" is the starting study's (P-seed in the result files), not a random seed.
+PROTOCOL_NAMES = {"P-seed": "çalışma protokolü", "P-FER+": "FER+ protokolü", "test": "test bölümü"}
+
+
+def protocol_name(name, capital: bool = False) -> str:
+    """A protocol's Turkish name: "P-seed" → "çalışma protokolü" (``capital``: "Çalışma protokolü")."""
+    text = PROTOCOL_NAMES.get(str(name), str(name))
+    return text[:1].upper() + text[1:] if capital else text
+
+
 #: ``contamination_note`` in Turkish.
 CONTAMINATION_TR = ("FER2013Valid doğrulama bölümü olarak kullanıldı (model seçimi, erken durdurma); bu yüzden "
                     "çalışma protokolü doğrulama görüntüleri içerir ve temiz bir test sayısı değildir.")

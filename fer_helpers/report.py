@@ -25,7 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .artifacts import REPORT_MISSING, ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
-from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR
+from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR, protocol_name
 from .export import int8_weight_bits
 from .figures import confusion_figure_name
 from .labels import DISPLAY_NAMES
@@ -93,20 +93,12 @@ SECTIONS = [
 MODEL_NAMES = {"baseline": "Temel CNN", "vgg": "VGG-Tam", "vgg_mid": "VGG-Orta", "vgg_fast": "VGG-Hızlı",
                "resnet": "ResNet-18"}
 
-#: The evaluation protocols' names in the text, defined once in the introduction. "Çalışma
-#: protokolü" is the starting study's (P-seed in the result files), not a random seed.
-PROTOCOL_NAMES = {"P-seed": "çalışma protokolü", "P-FER+": "FER+ protokolü", "test": "test bölümü"}
-
-
 def fmt_model(name) -> str:
     """A model's one name in the text: "vgg_mid" → "VGG-Orta"; an unknown name as it is."""
     return MODEL_NAMES.get(str(name), str(name))
 
 
-def fmt_protocol(name, capital: bool = False) -> str:
-    """A protocol's Turkish name: "P-seed" → "çalışma protokolü" (``capital``: "Çalışma protokolü")."""
-    text = PROTOCOL_NAMES.get(str(name), str(name))
-    return text[:1].upper() + text[1:] if capital else text
+fmt_protocol = protocol_name
 
 
 #: Placeholder values of the title page: a report built with one of them gets a visible mark
@@ -183,7 +175,7 @@ FIGURE_CAPTIONS = {
     "01_oy_entropisi": "FER+ işaretleyici oylarının entropisi (uyuşmazlık).",
     "02_veri_artirma": "Eğitimde kullanılan veri artırma örnekleri.",
     "03_egitim_egrileri": "Eğitim ve doğrulama doğruluğu ile kaybı (epok başına).",
-    "04_sinif_metrikleri": "Sınıf başına kesinlik, duyarlılık ve F1 (birincil protokol).",
+    "04_sinif_metrikleri": "Sınıf başına kesinlik, duyarlılık ve F1.",
     "04_guvenilirlik_diyagrami": "Güvenilirlik diyagramı ve beklenen kalibrasyon hatası.",
     "04_dogru_tahminler": "Doğru tahmin örnekleri (G: gerçek, T: tahmin).",
     "04_yanlis_tahminler": "Yanlış tahmin örnekleri (G: gerçek, T: tahmin).",
@@ -245,8 +237,9 @@ def fmt_pct(x, digits: int = 2) -> str:
 
 
 def fmt_num(x, digits: int = 3) -> str:
-    """0.4213 → "0,421"; 2955.63 with ``digits=1`` → "2.955,6" (Turkish: decimal comma, dotted thousands)."""
-    return "–" if x is None else f"{x:,.{digits}f}".translate(str.maketrans(",.", ".,"))
+    """0.4213 → "0,421"; 2955.63 with ``digits=1`` → "2.955,6" (Turkish: decimal comma, dotted
+    thousands); −0.28 → "−0,28" with a real minus sign, as in the figures."""
+    return "–" if x is None else f"{x:,.{digits}f}".translate(str.maketrans(",.-", ".,−"))
 
 
 #: The label rules in Turkish; the report follows each with its setting's value, which the configs use.
@@ -276,11 +269,19 @@ def fmt_lease(source) -> str:
     return number[1] if number else str(source)
 
 
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def fmt_p(x) -> str:
-    """p-values: 0.0021 → "0,002", 3.5e-21 → "3,5e-21" (decimal comma)."""
+    """p-values: 0.0021 → "0,002", 3.5e-21 → "3,5·10⁻²¹" (decimal comma, a written power of ten)."""
     if x is None:
         return "–"
-    return (f"{x:.1e}" if x < 1e-3 else f"{x:.3f}").replace(".", ",")
+    if x >= 1e-3:
+        return f"{x:.3f}".replace(".", ",")
+    if x == 0:
+        return "< 10⁻³⁰⁰"      # below what a double holds
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa.replace('.', ',')}·10{str(int(exponent)).translate(SUPERSCRIPTS)}"
 
 
 def fmt_points(x, digits: int = 2, unit: bool = True) -> str:
@@ -403,16 +404,19 @@ def findings(ctx: dict, language: str = "tr") -> dict:
             diff = plain["accuracy"] - primary["compare"]["accuracy"]
             out["mcnemar"] = {"p": mc["p_value"], "diff": diff, "significant": mc["p_value"] < 0.05,
                               "only_a": mc["only_a_correct"], "only_b": mc["only_b_correct"]}
-        seed = ev["protocols"].get("P-seed")
-        if seed:
-            out["vs_study"] = seed["plain"]["accuracy"] - LITERATURE[0]["accuracy"]
-        # Each published result on a protocol this run evaluated, against this model on the same images.
+        # Each published result on a protocol this run evaluated, on the same images: against the
+        # headline number (the seeds' mean where there is a seed summary) and the released model.
+        lead = (ctx.get("headline") or {}).get("protocols", {})
         out["vs_literature"] = []
         for r in LITERATURE:
             if r["protocol"] in ev["protocols"]:
-                ours = ev["protocols"][r["protocol"]]["plain"]["accuracy"]
+                released = ev["protocols"][r["protocol"]]["plain"]["accuracy"]
+                ours = lead.get(r["protocol"], {}).get("accuracy", released)
                 out["vs_literature"].append({"work": r["work"], "protocol": r["protocol"], "theirs": r["accuracy"],
-                                             "ours": ours, "diff": ours - r["accuracy"]})
+                                             "ours": ours, "diff": ours - r["accuracy"],
+                                             "released": released, "released_diff": released - r["accuracy"]})
+        if out["vs_literature"] and out["vs_literature"][0]["protocol"] == LITERATURE[0]["protocol"]:
+            out["vs_study"] = out["vs_literature"][0]["diff"]
     err = ctx.get("errors")
     if err and err.get("top_confused_pairs"):
         p = err["top_confused_pairs"][0]
@@ -698,9 +702,11 @@ def configurations_chart(groups: list[dict]) -> str | None:
     return _png_uri(fig)
 
 
-def literature_chart(literature: list[dict], evaluation: dict | None, is_demo: bool) -> str | None:
-    """Published accuracies beside this study's, per protocol, with this study's 95% bootstrap
-    interval, as a PNG data URI (a chart without faces; decimal comma); None without an evaluation."""
+def literature_chart(literature: list[dict], evaluation: dict | None, is_demo: bool,
+                     lead: dict | None = None) -> str | None:
+    """Published accuracies beside this study's, per protocol, as a PNG data URI (a chart without
+    faces; decimal comma): the released model with its 95% bootstrap interval and, given a
+    ``headline`` of several seeds, their mean ± standard deviation; None without an evaluation."""
     if not evaluation:
         return None
     import matplotlib
@@ -708,26 +714,34 @@ def literature_chart(literature: list[dict], evaluation: dict | None, is_demo: b
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    published = {r["protocol"] for r in literature}
+    seeds = (lead or {}).get("seeds", 1)
     rows = [(f"{r['work']}", r["protocol"], r["accuracy"], None) for r in literature if r["protocol"] in evaluation["protocols"]]
     for name, p in evaluation["protocols"].items():
-        if name in {r["protocol"] for r in literature}:
-            rows.append(("Bu çalışma" + (" (DEMO)" if is_demo else ""), name, p["plain"]["accuracy"], p["plain"]["ci"]["accuracy"]))
+        if name in published:
+            label = "Bu çalışma" + (" (DEMO)" if is_demo else "") + (", yayımlanan model" if seeds > 1 else "")
+            rows.append((label, name, p["plain"]["accuracy"], p["plain"]["ci"]["accuracy"]))
+            mean = lead["protocols"].get(name) if seeds > 1 else None
+            if mean and mean.get("accuracy_std") is not None:
+                rows.append((f"Bu çalışma, {seeds} tohum ortalaması", name, mean["accuracy"],
+                             (mean["accuracy"] - mean["accuracy_std"], mean["accuracy"] + mean["accuracy_std"])))
     if not any(ci is not None for *_, ci in rows):
         return None     # no published result on a protocol this run evaluated
     rows.sort(key=lambda r: (r[1], r[2]))
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.0))
     labels = [f"{w} — {fmt_protocol(proto)}" for w, proto, _, _ in rows]
-    colors = ["#1a5276" if ci is not None else "#a9b7c6" for *_, ci in rows]
+    colors = ["#a9b7c6" if ci is None else "#1a5276" if "tohum" in w else "#5d8aa8" for w, _, _, ci in rows]
     ax.barh(range(len(rows)), [100 * a for _, _, a, _ in rows], color=colors)
     for i, (_, _, acc, ci) in enumerate(rows):
         if ci is not None:
             ax.errorbar(100 * acc, i, xerr=[[100 * (acc - ci[0])], [100 * (ci[1] - acc)]], color="black", capsize=3)
-        ax.text(100 * acc + 0.4, i, fmt_pct(acc, 1), va="center", fontsize=9)
+        ax.text(100 * max(acc, ci[1] if ci else acc) + 0.4, i, fmt_pct(acc, 1), va="center", fontsize=9)   # past the bar
     ax.set_yticks(range(len(rows)), labels, fontsize=9)
     low = min(100 * a for _, _, a, _ in rows)
     ax.set_xlim(max(0, low - 10), 100)
     ax.set_xlabel("Doğruluk (%)")
-    ax.set_title("Yayımlanmış sonuçlar ve bu çalışma (aynı protokolde; hata çubuğu: %95 güven aralığı)", fontsize=10)
+    bars = "± standart sapma ya da %95 güven aralığı" if seeds > 1 else "%95 güven aralığı"
+    ax.set_title(f"Yayımlanmış sonuçlar ve bu çalışma, aynı protokolde\n(hata çubuğu: {bars})", fontsize=10)
     return _png_uri(fig)
 
 
@@ -736,11 +750,22 @@ EXPORT_FORMATS = {"keras": "Keras (kaydedilen model)", "keras_float32": "Keras f
                   "tflite_int8": "TFLite dinamik int8", "onnx": "ONNX", "onnx_int8": "ONNX statik int8"}
 
 
+def exported_model_name(path) -> str | None:
+    """The name in the text of a benchmarked model file, from the card released beside it
+    (``models/vgg_mid.keras`` → "VGG-Orta"); None for a file without a card."""
+    if not path:
+        return None
+    card = (Path(__file__).resolve().parents[1] / path).with_suffix(".card.json")
+    if not card.is_file():
+        return None
+    return fmt_model(json.loads(card.read_text()).get("architecture", ""))
+
+
 def export_summary(benchmark: dict) -> dict:
     """An export benchmark as the report words it: the CPU, each measured format's throughput
     and size, and (when measured) each protocol's accuracy for the saved model and the int8 graph."""
     calibration = benchmark.get("calibration")
-    return {"machine": benchmark.get("machine", {}),
+    return {"machine": benchmark.get("machine", {}), "model": exported_model_name(benchmark.get("model")),
             "formats": [{"label": label, **benchmark[key]} for key, label in EXPORT_FORMATS.items() if key in benchmark],
             "protocols": benchmark.get("protocols", {}), "calibration": calibration,
             "weight_bits": int8_weight_bits(calibration) if calibration else None}
@@ -758,9 +783,11 @@ def cpu_run_summary(folder) -> dict:
     evaluation = read_json(folder / "evaluation.json", "evaluation")
     # Runs from before the precision setting existed trained in float32.
     minutes = training["wall_time_s"] / 60
+    # A run that counted its FLOPs was budgeted in FLOPs, not in minutes on one CPU.
+    flops = (training.get("compute") or {}).get("training_flops")
     return {"name": folder.name, "machine": training["machine"],
-            "recipe": {"precision": "float32", **training["params"]}, "minutes": minutes,
-            "over_budget_min": max(0.0, minutes - TRAINING_BUDGET_MIN),
+            "recipe": {"precision": "float32", **training["params"]}, "minutes": minutes, "flops": flops,
+            "over_budget_min": 0.0 if flops else max(0.0, minutes - TRAINING_BUDGET_MIN),
             "protocols": {name: p["plain"] for name, p in evaluation["protocols"].items()}}
 
 
@@ -997,6 +1024,8 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     evaluation = ctx.get("evaluation") or {}
     cm_captions = confusion_captions(evaluation.get("protocols", {}))     # in the evaluation's protocol order
     captions = {**FIGURE_CAPTIONS, **cm_captions}
+    if evaluation.get("primary"):      # the per-class chart is of the primary protocol: name it
+        captions["04_sinif_metrikleri"] = f"Sınıf başına kesinlik, duyarlılık ve F1 ({fmt_protocol(evaluation['primary'])})."
     # The slides have room for one confusion matrix: the primary protocol's, row-normalised.
     primary_cm = confusion_figure_name(evaluation["primary"], True) if "primary" in evaluation else None
     # A run that evaluated a given model trained nothing: its training section describes the
@@ -1018,7 +1047,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx.update(meta=asdict(meta), sections=SECTIONS, literature=LITERATURE, study=LITERATURE[0], references=REFERENCES, banner=DEMO_BANNER,
                protocol_notes=PROTOCOLS_TR, contamination_note=CONTAMINATION_TR, unfilled=unfilled_fields(meta),
                eq=equations(ctx["recipe"], bool(evaluation.get("temperature_scaling"))),
-               literature_chart=literature_chart(LITERATURE, ctx.get("evaluation"), ctx["is_demo"]),
+               literature_chart=literature_chart(LITERATURE, ctx.get("evaluation"), ctx["is_demo"], ctx["headline"]),
                # Only the slides draw the configurations as a chart (the report has their table).
                configurations_chart=configurations_chart(ctx["seed_groups"]) if template.startswith("slides") else None,
                fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},

@@ -164,7 +164,7 @@ def test_failing_pdf_keeps_previous_pdf(demo_run, tmp_path, monkeypatch):
 def test_turkish_number_formats():
     assert fmt_pct(0.71834) == "%71,83" and fmt_num(0.4213) == "0,421"
     # Thousands take dots and decimals a comma, as in "2.955,6 s" of training time.
-    assert fmt_num(2955.63, 1) == "2.955,6" and fmt_num(-10.4, 2) == "-10,40" and fmt_num(434.4, 0) == "434"
+    assert fmt_num(2955.63, 1) == "2.955,6" and fmt_num(-10.4, 2) == "−10,40" and fmt_num(434.4, 0) == "434"
     # Label rules and validation sources in Turkish words, without the settings' code values.
     assert fmt_label_rule("distribution") == "oy dağılımı" and fmt_label_rule("other") == "other"
     assert fmt_validation("from_train(0.2)") == "eğitim bölümünden ayrılan katmanlı pay, %20"
@@ -289,7 +289,7 @@ def test_seed_tables_and_reproduction_are_in_the_main_text(demo_run, tmp_path):
     assert "<td class=\"wrap\">güçlü artırma</td>" in main and "augmentation=" not in main
     assert "%78,24 ± 0,14</td>" in main
     # The one-lever screen is summarised in the discussion in words, with its numbers.
-    assert "VGG-Hızlı çalışma protokolünde doğruluğu +11,00 puan" in main
+    assert "\"VGG-Hızlı\" adımı çalışma protokolünde doğruluğu +11,00 puan" in main
     # The full run table is in the appendix, with the code names the result files use.
     appendix = _flat(html[html.index('id="ek"'):])
     assert "A.2 Tüm çalışmalar" in appendix and "model_name=vgg_fast" in appendix and "starting-study settings" in appendix
@@ -482,6 +482,23 @@ def test_appendix_tables_render_their_numbers(demo_run, tmp_path):
     export.write_text(json.dumps(full))
     html = _flat(render_html(demo_run, ReportMeta(export_jsons=(str(export),)))[0])
     assert "2.592 görüntü/s (1,16 MB)" in html and "%82,15" in html and "%99,2" in html and "7 bitle" in html
+    # A released model's benchmark names the model, from the card beside its file.
+    export.write_text(json.dumps({**full, "model": "models/vgg_mid.keras"}))
+    html = _flat(render_html(demo_run, ReportMeta(export_jsons=(str(export),)))[0])
+    assert "Dağıtım biçimlerinin hızı (VGG-Orta)," in html
+
+
+def test_a_run_budgeted_in_flops_is_not_held_to_the_minutes_of_one_cpu(demo_run):
+    from fer_helpers.report import ReportMeta, cpu_run_summary, render_html
+
+    runs = ROOT / "results" / "runs"
+    resnet = cpu_run_summary(runs / "resnet_w16_e60_s42_cpu")
+    assert resnet["flops"] == pytest.approx(7.207e14, rel=1e-3) and resnet["over_budget_min"] == 0
+    vgg = cpu_run_summary(runs / "vgg_mid_bf16_s42_amd")           # trained under the one-hour budget
+    assert vgg["flops"] is None and vgg["over_budget_min"] > 0
+    html = _flat(render_html(demo_run, ReportMeta(cpu_runs=(str(runs / "resnet_w16_e60_s42_cpu"),)))[0])
+    assert "hesap 7,21·10<sup>14</sup> FLOP; bütçe süreyle değil FLOP ile ölçülür" in html
+    assert "dakikalık bütçeyi" not in html
 
 
 def test_seed_groups_are_labelled_by_their_differences():
@@ -722,6 +739,17 @@ def test_findings_compare_with_each_published_result_on_the_same_protocol():
     assert rows[0]["diff"] == pytest.approx(0.82 - 0.718) and rows[1]["diff"] == pytest.approx(0.855 - 0.8385)
     # A run evaluated on its own test split only has nothing published to compare with.
     assert findings({"evaluation": {"primary": "test", "protocols": {"test": protocol(0.5)}}})["vs_literature"] == []
+    # With several seeds the differences are the seeds' mean's; the released model's stay beside them.
+    lead = {"seeds": 3, "protocols": {"P-seed": {"accuracy": 0.83}, "P-FER+": {"accuracy": 0.87}}}
+    rows = findings({"evaluation": ev, "headline": lead})["vs_literature"]
+    assert rows[0]["diff"] == pytest.approx(0.83 - 0.718) and rows[0]["released_diff"] == pytest.approx(0.82 - 0.718)
+    assert rows[2]["diff"] == pytest.approx(0.87 - 0.8499) and rows[2]["released"] == 0.855
+
+
+def test_small_p_values_are_written_as_powers_of_ten():
+    from fer_helpers.report import fmt_p
+
+    assert fmt_p(7.2e-250) == "7,2·10⁻²⁵⁰" and fmt_p(2.6e-4) == "2,6·10⁻⁴" and fmt_p(0.0312) == "0,031"
 
 
 def test_weakest_classes_name_what_they_were_most_often_mistaken_for():
