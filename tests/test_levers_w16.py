@@ -1,0 +1,30 @@
+"""The width-16 ResNet's lever table is read from the committed runs, not typed."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import load_research
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_each_lever_row_is_its_runs_numbers_against_the_base_run(tmp_path):
+    levers = load_research("levers_w16")
+    table = levers.lever_table()
+    assert table.loc[0, "run"] == levers.BASE and table.loc[0, "differs_from_base"] == "(base)"
+    assert table.loc[0, ["val_accuracy_vs_base", "val_macro_f1_vs_base"]].tolist() == [0, 0]
+    by_run = table.set_index("run")
+    # The erasing row differs from the base in that one setting, at the same compute and seed.
+    noerase = by_run.loc["resnet_w16_noerase_e60_s42_cpu"]
+    assert noerase["differs_from_base"] == "erasing=0.0" and noerase["seed"] == 42
+    assert noerase["training_flops"] == by_run.loc[levers.BASE, "training_flops"]
+    for run, row in by_run.iterrows():
+        val = json.loads((levers.RUNS / run / "device_summary.json").read_text())["plain"]
+        assert row["val_accuracy"] == pytest.approx(val["accuracy"], abs=5e-5)
+        assert row["val_accuracy_vs_base"] == pytest.approx(row["val_accuracy"] - table.loc[0, "val_accuracy"], abs=1e-4)
+    # The committed CSV is this table.
+    committed = pd.read_csv(ROOT / "results" / "levers_resnet_w16.csv")
+    assert committed["run"].tolist() == table["run"].tolist()
+    assert committed["val_accuracy"].tolist() == pytest.approx(table["val_accuracy"].tolist())
