@@ -219,6 +219,7 @@ class ReportMeta:
     seeds_summary: str = ""       # optional results/seeds_summary.json (one configuration, several seeds)
     seeds_compare: tuple = ()     # optional summaries of compared configurations' seeds (same table)
     validation_csv: str = ""      # optional results/validation_compare.csv (the numbers choices were made on)
+    levers_csv: str = ""          # optional results/levers_resnet_w16.csv (one-lever runs against the released model's run)
     gpu_search_csv: str = ""      # optional results/gpu_search.csv (wider search on a lent GPU, validation only)
     decisions_csv: str = ""       # optional results/decisions.csv (rules written before training, and their verdicts)
     gpu_verdicts_csv: str = ""    # optional results/gpu_search_verdicts.csv (the GPU screens' rules and verdicts)
@@ -998,6 +999,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["ablation"] = _csv_records(meta.ablation_csv, "ablation table", inputs)
     ctx["cumulative"] = _csv_records(meta.cumulative_csv, "cumulative ablation", inputs)
     ctx["validation_rows"] = _csv_records(meta.validation_csv, "validation table", inputs)
+    ctx["lever_rows"] = _csv_records(meta.levers_csv, "lever table", inputs)
     ctx["gpu_rows"] = _csv_records(meta.gpu_search_csv, "GPU search table", inputs)
     # The search's best validation result (limitations and future work both cite it).
     ctx["gpu_best"] = max(ctx["gpu_rows"], key=lambda r: r["val_accuracy"]) if ctx["gpu_rows"] else None

@@ -19,11 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
 #: The base run first; every other row is compared with it (same seed, same validation share).
 BASE = "resnet_w16_e60_s42_cpu"
-LEVERS = {"resnet_w16_e30_s42_cpu": "epochs (30; also without rare-class oversampling)", "resnet_w16_noerase_e60_s42_cpu": "random erasing",
-          "resnet_w16_sd_e60_s42_cpu": "distillation (teacher: the base run itself)"}
+#: Each lever run: its lever in English (the CSV's) and in Turkish (the report's appendix).
+LEVERS = {"resnet_w16_e30_s42_cpu": ("epochs (30; also without rare-class oversampling)",
+                                     "epok sayısı (30; nadir sınıf çoğaltması da yok)"),
+          "resnet_w16_noerase_e60_s42_cpu": ("random erasing", "rastgele silme yok"),
+          "resnet_w16_sd_e60_s42_cpu": ("distillation (teacher: the base run itself)",
+                                        "damıtma (öğretmen: temel çalışmanın kendisi)")}
 
 
-def lever_row(run: Path, base: Path, lever: str) -> dict:
+def lever_row(run: Path, base: Path, lever: tuple[str, str]) -> dict:
     """One run's row: its settings against the base run's, validation (plain and flip-TTA) and
     the held-out protocols' accuracy and macro-F1, and its training FLOPs."""
     training = read_json(run_file(run, "training.json"), "training record")
@@ -36,7 +40,10 @@ def lever_row(run: Path, base: Path, lever: str) -> dict:
         base_training = read_json(run_file(base, "training.json"), "training record")
         base_mode = read_json(run_file(base, "data.json"), "data settings")["label_mode"]
         differs = changes(training["params"], data["label_mode"], base_training["params"], base_mode)
-    out = {"run": run.name, "lever": lever, "differs_from_base": differs, "seed": training["params"]["seed"],
+        # A path (the teacher's file) by its file name: the folder was the training machine's.
+        differs = "; ".join(f"{k}={Path(v).name}" if "/" in v else f"{k}={v}"
+                            for k, v in (pair.split("=", 1) for pair in differs.split("; ")))
+    out = {"run": run.name, "lever": lever[0], "lever_tr": lever[1], "differs_from_base": differs, "seed": training["params"]["seed"],
            "epochs": training["epochs_run"], "training_flops": training["compute"]["training_flops"],
            "val_accuracy": round(val["plain"]["accuracy"], 4), "val_macro_f1": round(val["plain"]["macro_f1"], 4),
            "val_tta_accuracy": round(val["tta"]["accuracy"], 4)}
@@ -50,7 +57,7 @@ def lever_row(run: Path, base: Path, lever: str) -> dict:
 def lever_table(runs_dir: Path = RUNS, base: str = BASE, levers: dict = LEVERS) -> pd.DataFrame:
     """The base row, then one row per lever run, with each run's validation difference from the base."""
     base_dir = runs_dir / base
-    rows = [lever_row(base_dir, base_dir, "base")] + [lever_row(runs_dir / name, base_dir, lever)
+    rows = [lever_row(base_dir, base_dir, ("base", "temel çalışma (yayımlanan model)"))] + [lever_row(runs_dir / name, base_dir, lever)
                                                        for name, lever in levers.items()]
     table = pd.DataFrame(rows)
     table["val_accuracy_vs_base"] = (table["val_accuracy"] - table.loc[0, "val_accuracy"]).round(4)

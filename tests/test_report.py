@@ -6,6 +6,7 @@ from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from pypdf import PdfReader
 
@@ -1003,3 +1004,15 @@ def test_a_residual_nets_layer_table_shows_each_block_as_one_row():
     assert blocks[-1]["output_shape"] == "(N, 6, 6, 64)" and len(compact["layers"]) < len(table["layers"]) // 3
     vgg = describe_model(build_model("vgg_fast"))
     assert compact_layers(vgg) == vgg and compact_layers(None) is None
+
+
+def test_the_released_nets_lever_screen_is_an_appendix_table_read_from_its_csv(demo_run):
+    from fer_helpers.report import ReportMeta, render_html
+
+    html = render_html(demo_run, ReportMeta(levers_csv=str(ROOT / "results" / "levers_resnet_w16.csv")))[0]
+    appendix, main = _flat(html[html.index('id="ek"'):]), _flat(_main_text(html))
+    assert "A.9 Yayımlanan ağda tek değişiklik taraması" in appendix and "A.9" not in main
+    table = pd.read_csv(ROOT / "results" / "levers_resnet_w16.csv").set_index("run")
+    noerase = table.loc["resnet_w16_noerase_e60_s42_cpu"]
+    diff = f"{100 * noerase['val_accuracy_vs_base']:+.2f} puan".replace(".", ",").replace("-", "−")
+    assert "rastgele silme yok" in appendix and diff in appendix and "erasing=0.0" in appendix
