@@ -25,7 +25,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .artifacts import REPORT_MISSING, ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
-from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR, protocol_name
+from .evaluation import CONTAMINATION_TR, PROTOCOLS_TR
+from .evaluation import protocol_name as fmt_protocol
 from .export import int8_weight_bits
 from .figures import confusion_figure_name
 from .labels import DISPLAY_NAMES
@@ -96,9 +97,6 @@ MODEL_NAMES = {"baseline": "Temel CNN", "vgg": "VGG-Tam", "vgg_mid": "VGG-Orta",
 def fmt_model(name) -> str:
     """A model's one name in the text: "vgg_mid" → "VGG-Orta"; an unknown name as it is."""
     return MODEL_NAMES.get(str(name), str(name))
-
-
-fmt_protocol = protocol_name
 
 
 #: Placeholder values of the title page: a report built with one of them gets a visible mark
@@ -416,8 +414,6 @@ def findings(ctx: dict, language: str = "tr") -> dict:
                 out["vs_literature"].append({"work": r["work"], "protocol": r["protocol"], "theirs": r["accuracy"],
                                              "ours": ours, "diff": ours - r["accuracy"],
                                              "released": released, "released_diff": released - r["accuracy"]})
-        if out["vs_literature"] and out["vs_literature"][0]["protocol"] == LITERATURE[0]["protocol"]:
-            out["vs_study"] = out["vs_literature"][0]["diff"]
     err = ctx.get("errors")
     if err and err.get("top_confused_pairs"):
         p = err["top_confused_pairs"][0]

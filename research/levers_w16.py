@@ -27,19 +27,24 @@ LEVERS = {"resnet_w16_e30_s42_cpu": ("epochs (30; also without rare-class oversa
                                         "damıtma (öğretmen: temel çalışmanın kendisi)")}
 
 
-def lever_row(run: Path, base: Path, lever: tuple[str, str]) -> dict:
-    """One run's row: its settings against the base run's, validation (plain and flip-TTA) and
-    the held-out protocols' accuracy and macro-F1, and its training FLOPs."""
+def settings(run: Path) -> tuple[dict, str]:
+    """A run's training settings and label mode."""
+    return (read_json(run_file(run, "training.json"), "training record")["params"],
+            read_json(run_file(run, "data.json"), "data settings")["label_mode"])
+
+
+def lever_row(run: Path, base: tuple[dict, str] | None, lever: tuple[str, str]) -> dict:
+    """One run's row: its settings against the base run's (``base``: its ``settings``; None for
+    the base row), validation (plain and flip-TTA), the held-out protocols' accuracy and
+    macro-F1, and its training FLOPs."""
     training = read_json(run_file(run, "training.json"), "training record")
     val = read_json(run_file(run, "device_summary.json"), "validation summary")
     evaluation = read_json(run_file(run, "evaluation.json"), "evaluation")
-    data = read_json(run_file(run, "data.json"), "data settings")
-    if run == base:
+    label_mode = read_json(run_file(run, "data.json"), "data settings")["label_mode"]
+    if base is None:
         differs = "(base)"
     else:
-        base_training = read_json(run_file(base, "training.json"), "training record")
-        base_mode = read_json(run_file(base, "data.json"), "data settings")["label_mode"]
-        differs = changes(training["params"], data["label_mode"], base_training["params"], base_mode)
+        differs = changes(training["params"], label_mode, *base)
         # A path (the teacher's file) by its file name: the folder was the training machine's.
         differs = "; ".join(f"{k}={Path(v).name}" if "/" in v else f"{k}={v}"
                             for k, v in (pair.split("=", 1) for pair in differs.split("; ")))
@@ -56,9 +61,9 @@ def lever_row(run: Path, base: Path, lever: tuple[str, str]) -> dict:
 
 def lever_table(runs_dir: Path = RUNS, base: str = BASE, levers: dict = LEVERS) -> pd.DataFrame:
     """The base row, then one row per lever run, with each run's validation difference from the base."""
-    base_dir = runs_dir / base
-    rows = [lever_row(base_dir, base_dir, ("base", "temel çalışma (yayımlanan model)"))] + [lever_row(runs_dir / name, base_dir, lever)
-                                                       for name, lever in levers.items()]
+    base_settings = settings(runs_dir / base)
+    rows = [lever_row(runs_dir / base, None, ("base", "temel çalışma (yayımlanan model)"))]
+    rows += [lever_row(runs_dir / name, base_settings, lever) for name, lever in levers.items()]
     table = pd.DataFrame(rows)
     table["val_accuracy_vs_base"] = (table["val_accuracy"] - table.loc[0, "val_accuracy"]).round(4)
     table["val_macro_f1_vs_base"] = (table["val_macro_f1"] - table.loc[0, "val_macro_f1"]).round(4)
