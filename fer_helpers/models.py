@@ -22,6 +22,8 @@ MODEL_NAMES = ("baseline", "vgg", "vgg_wide", "vgg_fast", "vgg_mid", "resnet")
 #: Residual nets: the first stage's channel width (later stages double it) is the one size knob.
 RESNET_WIDTHS = (8, 16, 24, 32, 48, 64)
 RESNET_DEFAULT_WIDTH = 32
+#: Stride of the residual nets' stem conv: 1 keeps 48×48 in the first stage, 2 halves it.
+RESNET_STEM_STRIDES = (1, 2)
 #: Keras dtype policies a model can be built with. "mixed_bfloat16" runs the conv
 #: stages in bfloat16 with float32 weights: on a CPU with AMX or AVX512-BF16 (such as
 #: this project's 2-core machine) training and inference run 1.4–2× faster, and the
@@ -159,7 +161,7 @@ def _residual_block(x, filters: int, stride: int, name: str, l2: float, dtype: s
 
 def build_resnet(n_classes: int = len(CLASSES), augmentation: str = "wide", seed: int = 42,
                  width: int = RESNET_DEFAULT_WIDTH, blocks=(2, 2, 2, 2), dropout: float = 0.3,
-                 erasing: float = 0.5, l2: float = 2.5e-4, precision: str = "float32"):
+                 erasing: float = 0.5, l2: float = 2.5e-4, precision: str = "float32", stem_stride: int = 1):
     """A ResNet-18-style net for 48×48 faces: a 3×3 stem without max-pooling, four stages of
     ``blocks`` basic residual blocks at widths w, 2w, 4w, 8w (stages 2–4 halve the resolution:
     48 → 24 → 12 → 6), global average pooling, dropout and a softmax head.
@@ -169,9 +171,14 @@ def build_resnet(n_classes: int = len(CLASSES), augmentation: str = "wide", seed
     parameters, ``width=16`` 0.7 M. Inputs are standardised as (x/255 − 0.5)/0.25 after
     augmentation. ``l2`` is the L2 penalty on conv and dense kernels (coupled weight decay:
     an SGD weight decay of 2·l2).
+
+    ``stem_stride=2`` makes the stem conv strided (48 → 24 → 12 → 6 → 3): each conv then
+    costs a quarter, so twice the width trains for the same FLOPs as the full-resolution net.
+    It trades spatial detail for channels at a fixed compute budget.
     """
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
         raise ValueError(f"width must be a positive integer, got {width!r}")
+    check_stem_stride(stem_stride)
     if len(blocks) != 4 or min(blocks) < 1:
         raise ValueError(f"need 4 stage block counts ≥ 1, got {blocks}")
     if l2 < 0:
@@ -184,8 +191,9 @@ def build_resnet(n_classes: int = len(CLASSES), augmentation: str = "wide", seed
     # After augmentation (which works on [0, 1]): centre and scale the pixels, as the recipe did.
     x = layers.Rescaling(4.0, offset=-2.0, name="standardize")(x)
     reg = regularizers.L2(l2) if l2 else None
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                      kernel_regularizer=reg, name="stem_conv", dtype=precision)(x)
+    x = layers.Conv2D(width, 3, strides=stem_stride, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", kernel_regularizer=reg, name="stem_conv",
+                      dtype=precision)(x)
     x = layers.BatchNormalization(momentum=0.9, name="stem_bn", dtype=precision)(x)
     x = layers.ReLU(name="stem_relu", dtype=precision)(x)
     for stage, n_blocks in enumerate(blocks, start=1):
@@ -199,7 +207,8 @@ def build_resnet(n_classes: int = len(CLASSES), augmentation: str = "wide", seed
     outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="predictions",
                            dtype="float32")(x)
     depth = 2 + 2 * sum(blocks)
-    return keras.Model(inputs, outputs, name=f"resnet{depth}_w{width}")
+    suffix = f"_stem{stem_stride}" if stem_stride != 1 else ""
+    return keras.Model(inputs, outputs, name=f"resnet{depth}_w{width}{suffix}")
 
 
 def default_augmentation(name: str) -> str:
@@ -220,26 +229,36 @@ def check_width(name: str, width) -> None:
         raise ValueError(f"unknown resnet width {width!r}; choose one of {RESNET_WIDTHS}")
 
 
+def check_stem_stride(stem_stride) -> None:
+    """Raise ValueError unless ``stem_stride`` is one of ``RESNET_STEM_STRIDES``."""
+    if isinstance(stem_stride, bool) or stem_stride not in RESNET_STEM_STRIDES:
+        raise ValueError(f"stem_stride must be one of {RESNET_STEM_STRIDES}, got {stem_stride!r}")
+
+
 def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentation: str | None = None,
                 seed: int = 42, precision: str = "float32", width: int | None = None,
-                erasing: float | None = None, l2: float | None = None):
+                erasing: float | None = None, l2: float | None = None, stem_stride: int | None = None):
     """Build a model by name: ``"baseline"`` (the study's CNN), a VGG variant (``VGG_VARIANTS``)
     or ``"resnet"`` (``build_resnet``; ``width`` one of ``RESNET_WIDTHS``, default 32).
 
     ``augmentation`` defaults to ``default_augmentation(name)``. ``erasing`` (random-erasing
     probability) and ``l2`` (kernel penalty) default to 0 for the VGGs and to the residual
-    recipe's 0.5 and 2.5e-4 for ``"resnet"``; the baseline takes neither.
+    recipe's 0.5 and 2.5e-4 for ``"resnet"``; the baseline takes neither. ``stem_stride``
+    (``"resnet"`` only) defaults to 1.
     """
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model name {name!r}; choose one of {MODEL_NAMES}")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     check_width(name, width)
+    if stem_stride is not None and name != "resnet":
+        raise ValueError(f"stem_stride applies to model 'resnet' only, not {name!r}")
     augmentation = augmentation or default_augmentation(name)
     if name == "resnet":
         width = RESNET_DEFAULT_WIDTH if width is None else width
         return build_resnet(n_classes, augmentation, seed, width=width, precision=precision,
-                            erasing=0.5 if erasing is None else erasing, l2=2.5e-4 if l2 is None else l2)
+                            erasing=0.5 if erasing is None else erasing, l2=2.5e-4 if l2 is None else l2,
+                            stem_stride=1 if stem_stride is None else stem_stride)
     if name == "baseline":
         if erasing or l2:
             raise ValueError("the baseline is the starting study's CNN as it was: erasing and l2 do not apply")

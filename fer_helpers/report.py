@@ -456,6 +456,7 @@ SETTING_WORDS = {
     "targets": lambda v: {"soft": "oy dağılımı hedefleri", "onehot": "tek etiket"}.get(v, str(v)),
     "optimizer": lambda v: {"adamw": "AdamW", "adam": "Adam", "sgd": "Nesterov SGD"}.get(v, str(v)),
     "width": lambda v: f"genişlik {v}",
+    "stem_stride": lambda v: "ilk evrişim adımı 2 (ilk aşama 24×24)" if str(v) == "2" else "ilk evrişim adımı 1 (ilk aşama 48×48)",
     "label_mode": lambda v: {"distribution": "oy dağılımı etiketleri", "plurality": "çoğulluk etiketleri",
                              "majority": "çoğunluk etiketleri"}.get(v, str(v)),
     "schedule": lambda v: {"cosine": "kosinüs öğrenme oranı", "plateau": "durağanlıkta düşen öğrenme oranı",

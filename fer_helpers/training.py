@@ -34,7 +34,17 @@ from .artifacts import (
 )
 from .data import Dataset
 from .labels import CLASSES
-from .models import MODEL_NAMES, PRECISIONS, build_model, check_width, count_params, default_augmentation, forward_macs, training_flops
+from .models import (
+    MODEL_NAMES,
+    PRECISIONS,
+    build_model,
+    check_stem_stride,
+    check_width,
+    count_params,
+    default_augmentation,
+    forward_macs,
+    training_flops,
+)
 from .preprocessing import IMBALANCE_STRATEGIES, balanced_class_weights, oversample_indices, training_targets
 
 LOSSES = ("crossentropy", "focal")
@@ -84,6 +94,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     augmentation: str | None = None
     width: int | None = None
+    stem_stride: int | None = None
     erasing: float | None = None
     momentum: float = 0.9
     weight_decay_mode: str = "decoupled"
@@ -155,6 +166,13 @@ class TrainConfig:
             check_width(self.model_name, self.width)
         except ValueError as exc:
             bad(str(exc))
+        if self.stem_stride is not None:
+            if self.model_name != "resnet":
+                bad(f"stem_stride applies to model 'resnet' only, not {self.model_name!r}")
+            try:
+                check_stem_stride(self.stem_stride)
+            except ValueError as exc:
+                bad(str(exc))
         if self.erasing is not None and (self.model_name == "baseline" or not 0 <= self.erasing <= 1):
             bad(f"erasing is a probability in [0, 1] for the VGGs and 'resnet', got {self.erasing!r} "
                 f"for {self.model_name!r}")
@@ -255,13 +273,14 @@ def check_backend() -> str:
 
 def model_for(config: TrainConfig, n_classes: int):
     """The untrained network a config describes (architecture, augmentation, precision,
-    and for residual nets width, random erasing and the L2 penalty)."""
+    and for residual nets width, stem stride, random erasing and the L2 penalty)."""
     extra = {}
     if config.model_name != "baseline":
         l2 = config.weight_decay / 2 if config.weight_decay_mode == "l2" else 0.0
         extra = {"erasing": config.erasing, "l2": l2}
         if config.model_name == "resnet":
             extra["width"] = config.width
+            extra["stem_stride"] = config.stem_stride
     return build_model(config.model_name, n_classes, config.augmentation, config.seed, config.precision,
                        **extra)
 

@@ -36,6 +36,23 @@ def test_resnet18_widths_have_the_recipes_parameter_counts(width, params):
     assert model.output_shape == (None, 8)
 
 
+def test_a_stride_2_stem_buys_twice_the_width_for_the_same_flops():
+    # The CPU-budget architecture lever: first stage at 24×24, width 32 (2.8 M weights) for
+    # the multiply-adds of the full-resolution width-16 net (0.7 M weights).
+    narrow = build_model("resnet", width=16)
+    strided = build_model("resnet", width=32, stem_stride=2)
+    assert count_params(strided) == 2_801_320 and strided.name == "resnet18_w32_stem2"
+    assert strided.get_layer("stem_conv").output.shape[1:3] == (24, 24)
+    assert strided.get_layer("stage4_2_out").output.shape[1:3] == (3, 3)
+    assert abs(forward_macs(strided) / forward_macs(narrow) - 1) < 0.01
+    assert build_model("resnet", width=16, stem_stride=1).name == narrow.name
+    with pytest.raises(ValueError, match="stem_stride applies to model 'resnet' only"):
+        build_model("vgg_mid", stem_stride=2)
+    # A config reaches the same net: the training record prices what was trained.
+    config = TrainConfig(model_name="resnet", width=32, stem_stride=2).validate()
+    assert fh.training.model_for(config, 8).name == "resnet18_w32_stem2"
+
+
 def test_forward_macs_match_a_hand_count_and_flops_are_six_per_mac():
     import keras
 
@@ -133,6 +150,9 @@ def test_the_jax_backend_trains_and_saves_through_the_same_code(tmp_path):
     (dict(model_name="resnet", momentum=-0.1), "momentum"),
     (dict(model_name="baseline", weight_decay_mode="l2"), "baseline takes 'decoupled'"),
     (dict(model_name="resnet", erasing=1.5), "erasing"),
+    (dict(model_name="resnet", stem_stride=3), "stem_stride must be one of"),
+    (dict(model_name="resnet", stem_stride=True), "stem_stride must be one of"),
+    (dict(model_name="vgg_mid", stem_stride=2), "stem_stride applies to model 'resnet' only"),
     (dict(model_name="resnet", distill_from="t.npz"), "targets='soft'"),
 ])
 def test_bad_residual_settings_fail_before_training(kwargs, message):
