@@ -429,7 +429,7 @@ def _env() -> Environment:
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
     env.filters.update(pct=fmt_pct, points=fmt_points, signed=fmt_signed, num=fmt_num, int=fmt_int, pval=fmt_p,
                        label_rule=fmt_label_rule, validation=fmt_validation, model=fmt_model, proto=fmt_protocol, pct_en=fmt_pct_en,
-                       native_bf16=native_bfloat16,
+                       native_bf16=native_bfloat16, settings_words=describe_changes,
                        # Jinja's capitalize lowercases the rest ("VGG-Orta" → "Vgg-orta"): only the first letter.
                        capitalize_first=lambda t: str(t)[:1].upper() + str(t)[1:],
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))
@@ -465,6 +465,7 @@ SETTING_WORDS = {
     "loss": lambda v: {"focal": "odak kaybı", "cce": "çapraz entropi"}.get(v, str(v)),
     "patience": lambda v: "erken durdurma yok" if str(v) == "0" else f"{v} epok sabırla erken durdurma",
     "erasing": lambda v: f"rastgele silme olasılığı {_short(v)}",
+    "distill_from": lambda v: "öğretmen olasılıklarıyla damıtma",
 }
 
 
@@ -472,6 +473,13 @@ def describe_setting(key: str, value) -> str:
     """One training setting in the text's words: ("epochs", 30) → "30 epok"."""
     word = SETTING_WORDS.get(key)
     return word(value) if word and value is not None else f"{key} = {value}"
+
+
+def describe_changes(changes: str) -> str:
+    """Settings written as "key=value; key=value" (the research tables' form) in the text's
+    words, comma-separated: "epochs=30; erasing=0.0" → "30 epok, rastgele silme olasılığı 0"."""
+    pairs = [pair.split("=", 1) for pair in str(changes or "").split(";") if "=" in pair]
+    return ", ".join(describe_setting(k.strip(), v.strip()) for k, v in pairs)
 
 
 #: How the text states another method's recipe (``seed_groups``' "recipe"), in this order.
@@ -593,8 +601,7 @@ def screen_steps(ablation_rows) -> list[dict]:
     rows = [r for r in ablation_rows or [] if _in_screen(r)]
     steps = []
     for before, after in zip(rows, rows[1:]):
-        added = [pair.split("=", 1) for pair in str(after.get("added") or "").split(";") if "=" in pair]
-        steps.append({"added": ", ".join(describe_setting(k.strip(), v.strip()) for k, v in added),
+        steps.append({"added": describe_changes(after.get("added")),
                       "d_accuracy": after["P_seed_accuracy"] - before["P_seed_accuracy"],
                       "d_macro_f1": after["P_seed_macro_f1"] - before["P_seed_macro_f1"]})
     return steps
