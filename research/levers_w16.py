@@ -24,7 +24,9 @@ LEVERS = {"resnet_w16_e30_s42_cpu": ("epochs (30; also without rare-class oversa
                                      "epok sayısı (30; nadir sınıf çoğaltması da yok)"),
           "resnet_w16_noerase_e60_s42_cpu": ("random erasing", "rastgele silme yok"),
           "resnet_w16_sd_e60_s42_cpu": ("distillation (teacher: the base run itself)",
-                                        "damıtma (öğretmen: temel çalışmanın kendisi)")}
+                                        "damıtma (öğretmen: temel çalışmanın kendisi)"),
+          "resnet_w32stem2_e60_s42_cpu": ("architecture and width at the same FLOPs (stride-2 stem, width 32)",
+                                          "mimari ve genişlik, aynı hesapla (iki adımlı giriş evrişimi, genişlik 32)")}
 
 
 def settings(run: Path) -> tuple[dict, str]:

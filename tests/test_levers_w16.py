@@ -20,6 +20,10 @@ def test_each_lever_row_is_its_runs_numbers_against_the_base_run(tmp_path):
     noerase = by_run.loc["resnet_w16_noerase_e60_s42_cpu"]
     assert noerase["differs_from_base"] == "erasing=0.0" and noerase["seed"] == 42
     assert noerase["training_flops"] == by_run.loc[levers.BASE, "training_flops"]
+    # The architecture row trades resolution for width at (within 1%) the same compute.
+    stem2 = by_run.loc["resnet_w32stem2_e60_s42_cpu"]
+    assert stem2["differs_from_base"] == "width=32; stem_stride=2"
+    assert stem2["training_flops"] == pytest.approx(noerase["training_flops"], rel=0.01)
     for run, row in by_run.iterrows():
         val = json.loads((levers.RUNS / run / "device_summary.json").read_text())["plain"]
         assert row["val_accuracy"] == pytest.approx(val["accuracy"], abs=5e-5)

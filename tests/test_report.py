@@ -1018,6 +1018,7 @@ def test_the_released_nets_lever_screen_is_an_appendix_table_read_from_its_csv(d
     assert "rastgele silme yok" in appendix and diff in appendix
     # What each row changes is in words, not in configuration keys.
     assert "rastgele silme olasılığı 0" in appendix and "öğretmen olasılıklarıyla damıtma" in appendix
+    assert "genişlik 32, ilk evrişim adımı 2" in appendix
     assert not re.search(r"\b(erasing|distill_from|epochs|width|stem_stride)=", appendix)
 
 
