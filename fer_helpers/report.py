@@ -478,8 +478,10 @@ def describe_setting(key: str, value) -> str:
 def describe_changes(changes: str) -> str:
     """Settings written as "key=value; key=value" (the research tables' form) in the text's
     words, comma-separated: "epochs=30; erasing=0.0" → "30 epok, rastgele silme olasılığı 0"."""
-    pairs = [pair.split("=", 1) for pair in str(changes or "").split(";") if "=" in pair]
-    return ", ".join(describe_setting(k.strip(), v.strip()) for k, v in pairs)
+    pairs = {k.strip(): v.strip() for k, v in (pair.split("=", 1) for pair in str(changes or "").split(";") if "=" in pair)}
+    if pairs.get("imbalance", "oversample") != "oversample":
+        pairs.pop("oversample_fraction", None)   # a share of nothing: no oversampling happens
+    return ", ".join(describe_setting(k, v) for k, v in pairs.items())
 
 
 #: How the text states another method's recipe (``seed_groups``' "recipe"), in this order.
@@ -592,6 +594,24 @@ def baseline_reproduction(ablation_rows) -> list[dict]:
     """The starting study's network retrained here (``model == "baseline"`` rows of the ablation
     table, apart from its short one-lever screen, whose run names start with "abl_"), in order."""
     return [r for r in ablation_rows or [] if r.get("model") == "baseline" and not _in_screen(r)]
+
+
+def lever_screen(lever_rows, min_gain: float = 0.003) -> dict | None:
+    """The released net's one-lever rows (``results/levers_resnet_w16.csv``: the base run first)
+    read as their screen rule reads them: a row passes when its validation accuracy rises by at
+    least ``min_gain`` over the base and its validation macro-F1 does not fall (the rule each
+    row's ``docs/decision_rules`` file fixed before its run). None without rows."""
+    rows = list(lever_rows or [])[1:]
+    if not rows:
+        return None
+    base_flops = float(lever_rows[0]["training_flops"])
+    out = [{"label": r["lever_tr"], "d_accuracy": float(r["val_accuracy_vs_base"]),
+            "d_macro_f1": float(r["val_macro_f1_vs_base"]), "flops_ratio": float(r["training_flops"]) / base_flops,
+            "passed": float(r["val_accuracy_vs_base"]) >= min_gain and float(r["val_macro_f1_vs_base"]) >= 0,
+            "trades_resolution": "stem_stride=" in str(r.get("differs_from_base"))}
+           for r in rows]
+    return {"rows": out, "passed": [r["label"] for r in out if r["passed"]], "min_gain": min_gain,
+            "max_flops_ratio": max(r["flops_ratio"] for r in out)}
 
 
 def screen_steps(ablation_rows) -> list[dict]:
@@ -1065,6 +1085,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     source = env.loader.get_source(env, template)[0]
     ctx["fig_no"] = figure_numbers(source, set(ctx["fig"]), ctx["cm_figures"], bool(ctx["literature_chart"]))
     ctx["screen"] = screen_steps(ctx["ablation"])
+    ctx["lever_screen"] = lever_screen(ctx["lever_rows"])
     html = number_tables(env.get_template(template).render(**ctx))
     return html, ctx
 

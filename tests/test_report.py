@@ -1011,7 +1011,7 @@ def test_the_released_nets_lever_screen_is_an_appendix_table_read_from_its_csv(d
 
     html = render_html(demo_run, ReportMeta(levers_csv=str(ROOT / "results" / "levers_resnet_w16.csv")))[0]
     appendix, main = _flat(html[html.index('id="ek"'):]), _flat(_main_text(html))
-    assert "A.9 Yayımlanan ağda tek değişiklik taraması" in appendix and "A.9" not in main
+    assert "A.9 Yayımlanan ağda tek değişiklik taraması" in appendix and "A.9 Yayımlanan" not in main
     table = pd.read_csv(ROOT / "results" / "levers_resnet_w16.csv").set_index("run")
     noerase = table.loc["resnet_w16_noerase_e60_s42_cpu"]
     diff = f"{100 * noerase['val_accuracy_vs_base']:+.2f} puan".replace(".", ",").replace("-", "−")
@@ -1022,9 +1022,27 @@ def test_the_released_nets_lever_screen_is_an_appendix_table_read_from_its_csv(d
     assert not re.search(r"\b(erasing|distill_from|epochs|width|stem_stride)=", appendix)
 
 
+def test_the_discussion_reads_the_lever_screen_by_its_rule(demo_run):
+    from fer_helpers.report import ReportMeta, lever_screen, render_html
+
+    path = ROOT / "results" / "levers_resnet_w16.csv"
+    rows = pd.read_csv(path).to_dict("records")
+    screen = lever_screen(rows)
+    assert len(screen["rows"]) == len(rows) - 1 and screen["max_flops_ratio"] <= 1.0 + 1e-9
+    # Self-distillation rose on validation (+0.09 pt) but by less than the rule's 0.30 pt.
+    assert screen["passed"] == [] and any(0 < r["d_accuracy"] < 0.003 for r in screen["rows"])
+    main = _flat(_main_text(render_html(demo_run, ReportMeta(levers_csv=str(path)))[0]))
+    assert "Yayımlanan ağın çevresi" in main and "Ek A.9" in main and "Hiçbiri önceden yazılan ölçütü" in main
+    assert "çözünürlük verip genişlik almak" in main
+    # A row that meets the rule is named as passing, not as a change of the released model.
+    rows[1] = {**rows[1], "val_accuracy_vs_base": 0.005, "val_macro_f1_vs_base": 0.001}
+    assert lever_screen(rows)["passed"] == [rows[1]["lever_tr"]] and lever_screen(rows[:1]) is None
+
+
 def test_setting_changes_read_in_words():
     from fer_helpers.report import describe_changes
 
-    assert describe_changes("epochs=30; imbalance=none") == "30 epok, dengeleme yok"
+    assert describe_changes("epochs=30; imbalance=none; oversample_fraction=0.5") == "30 epok, dengeleme yok"
+    assert describe_changes("oversample_fraction=0.3") == "çoğaltma payı %30"
     assert describe_changes("stem_stride=2; width=32") == "ilk evrişim adımı 2 (ilk aşama 24×24), genişlik 32"
     assert describe_changes("") == "" and describe_changes(None) == ""
