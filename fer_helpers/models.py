@@ -178,7 +178,7 @@ def build_resnet(n_classes: int = len(CLASSES), augmentation: str = "wide", seed
     """
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
         raise ValueError(f"width must be a positive integer, got {width!r}")
-    check_stem_stride(stem_stride)
+    check_stem_stride("resnet", stem_stride)
     if len(blocks) != 4 or min(blocks) < 1:
         raise ValueError(f"need 4 stage block counts ≥ 1, got {blocks}")
     if l2 < 0:
@@ -229,8 +229,12 @@ def check_width(name: str, width) -> None:
         raise ValueError(f"unknown resnet width {width!r}; choose one of {RESNET_WIDTHS}")
 
 
-def check_stem_stride(stem_stride) -> None:
-    """Raise ValueError unless ``stem_stride`` is one of ``RESNET_STEM_STRIDES``."""
+def check_stem_stride(name: str, stem_stride) -> None:
+    """Raise ValueError unless ``stem_stride`` is None or one of ``RESNET_STEM_STRIDES`` for ``"resnet"``."""
+    if stem_stride is None:
+        return
+    if name != "resnet":
+        raise ValueError(f"stem_stride applies to model 'resnet' only, not {name!r}")
     if isinstance(stem_stride, bool) or stem_stride not in RESNET_STEM_STRIDES:
         raise ValueError(f"stem_stride must be one of {RESNET_STEM_STRIDES}, got {stem_stride!r}")
 
@@ -251,8 +255,7 @@ def build_model(name: str = "baseline", n_classes: int = len(CLASSES), augmentat
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     check_width(name, width)
-    if stem_stride is not None and name != "resnet":
-        raise ValueError(f"stem_stride applies to model 'resnet' only, not {name!r}")
+    check_stem_stride(name, stem_stride)
     augmentation = augmentation or default_augmentation(name)
     if name == "resnet":
         width = RESNET_DEFAULT_WIDTH if width is None else width

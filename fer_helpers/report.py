@@ -456,7 +456,7 @@ SETTING_WORDS = {
     "targets": lambda v: {"soft": "oy dağılımı hedefleri", "onehot": "tek etiket"}.get(v, str(v)),
     "optimizer": lambda v: {"adamw": "AdamW", "adam": "Adam", "sgd": "Nesterov SGD"}.get(v, str(v)),
     "width": lambda v: f"genişlik {v}",
-    "stem_stride": lambda v: "ilk evrişim adımı 2 (ilk aşama 24×24)" if str(v) == "2" else "ilk evrişim adımı 1 (ilk aşama 48×48)",
+    "stem_stride": lambda v: f"ilk evrişim adımı {v} (ilk aşama {48 // int(v)}×{48 // int(v)})",
     "label_mode": lambda v: {"distribution": "oy dağılımı etiketleri", "plurality": "çoğulluk etiketleri",
                              "majority": "çoğunluk etiketleri"}.get(v, str(v)),
     "schedule": lambda v: {"cosine": "kosinüs öğrenme oranı", "plateau": "durağanlıkta düşen öğrenme oranı",
@@ -607,9 +607,9 @@ def lever_screen(lever_rows, min_gain: float = 0.003) -> dict | None:
     base_flops = float(lever_rows[0]["training_flops"])
     out = [{"label": r["lever_tr"], "d_accuracy": float(r["val_accuracy_vs_base"]),
             "d_macro_f1": float(r["val_macro_f1_vs_base"]), "flops_ratio": float(r["training_flops"]) / base_flops,
-            "passed": float(r["val_accuracy_vs_base"]) >= min_gain and float(r["val_macro_f1_vs_base"]) >= 0,
-            "trades_resolution": "stem_stride=" in str(r.get("differs_from_base"))}
-           for r in rows]
+            "trades_resolution": "stem_stride=" in str(r.get("differs_from_base"))} for r in rows]
+    for r in out:
+        r["passed"] = r["d_accuracy"] >= min_gain and r["d_macro_f1"] >= 0
     return {"rows": out, "passed": [r["label"] for r in out if r["passed"]], "min_gain": min_gain,
             "max_flops_ratio": max(r["flops_ratio"] for r in out)}
 

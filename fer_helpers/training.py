@@ -164,15 +164,9 @@ class TrainConfig:
             bad(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
         try:
             check_width(self.model_name, self.width)
+            check_stem_stride(self.model_name, self.stem_stride)
         except ValueError as exc:
             bad(str(exc))
-        if self.stem_stride is not None:
-            if self.model_name != "resnet":
-                bad(f"stem_stride applies to model 'resnet' only, not {self.model_name!r}")
-            try:
-                check_stem_stride(self.stem_stride)
-            except ValueError as exc:
-                bad(str(exc))
         if self.erasing is not None and (self.model_name == "baseline" or not 0 <= self.erasing <= 1):
             bad(f"erasing is a probability in [0, 1] for the VGGs and 'resnet', got {self.erasing!r} "
                 f"for {self.model_name!r}")
