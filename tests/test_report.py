@@ -326,6 +326,26 @@ def test_a_residual_final_configuration_beside_the_vgg_study(demo_run):
     assert '<td class="wrap">son yapılandırma (ResNet-18, genişlik 16)</td>' in main
     # Without a residual net anywhere, the method chapter does not describe one.
     assert "ResNet-18</b> (He vd., 2016)" not in _flat(_main_text(render_html(demo_run, ReportMeta())[0]))
+    # A few compared configurations are each named in the discussion with their difference.
+    assert "son yapılandırmadan ayrılan yapılandırmaların çalışma protokolündeki farkları: VGG-Orta" in main
+
+
+@pytest.mark.slow
+def test_many_compared_configurations_are_summarised_by_their_range(demo_run):
+    """The report's eight compared configurations read as a range and its two ends, not a list of eight."""
+    from fer_helpers.report import ReportMeta, render_html
+
+    results = ROOT / "results"
+    names = ("", "_study_e50", "_study_e30", "_study_e20", "_os30_e30", "_strong_aug", "_strong_aug_mid", "_wd05_mid")
+    meta = ReportMeta(seeds_summary=str(results / "seeds_summary_resnet_w16.json"),
+                      seeds_compare=tuple(str(results / f"seeds_summary{s}.json") for s in names))
+    html, ctx = render_html(demo_run, meta)
+    main = _flat(_main_text(html))
+    final = ctx["seed_groups"][0]["summary"]["protocols"]["P-seed"]["accuracy"]["mean"]
+    diffs = sorted(g["summary"]["protocols"]["P-seed"]["accuracy"]["mean"] - final for g in ctx["seed_groups"][1:])
+    span = [f"{100 * d:+.2f} puan".replace(".", ",").replace("-", "−") for d in (diffs[0], diffs[-1])]
+    assert f"8 yapılandırmanın çalışma protokolündeki farkı {span[0]} ile {span[1]} arasındadır" in main
+    assert "farkları:" not in main and "Hiçbiri son yapılandırmayı testte geçmez" in main
 
 
 @pytest.mark.slow
