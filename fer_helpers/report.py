@@ -1098,8 +1098,9 @@ def _boxes(box):
 
 
 def layout_problems(document) -> list[str]:
-    """Tables and images wider than the text block, read from a rendered WeasyPrint document:
-    one sentence per offender with its page and how far it sticks out (empty: everything fits)."""
+    """Layout faults read from a rendered WeasyPrint document, one sentence per offender with its
+    page (empty: none): a table or image wider than the text block (and by how much), a table
+    caption left on a page without its table, and a heading as the last line of a page."""
     from weasyprint.formatting_structure import boxes
 
     problems = []
@@ -1107,6 +1108,17 @@ def layout_problems(document) -> list[str]:
         page_box = page._page_box
         left = page_box.content_box_x()
         right = left + page_box.width
+        # WeasyPrint wraps a table and its caption in one box and may split that wrapper
+        # between the two: the caption then ends one page and the table starts the next.
+        for box in _boxes(page_box):
+            if getattr(box, "is_table_wrapper", False) and any(isinstance(c, boxes.TableCaptionBox) for c in box.children) \
+                    and not any(isinstance(c, boxes.TableBox) for c in box.children):
+                problems.append(f"page {number}: a table caption is separated from its table")
+        lines = [b for b in _boxes(page_box) if isinstance(b, boxes.LineBox)]
+        last = max(lines, key=lambda b: b.position_y + b.height, default=None)
+        if number < len(document.pages) and last is not None and last.element is not None \
+                and last.element.tag in ("h1", "h2", "h3", "h4"):
+            problems.append(f"page {number}: a heading ends the page, apart from its text")
         for box in _boxes(page_box):
             if not isinstance(box, (boxes.TableBox, boxes.ReplacedBox)):
                 continue

@@ -975,6 +975,33 @@ def test_layout_check_catches_a_table_wider_than_the_page():
     assert layout_problems(weasyprint.HTML(string="<html><body><table><tr><td>1</td></tr></table></body></html>").render()) == []
 
 
+def test_layout_check_catches_a_caption_or_heading_left_at_the_foot_of_a_page():
+    """A caption that ends a page while its table starts the next (a long caption before a
+    long table split between rows): flagged without the report's caption rule, kept with it."""
+    from importlib.resources import files
+
+    import weasyprint
+
+    from fer_helpers.report import layout_problems
+
+    css = files("fer_helpers").joinpath("templates/report.css").read_text(encoding="utf-8")
+    table = ("<h3>Tablo</h3><table class='small'><caption>" + "uzun bir tablo başlığı " * 25 + "</caption>"
+             "<thead><tr><th>a</th><th>b</th></tr></thead>" + "<tr><td>1</td><td>2</td></tr>" * 30 + "</table>")
+    found = {}
+    for rule in ("", css):
+        found[rule] = set()
+        for lines in range(30, 60):
+            html = f"<html><style>{rule}</style><body>" + "<p>satır</p>" * lines + table + "<p>son</p></body></html>"
+            found[rule].update(p.split(": ", 1)[1] for p in layout_problems(weasyprint.HTML(string=html).render()))
+    assert "a table caption is separated from its table" in found[""]
+    assert found[css] == set()
+    # A heading told it may end a page, before a table that cannot follow it there.
+    heading = ("<html><style>@page { size: A6 }</style><body>" + "<p>satır</p>" * lines + "<h2 style='break-after: auto'>"
+               "Başlık</h2><table style='break-inside: avoid'>" + "<tr><td>1</td></tr>" * 12 + "</table></body></html>"
+               for lines in range(4, 16))
+    assert any("a heading ends the page" in p for html in heading for p in layout_problems(weasyprint.HTML(string=html).render()))
+
+
 def test_slide_text_is_at_least_18_points():
     from importlib.resources import files
 
@@ -1066,3 +1093,19 @@ def test_setting_changes_read_in_words():
     assert describe_changes("oversample_fraction=0.3") == "çoğaltma payı %30"
     assert describe_changes("stem_stride=2; width=32") == "ilk evrişim adımı 2 (ilk aşama 24×24), genişlik 32"
     assert describe_changes("") == "" and describe_changes(None) == ""
+
+
+@pytest.mark.slow
+def test_the_error_chapter_introduces_its_table_with_the_pairs_it_shows(demo_run):
+    """The confused-pairs table is read before it is shown: the most frequent pair, its reverse
+    when listed, and the pair that takes the largest share of its true class."""
+    from fer_helpers.report import ReportMeta, render_html
+
+    html, ctx = render_html(demo_run, ReportMeta())
+    chapter = _flat(html[html.index('id="hata"'):html.index('id="tbl-confused"')])
+    pairs = ctx["errors"]["top_confused_pairs"]
+    top = pairs[0]
+    assert f"en sık karıştırılan {len(pairs)} sınıf çiftini verir" in chapter
+    assert f"({int(top['count'])} görüntü;" in chapter
+    assert ("ters yönde de" in chapter) == any(p["true"] == top["predicted"] and p["predicted"] == top["true"] for p in pairs)
+    assert "{{tbl:" not in html
