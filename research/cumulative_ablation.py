@@ -5,7 +5,7 @@
 
 Reads the reports ``research.device_runs`` writes for ``research/plans/ablation_cumulative.json``
 (the plan travels inside each report; several leases' reports are merged). A row is the plan's
-``ladder`` step: its lever in English and Turkish, its seeds, and the mean ± sample standard
+``ladder`` step: its lever in English and Turkish, its epochs, its seeds, and the mean ± sample standard
 deviation over them of validation accuracy, macro-F1 and the two rarest classes' recall (without
 flip TTA), plus the change in mean accuracy and macro-F1 from the row above. A row is written
 only when every seed of it finished; an unfinished one says which seeds are missing, so the
@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.device_runs import base_params
+
 ROOT = Path(__file__).resolve().parents[1]
 RARE = ("Contempt", "Disgust")
-COLUMNS = ["step", "group", "lever", "lever_tr", "seeds", "n_seeds", "missing_seeds",
+COLUMNS = ["step", "group", "lever", "lever_tr", "epochs", "seeds", "n_seeds", "missing_seeds",
            "val_accuracy_mean", "val_accuracy_std", "val_macro_f1_mean", "val_macro_f1_std",
            *(f"val_recall_{c}_mean" for c in RARE), "delta_accuracy", "delta_macro_f1"]
 
@@ -51,7 +53,9 @@ def ladder_rows(plan: dict, done: dict) -> list[dict]:
     for step, entry in enumerate(plan["ladder"], start=1):
         members = plan["groups"][entry["group"]]
         finished = [done[m] for m in members if m in done]
+        epochs = {base_params(plan, r).get("epochs") for r in plan["runs"] if r["name"] in members}
         row = {"step": step, "group": entry["group"], "lever": entry["lever"], "lever_tr": entry["lever_tr"],
+               "epochs": epochs.pop() if len(epochs) == 1 else None,
                "seeds": " ".join(str(s["seed"]) for s in finished), "n_seeds": len(finished),
                "missing_seeds": " ".join(m for m in members if m not in done)}
         if len(finished) == len(members):

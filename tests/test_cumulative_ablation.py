@@ -12,6 +12,8 @@ from conftest import ROOT, load_research
 from research.device_runs import base_params, read_plan
 
 PLAN = ROOT / "research" / "plans" / "ablation_cumulative.json"
+#: The same ladder around the released width-16 net, short enough for a CPU (several sessions).
+PLAN_W16 = ROOT / "research" / "plans" / "ablation_cumulative_w16.json"
 
 
 @pytest.fixture(scope="module")
@@ -19,15 +21,16 @@ def ca():
     return load_research("cumulative_ablation")
 
 
-def test_the_plan_adds_one_lever_per_row_over_the_same_seeds_and_epochs():
-    plan = read_plan(PLAN)
+@pytest.mark.parametrize("path, epochs", [(PLAN, 40), (PLAN_W16, 20)])
+def test_the_plan_adds_one_lever_per_row_over_the_same_seeds_and_epochs(path, epochs):
+    plan = read_plan(path)
     previous = None
     for step in plan["ladder"]:
         params = [base_params(plan, r) for r in plan["runs"] if r["name"] in plan["groups"][step["group"]]]
         assert sorted(p["seed"] for p in params) == [42, 43, 44]
         settings = {k: v for k, v in params[0].items() if k != "seed"}
         assert all({k: v for k, v in p.items() if k != "seed"} == settings for p in params)
-        assert settings["epochs"] == 40 and settings["patience"] == 0
+        assert settings["epochs"] == epochs and settings["patience"] == 0
         if previous is not None:
             changed = {k for k in settings if settings[k] != previous.get(k)}
             assert changed and set(previous) <= set(settings)          # something added, nothing dropped
@@ -35,6 +38,20 @@ def test_the_plan_adds_one_lever_per_row_over_the_same_seeds_and_epochs():
     first, last = (base_params(plan, plan["runs"][i]) for i in (0, -1))
     assert (first["model_name"], first["targets"], first["optimizer"]) == ("baseline", "onehot", "adam")
     assert (last["model_name"], last["optimizer"], last["erasing"]) == ("resnet", "sgd", 0.5)
+
+
+def test_the_cpu_ladder_ends_at_the_released_recipe():
+    """Its last row is the released width-16 run's recipe, seeds and all, at 20 of its 60 epochs;
+    its first row is the GPU ladder's (the starting study's CNN and recipe)."""
+    plan, gpu = read_plan(PLAN_W16), read_plan(PLAN)
+    released = json.loads((ROOT / "results" / "runs" / "resnet_w16_e60_s42_cpu" / "training.json").read_text())["params"]
+    last = base_params(plan, next(r for r in plan["runs"] if r["name"] == "c7_oversample_s42"))
+    assert {k: released[k] for k in last if k != "epochs" and k in released} == \
+        {k: v for k, v in last.items() if k != "epochs" and k in released}
+    assert last["epochs"] == 20 and released["epochs"] == 60
+    assert base_params(plan, plan["runs"][0]) == {**base_params(gpu, gpu["runs"][0]), "epochs": 20}
+    # Seed 42 climbs the whole ladder before seed 43 starts, so a session's runs fill whole seeds.
+    assert [r["params"]["seed"] for r in plan["runs"]] == [42] * 7 + [43] * 7 + [44] * 7
 
 
 def _summary(seed, acc, f1, contempt=0.3, disgust=0.4):
@@ -65,6 +82,7 @@ def test_rows_average_every_seed_and_an_unfinished_row_names_its_missing_seeds(c
     assert rows[2]["missing_seeds"] == "c3_resnet_s43 c3_resnet_s44" and "val_accuracy_mean" not in rows[2]
     table = pd.read_csv(out)
     assert list(table["step"]) == [1, 2, 3, 4, 5, 6] and table.loc[1, "val_recall_Disgust_mean"] == pytest.approx(0.4)
+    assert set(table["epochs"]) == {40}
 
 
 def test_a_report_of_another_plan_is_refused(ca, tmp_path):
@@ -85,6 +103,7 @@ def test_the_report_shows_the_table_in_its_main_text(ca, demo_run, tmp_path):
     assert "Birikimli ablasyon" in main_text and "+ oy dağılımı hedefleri (on işaretleyicinin oyları)" in main_text
     assert "%81,00 ± 1,00" in main_text and "+2,00 puan" in main_text and "+0,040" in main_text
     assert "eksik tohumlar: c3_resnet_s43 c3_resnet_s44" in main_text
+    assert "aynı epok sayısıyla (40 epok" in main_text
     from test_report import find_banned  # the terminology list holds for the plan's wording too
 
     assert find_banned(main_text, main_end=len(main_text)) == []
