@@ -30,17 +30,19 @@ COLUMNS = ["step", "group", "lever", "lever_tr", "epochs", "seeds", "n_seeds", "
 
 
 def merge_reports(paths) -> tuple[dict, dict]:
-    """The plan (from the first report) and every finished run's validation summary across reports."""
-    plan, done = None, {}
+    """The plan and every finished run's validation summary across reports. A report of a run
+    selection (``--only``) holds only its own runs, so the plan's runs are the union of all."""
+    plan, runs, done = None, {}, {}
     for path in paths:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
         if "ladder" not in report.get("plan", {}):
             raise ValueError(f"{path}: not a cumulative-ablation report (its plan has no 'ladder')")
         plan = plan or report["plan"]
+        runs.update({r["name"]: r for r in report["plan"].get("runs", [])})
         done.update(report.get("done", {}))
     if plan is None:
         raise ValueError("give at least one device_report.json")
-    return plan, done
+    return {**plan, "runs": list(runs.values())}, done
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:

@@ -85,6 +85,25 @@ def test_rows_average_every_seed_and_an_unfinished_row_names_its_missing_seeds(c
     assert set(table["epochs"]) == {40}
 
 
+def test_sessions_that_each_ran_part_of_the_ladder_merge_into_one_table(ca, tmp_path):
+    """A CPU session's report (``--only``) holds only its own runs in its plan: merged, every row
+    knows its epochs, and rows finish as their seeds arrive from later sessions."""
+    plan = json.loads(PLAN_W16.read_text())
+    names = [r["name"] for r in plan["runs"]]
+    sessions = [names[:3], names[3:14], names[14:]]
+    paths = []
+    for i, part in enumerate(sessions):
+        only = {**plan, "runs": [r for r in plan["runs"] if r["name"] in part]}
+        done = {n: _summary(int(n[-2:]), 0.70 + 0.001 * names.index(n), 0.5) for n in part}
+        path = tmp_path / f"device_report_{i}.json"
+        path.write_text(json.dumps({"plan": only, "done": done, "failed": {}}))
+        paths.append(path)
+    first = ca.ladder_rows(*ca.merge_reports(paths[:1]))
+    assert [r["n_seeds"] for r in first] == [1, 1, 1, 0, 0, 0, 0] and first[3]["epochs"] is None
+    rows = ca.ladder_rows(*ca.merge_reports(paths))
+    assert [r["epochs"] for r in rows] == [20] * 7 and all(r["n_seeds"] == 3 and not r["missing_seeds"] for r in rows)
+
+
 def test_a_report_of_another_plan_is_refused(ca, tmp_path):
     path = tmp_path / "other.json"
     path.write_text(json.dumps({"plan": {"runs": []}, "done": {}}))
