@@ -368,7 +368,8 @@ def entropy_error_plot(result: dict):
     ax.set_xlabel("Oy entropisi aralığı (bit)")
     ax.set_ylabel("Hata oranı")
     auc = result.get("auc_entropy_predicts_error")
-    ax.set_title("Hata oranı ve işaretleyici uyuşmazlığı" + (f" (AUC = {auc:.2f})" if auc is not None else ""))
+    # Three decimals, as the report and slides write the same AUC (one value per quantity).
+    ax.set_title("Hata oranı ve işaretleyici uyuşmazlığı" + (f" (AUC = {auc:.3f})" if auc is not None else ""))
     ax.tick_params(axis="x", rotation=20)
     return fig
 

@@ -962,6 +962,16 @@ def test_no_table_or_image_is_wider_than_its_page_and_slides_are_neither_overful
     fill = slide_fill(slides)
     assert all(share <= 1.0 for share in fill), fill
     assert all(share >= 0.5 for share in fill), fill
+    # A chart beside text still takes most of the slide's width (readable from the back row).
+    from weasyprint.formatting_structure import boxes
+
+    from fer_helpers.report import _boxes
+
+    for page in slides.pages:
+        width = page._page_box.width
+        for img in (b for b in _boxes(page._page_box) if isinstance(b, boxes.ReplacedBox)):
+            share = img.border_width() / width
+            assert share >= 0.45 or img.border_height() / page._page_box.height >= 0.6, share
 
 
 def test_layout_check_catches_a_table_wider_than_the_page():
