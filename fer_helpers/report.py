@@ -614,6 +614,20 @@ def lever_screen(lever_rows, min_gain: float = 0.003) -> dict | None:
             "max_flops_ratio": max(r["flops_ratio"] for r in out)}
 
 
+def fit_gap(history, margin: float = 0.01, overfit: float = 0.05) -> dict | None:
+    """How the training curve ends, read from a run's history (``history.json``): the last
+    epoch's training accuracy (on augmented batches, dropout on) against the best validation
+    accuracy, and what the gap says. ``kind`` is "overfit" when training leads by more than
+    ``overfit``, "underfit" when it does not lead by more than ``margin`` (the augmentation
+    keeps the net from memorising), "mild" between. None without a history."""
+    if not history or not history.get("accuracy") or not history.get("val_accuracy"):
+        return None
+    train, val = float(history["accuracy"][-1]), max(float(v) for v in history["val_accuracy"])
+    gap = train - val
+    kind = "overfit" if gap > overfit else "underfit" if gap <= margin else "mild"
+    return {"train_accuracy": train, "val_accuracy": val, "gap": gap, "kind": kind}
+
+
 def screen_steps(ablation_rows) -> list[dict]:
     """The short one-lever screen (ablation rows whose run names start with "abl_", each adding
     settings to the row before): what each step added, in words, and how the study protocol's
@@ -1086,6 +1100,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["fig_no"] = figure_numbers(source, set(ctx["fig"]), ctx["cm_figures"], bool(ctx["literature_chart"]))
     ctx["screen"] = screen_steps(ctx["ablation"])
     ctx["lever_screen"] = lever_screen(ctx["lever_rows"])
+    ctx["fit"] = fit_gap(ctx.get("history"))
     html = number_tables(env.get_template(template).render(**ctx))
     return html, ctx
 

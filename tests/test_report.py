@@ -1119,3 +1119,26 @@ def test_the_error_chapter_introduces_its_table_with_the_pairs_it_shows(demo_run
     assert f"({int(top['count'])} görüntü;" in chapter
     assert ("ters yönde de" in chapter) == any(p["true"] == top["predicted"] and p["predicted"] == top["true"] for p in pairs)
     assert "{{tbl:" not in html
+
+
+def test_the_training_curve_is_read_as_over_or_underfitting():
+    from fer_helpers.report import fit_gap
+
+    over = fit_gap({"accuracy": [0.5, 0.95], "val_accuracy": [0.6, 0.80, 0.78]})
+    assert over["kind"] == "overfit" and over["gap"] == pytest.approx(0.15) and over["val_accuracy"] == 0.80
+    # Augmented training batches behind validation: the net does not memorise.
+    assert fit_gap({"accuracy": [0.827], "val_accuracy": [0.832]})["kind"] == "underfit"
+    assert fit_gap({"accuracy": [0.85], "val_accuracy": [0.82]})["kind"] == "mild"
+    assert fit_gap(None) is None and fit_gap({"accuracy": [], "val_accuracy": []}) is None
+
+
+@pytest.mark.slow
+def test_the_method_chapter_interprets_the_training_curve(demo_run):
+    from fer_helpers.report import ReportMeta, render_html
+
+    html, ctx = render_html(demo_run, ReportMeta())
+    fit = ctx["fit"]
+    main = _flat(_main_text(html))
+    assert f"Son epokta eğitim doğruluğu {100 * fit['train_accuracy']:.2f}".replace(".", ",").replace("doğruluğu ", "doğruluğu %") in main
+    words = {"overfit": "ezberlemeye başlamıştır", "underfit": "aşırı öğrenmemiştir", "mild": "ölçülü bir açıklık"}
+    assert words[fit["kind"]] in main
