@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score, roc_auc_score
 
-from .labels import DISPLAY_NAMES, leave_one_out_votes
+from .labels import CLASSES, DISPLAY_NAMES, leave_one_out_votes, vote_distribution
 
 
 def top_confused_pairs(y_true: np.ndarray, y_pred: np.ndarray, classes, top: int = 10) -> list[dict]:
@@ -107,6 +107,17 @@ def support_vs_recall(per_class: list[dict], train_counts: dict[str, int]) -> di
             "spearman_rho": float(res.statistic), "spearman_p": float(res.pvalue)}
 
 
+def votes_for_predicted(distribution: np.ndarray, y_pred: np.ndarray, classes) -> dict:
+    """How far the annotators back the model's wrong answers: for each error, the share of its
+    emotion votes given to the predicted class (``distribution``: N×8 vote shares in ``CLASSES``
+    order; ``classes``: the run's class names, ``y_pred`` indexing them). Returns the per-error
+    shares, how many errors got at least one vote for the predicted class, and their mean."""
+    columns = np.array([CLASSES.index(classes[k]) for k in y_pred], dtype=np.int64)
+    shares = distribution[np.arange(len(columns)), columns].astype(float)
+    return {"shares": shares.tolist(), "n": int(len(shares)), "with_votes": int((shares > 0).sum()),
+            "mean_share": float(shares.mean()) if len(shares) else 0.0}
+
+
 def analyze_run(run_dir, top_pairs: int = 10, top_errors: int = 24) -> dict:
     """Error analysis of a run's primary protocol; writes ``results/error_analysis.json``.
 
@@ -149,6 +160,12 @@ def analyze_run(run_dir, top_pairs: int = 10, top_errors: int = 24) -> dict:
     result["most_confident_errors"] = [
         {"name": str(pred_set["names"][i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],
          "confidence": float(probs[i, y_pred[i]])} for i in worst]
+    if data.votes is not None and len(worst):
+        # Is the model's most confident "error" one that some annotators also saw?
+        backed = votes_for_predicted(vote_distribution(data.votes[idx[worst]]), y_pred[worst], classes)
+        for error, share in zip(result["most_confident_errors"], backed.pop("shares")):
+            error["votes_for_predicted"] = share
+        result["confident_error_votes"] = backed
     write_json(Path(paths["results"]) / "error_analysis.json", result)
     return {**result, "worst_images": data.images[idx[worst]], "worst_true": y_true[worst],
             "worst_pred": y_pred[worst], "worst_probs": probs[worst], "classes": classes}

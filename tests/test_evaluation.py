@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from fer_helpers.errors import annotator_baseline, annotator_table, errors_vs_entropy, support_vs_recall, top_confused_pairs
+from fer_helpers.errors import (
+    annotator_baseline,
+    annotator_table,
+    errors_vs_entropy,
+    support_vs_recall,
+    top_confused_pairs,
+    votes_for_predicted,
+)
 from fer_helpers.evaluation import bootstrap_ci, classification_metrics, expected_calibration_error, mcnemar_test
 from fer_helpers.gradcam import gradcam_heatmaps, mass_in_region, sanity_check
 
@@ -231,3 +238,17 @@ def test_temperature_scaling_keeps_every_decision_and_recovers_a_known_overconfi
     scaled = temperature_scale(over, fit["temperature"])
     assert negative_log_likelihood(labels, scaled) == pytest.approx(fit["val_nll_after"])
     assert expected_calibration_error(labels, scaled)["ece"] < 0.03
+
+
+def test_votes_for_the_predicted_class_of_an_error_come_from_its_vote_distribution():
+    from fer_helpers.labels import CLASSES
+
+    # Two errors: the first predicted Happiness (30% of its votes), the second Fear (no votes).
+    dist = np.zeros((2, 8))
+    dist[0, CLASSES.index("Happiness")], dist[0, CLASSES.index("Neutral")] = 0.3, 0.7
+    dist[1, CLASSES.index("Sadness")] = 1.0
+    classes = ["Fear", "Happiness", "Neutral"]          # a run's own class order, indexed by y_pred
+    out = votes_for_predicted(dist, np.array([1, 0]), classes)
+    assert out["shares"] == pytest.approx([0.3, 0.0]) and out["n"] == 2 and out["with_votes"] == 1
+    assert out["mean_share"] == pytest.approx(0.15)
+    assert votes_for_predicted(np.zeros((0, 8)), np.array([], dtype=int), classes)["n"] == 0

@@ -1119,6 +1119,12 @@ def test_the_error_chapter_introduces_its_table_with_the_pairs_it_shows(demo_run
     assert f"({int(top['count'])} görüntü;" in chapter
     assert ("ters yönde de" in chapter) == any(p["true"] == top["predicted"] and p["predicted"] == top["true"] for p in pairs)
     assert "{{tbl:" not in html
+    # The most confident errors are read against the annotators' votes for the predicted class.
+    cv = ctx["errors"]["confident_error_votes"]
+    errors = ctx["errors"]["most_confident_errors"]
+    assert cv["n"] == len(errors) and cv["with_votes"] == sum(e["votes_for_predicted"] > 0 for e in errors)
+    main = _flat(_main_text(html))
+    assert f"modelin en emin olduğu {cv['n']} hatayı gösterir" in main and f"hataların {cv['with_votes']} tanesinde" in main
 
 
 def test_the_training_curve_is_read_as_over_or_underfitting():
