@@ -19,14 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
 #: The base run first; every other row is compared with it (same seed, same validation share).
 BASE = "resnet_w16_e60_s42_cpu"
-#: Each lever run: its lever in English (the CSV's) and in Turkish (the report's appendix).
+#: Each lever run: its lever in English (the CSV's) and in Turkish (the report's appendix), and the
+#: screen rule written before it ran (docs/decision_rules/; empty for runs that predate the rules).
 LEVERS = {"resnet_w16_e30_s42_cpu": ("epochs (30; also without rare-class oversampling)",
-                                     "epok sayısı (30; nadir sınıf çoğaltması da yok)"),
-          "resnet_w16_noerase_e60_s42_cpu": ("random erasing", "rastgele silme yok"),
+                                     "epok sayısı (30; nadir sınıf çoğaltması da yok)", ""),
+          "resnet_w16_noerase_e60_s42_cpu": ("random erasing", "rastgele silme yok", "w16_noerase.txt"),
           "resnet_w16_sd_e60_s42_cpu": ("distillation (teacher: the base run itself)",
-                                        "damıtma (öğretmen: temel çalışmanın kendisi)"),
+                                        "damıtma (öğretmen: temel çalışmanın kendisi)", ""),
           "resnet_w32stem2_e60_s42_cpu": ("architecture and width at the same FLOPs (stride-2 stem, width 32)",
-                                          "mimari ve genişlik, aynı hesapla (iki adımlı giriş evrişimi, genişlik 32)")}
+                                          "mimari ve genişlik, aynı hesapla (iki adımlı giriş evrişimi, genişlik 32)",
+                                          "w32_stem2.txt")}
 
 
 def settings(run: Path) -> tuple[dict, str]:
@@ -35,7 +37,7 @@ def settings(run: Path) -> tuple[dict, str]:
             read_json(run_file(run, "data.json"), "data settings")["label_mode"])
 
 
-def lever_row(run: Path, base: tuple[dict, str] | None, lever: tuple[str, str]) -> dict:
+def lever_row(run: Path, base: tuple[dict, str] | None, lever: tuple[str, str, str]) -> dict:
     """One run's row: its settings against the base run's (``base``: its ``settings``; None for
     the base row), validation (plain and flip-TTA), the held-out protocols' accuracy and
     macro-F1, and its training FLOPs."""
@@ -50,7 +52,8 @@ def lever_row(run: Path, base: tuple[dict, str] | None, lever: tuple[str, str]) 
         # A path (the teacher's file) by its file name: the folder was the training machine's.
         differs = "; ".join(f"{k}={Path(v).name}" if "/" in v else f"{k}={v}"
                             for k, v in (pair.split("=", 1) for pair in differs.split("; ")))
-    out = {"run": run.name, "lever": lever[0], "lever_tr": lever[1], "differs_from_base": differs, "seed": training["params"]["seed"],
+    out = {"run": run.name, "lever": lever[0], "lever_tr": lever[1], "rule": lever[2], "differs_from_base": differs,
+           "seed": training["params"]["seed"],
            "epochs": training["epochs_run"], "training_flops": training["compute"]["training_flops"],
            "val_accuracy": round(val["plain"]["accuracy"], 4), "val_macro_f1": round(val["plain"]["macro_f1"], 4),
            "val_tta_accuracy": round(val["tta"]["accuracy"], 4)}
@@ -64,7 +67,7 @@ def lever_row(run: Path, base: tuple[dict, str] | None, lever: tuple[str, str]) 
 def lever_table(runs_dir: Path = RUNS, base: str = BASE, levers: dict = LEVERS) -> pd.DataFrame:
     """The base row, then one row per lever run, with each run's validation difference from the base."""
     base_settings = settings(runs_dir / base)
-    rows = [lever_row(runs_dir / base, None, ("base", "temel çalışma (yayımlanan model)"))]
+    rows = [lever_row(runs_dir / base, None, ("base", "temel çalışma (yayımlanan model)", ""))]
     rows += [lever_row(runs_dir / name, base_settings, lever) for name, lever in levers.items()]
     table = pd.DataFrame(rows)
     table["val_accuracy_vs_base"] = (table["val_accuracy"] - table.loc[0, "val_accuracy"]).round(4)

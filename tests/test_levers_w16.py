@@ -28,6 +28,9 @@ def test_each_lever_row_is_its_runs_numbers_against_the_base_run(tmp_path):
         val = json.loads((levers.RUNS / run / "device_summary.json").read_text())["plain"]
         assert row["val_accuracy"] == pytest.approx(val["accuracy"], abs=5e-5)
         assert row["val_accuracy_vs_base"] == pytest.approx(row["val_accuracy"] - table.loc[0, "val_accuracy"], abs=1e-4)
+    # Each row names the rule written before it ran, where there was one, and the file exists.
+    assert noerase["rule"] == "w16_noerase.txt" and stem2["rule"] == "w32_stem2.txt"
+    assert all((ROOT / "docs" / "decision_rules" / r).is_file() for r in table["rule"] if r)
     # The committed CSV is this table.
     committed = pd.read_csv(ROOT / "results" / "levers_resnet_w16.csv")
     assert committed["run"].tolist() == table["run"].tolist()

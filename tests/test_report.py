@@ -1077,6 +1077,8 @@ def test_the_released_nets_lever_screen_is_an_appendix_table_read_from_its_csv(d
     assert "rastgele silme olasılığı 0" in appendix and "öğretmen olasılıklarıyla damıtma" in appendix
     assert "genişlik 32, ilk evrişim adımı 2" in appendix
     assert not re.search(r"\b(erasing|distill_from|epochs|width|stem_stride)=", appendix)
+    # The rules written before the runs are named from the table, one per ruled row.
+    assert all(f"docs/decision_rules/{r}" in appendix for r in table["rule"].dropna())
 
 
 def test_the_discussion_reads_the_lever_screen_by_its_rule(demo_run):
