@@ -466,6 +466,9 @@ SETTING_WORDS = {
     "patience": lambda v: "erken durdurma yok" if str(v) == "0" else f"{v} epok sabırla erken durdurma",
     "erasing": lambda v: f"rastgele silme olasılığı {_short(v)}",
     "distill_from": lambda v: "öğretmen olasılıklarıyla damıtma",
+    "weight_decay_mode": lambda v: {"decoupled": "ayrık ağırlık azalması", "l2": "L2 ağırlık azalması"}.get(v, str(v)),
+    "cosine_alpha": lambda v: f"kosinüs alt sınırı en yüksek oranın {_short(v)} katı",
+    "momentum": lambda v: f"momentum {_short(v)}",
 }
 
 

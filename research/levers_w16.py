@@ -28,7 +28,9 @@ LEVERS = {"resnet_w16_e30_s42_cpu": ("epochs (30; also without rare-class oversa
                                         "damıtma (öğretmen: temel çalışmanın kendisi)", ""),
           "resnet_w32stem2_e60_s42_cpu": ("architecture and width at the same FLOPs (stride-2 stem, width 32)",
                                           "mimari ve genişlik, aynı hesapla (iki adımlı giriş evrişimi, genişlik 32)",
-                                          "w32_stem2.txt")}
+                                          "w32_stem2.txt"),
+          "resnet_w16_adamw_e60_s42_cpu": ("optimizer (AdamW 2e-3, decoupled weight decay 1e-4, cosine to 1%)",
+                                           "iyileştirici (AdamW; ayrık ağırlık azalması)", "w16_adamw.txt")}
 
 
 def settings(run: Path) -> tuple[dict, str]:

@@ -28,6 +28,12 @@ def test_each_lever_row_is_its_runs_numbers_against_the_base_run(tmp_path):
         val = json.loads((levers.RUNS / run / "device_summary.json").read_text())["plain"]
         assert row["val_accuracy"] == pytest.approx(val["accuracy"], abs=5e-5)
         assert row["val_accuracy_vs_base"] == pytest.approx(row["val_accuracy"] - table.loc[0, "val_accuracy"], abs=1e-4)
+    # The optimizer row: AdamW with decoupled decay instead of Nesterov SGD with L2, nothing else.
+    adamw = by_run.loc["resnet_w16_adamw_e60_s42_cpu"]
+    assert "optimizer=adamw" in adamw["differs_from_base"] and "weight_decay_mode=decoupled" in adamw["differs_from_base"]
+    keys = {pair.split("=")[0] for pair in adamw["differs_from_base"].split("; ")}
+    assert keys == {"optimizer", "learning_rate", "weight_decay", "weight_decay_mode", "warmup_epochs", "cosine_alpha"}
+    assert adamw["training_flops"] == by_run.loc[levers.BASE, "training_flops"]
     # Each row names the rule written before it ran, where there was one, and the file exists.
     assert noerase["rule"] == "w16_noerase.txt" and stem2["rule"] == "w32_stem2.txt"
     assert all((ROOT / "docs" / "decision_rules" / r).is_file() for r in table["rule"] if r)

@@ -1105,6 +1105,9 @@ def test_setting_changes_read_in_words():
     assert describe_changes("oversample_fraction=0.3") == "çoğaltma payı %30"
     assert describe_changes("stem_stride=2; width=32") == "ilk evrişim adımı 2 (ilk aşama 24×24), genişlik 32"
     assert describe_changes("") == "" and describe_changes(None) == ""
+    # The optimizer row's settings have words too (no "key = value" left in the appendix).
+    adamw = describe_changes("optimizer=adamw; weight_decay_mode=decoupled; cosine_alpha=0.01; momentum=0.9")
+    assert adamw == "AdamW, ayrık ağırlık azalması, kosinüs alt sınırı en yüksek oranın 0,01 katı, momentum 0,9"
 
 
 @pytest.mark.slow
