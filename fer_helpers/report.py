@@ -631,6 +631,24 @@ def fit_gap(history, margin: float = 0.01, overfit: float = 0.05) -> dict | None
     return {"train_accuracy": train, "val_accuracy": val, "gap": gap, "kind": kind}
 
 
+def ladder_reading(cumulative_rows) -> dict | None:
+    """What the cumulative ablation (``results/ablation_cumulative*.csv``) says, over the steps
+    whose every seed finished: each step's change in mean validation accuracy and macro-F1 from
+    the step above, the step that adds the most accuracy, the steps that lower it, and the
+    change from the first finished step to the last. None until two adjacent steps are complete."""
+    rows = [r for r in cumulative_rows or [] if not r.get("missing_seeds") and r.get("delta_accuracy") not in ("", None)]
+    if not rows:
+        return None
+    steps = [{"label": r["lever_tr"].lstrip("+ ").strip(), "d_accuracy": float(r["delta_accuracy"]),
+              "d_macro_f1": float(r["delta_macro_f1"])} for r in rows]
+    complete = [r for r in cumulative_rows if not r.get("missing_seeds")]
+    return {"steps": steps, "largest": max(steps, key=lambda s: s["d_accuracy"]),
+            "lowering": [s for s in steps if s["d_accuracy"] < 0],
+            "span": float(complete[-1]["val_accuracy_mean"]) - float(complete[0]["val_accuracy_mean"]),
+            "first": complete[0]["lever_tr"], "last": complete[-1]["lever_tr"],
+            "all_complete": len(complete) == len(cumulative_rows)}
+
+
 def screen_steps(ablation_rows) -> list[dict]:
     """The short one-lever screen (ablation rows whose run names start with "abl_", each adding
     settings to the row before): what each step added, in words, and how the study protocol's
@@ -1104,6 +1122,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
     ctx["screen"] = screen_steps(ctx["ablation"])
     ctx["lever_screen"] = lever_screen(ctx["lever_rows"])
     ctx["fit"] = fit_gap(ctx.get("history"))
+    ctx["ladder"] = ladder_reading(ctx["cumulative"])
     html = number_tables(env.get_template(template).render(**ctx))
     return html, ctx
 

@@ -123,6 +123,9 @@ def test_the_report_shows_the_table_in_its_main_text(ca, demo_run, tmp_path):
     assert "%81,00 ± 1,00" in main_text and "+2,00 puan" in main_text and "+0,040" in main_text
     assert "eksik tohumlar: c3_resnet_s43 c3_resnet_s44" in main_text
     assert "aynı epok sayısıyla (40 epok" in main_text
+    # The discussion reads the finished steps: here one step, the vote targets, +2 pt.
+    assert "Adım adım." in main_text and "tüm tohumları bitmiş adımlar" in main_text
+    assert "doğruluğu en çok artıran adım \"oy dağılımı hedefleri (on işaretleyicinin oyları)\" (+2,00 puan" in main_text
     from test_report import find_banned  # the terminology list holds for the plan's wording too
 
     assert find_banned(main_text, main_end=len(main_text)) == []
@@ -140,3 +143,15 @@ def test_until_its_runs_exist_the_main_text_marks_the_table_missing(demo_run, tm
     main_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
     assert "Birikimli ablasyon Bu bölüm eksik:" in main_text and "ablation_cumulative.json" in main_text
     assert any("cumulative ablation" in str(w.message) for w in caught)
+
+
+def test_the_ladder_is_read_over_its_finished_steps_only():
+    from fer_helpers.report import ladder_reading
+
+    row = lambda step, acc, d, missing="": {"lever_tr": f"+ adım {step}", "val_accuracy_mean": acc,  # noqa: E731
+                                            "delta_accuracy": d, "delta_macro_f1": d / 10 if d != "" else "", "missing_seeds": missing}
+    rows = [{**row(1, 0.70, ""), "lever_tr": "başlangıç"}, row(2, 0.75, 0.05), row(3, 0.74, -0.01), row(4, "", "", "c4_s44")]
+    reading = ladder_reading(rows)
+    assert reading["largest"]["label"] == "adım 2" and [s["label"] for s in reading["lowering"]] == ["adım 3"]
+    assert reading["span"] == pytest.approx(0.04) and reading["all_complete"] is False
+    assert ladder_reading(rows[:1]) is None and ladder_reading(None) is None
