@@ -762,6 +762,32 @@ def configurations_chart(groups: list[dict]) -> str | None:
     return _png_uri(fig)
 
 
+def ladder_chart(cumulative_rows) -> str | None:
+    """The cumulative ablation's finished steps as a bar chart (mean validation accuracy over the
+    seeds, ± one standard deviation), in ladder order top to bottom, as a PNG data URI (the slides'
+    ablation); None with fewer than two finished steps."""
+    rows = [r for r in cumulative_rows or [] if not r.get("missing_seeds") and r.get("val_accuracy_mean") not in ("", None)]
+    if len(rows) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # The step's name without its details in parentheses: the table beside it has them.
+    labels = [textwrap.fill(f"{r['step']}. {r['lever_tr'].split(' (')[0]}", 46) for r in rows][::-1]
+    means = [100 * float(r["val_accuracy_mean"]) for r in rows][::-1]
+    stds = [100 * float(r["val_accuracy_std"] or 0) for r in rows][::-1]
+    fig, ax = plt.subplots(figsize=(10, 0.62 * len(rows) + 1.0))
+    ax.barh(range(len(rows)), means, xerr=stds, capsize=3, color="#1a5276")
+    for i, (m, sd) in enumerate(zip(means, stds)):
+        ax.text(m + sd + 0.3, i, fmt_pct(m / 100, 1), va="center", fontsize=12)
+    ax.set_yticks(range(len(rows)), labels, fontsize=12)
+    ax.set_xlim(min(means) - 3, max(means) + 3)
+    ax.set_xlabel("Doğrulama doğruluğu (%), tohumların ortalaması ± standart sapma", fontsize=12)
+    return _png_uri(fig)
+
+
 def literature_chart(literature: list[dict], evaluation: dict | None, is_demo: bool,
                      lead: dict | None = None) -> str | None:
     """Published accuracies beside this study's, per protocol, as a PNG data URI (a chart without
@@ -1111,6 +1137,7 @@ def render_html(run_dir, meta: ReportMeta | None = None, template: str = "report
                literature_chart=literature_chart(LITERATURE, ctx.get("evaluation"), ctx["is_demo"], ctx["headline"]),
                # Only the slides draw the configurations as a chart (the report has their table).
                configurations_chart=configurations_chart(ctx["seed_groups"]) if template.startswith("slides") else None,
+               ladder_chart=ladder_chart(ctx["cumulative"]) if template.startswith("slides") else None,
                fig={k: {"src": _data_uri(p), "caption": captions.get(k, k)} for k, p in figs.items()},
                f=findings(ctx, meta.language), lang=meta.language,
                cm_figures=[k for k in cm_captions if k in figs],

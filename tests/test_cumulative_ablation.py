@@ -155,3 +155,17 @@ def test_the_ladder_is_read_over_its_finished_steps_only():
     assert reading["largest"]["label"] == "adım 2" and [s["label"] for s in reading["lowering"]] == ["adım 3"]
     assert reading["span"] == pytest.approx(0.04) and reading["all_complete"] is False
     assert ladder_reading(rows[:1]) is None and ladder_reading(None) is None
+
+
+def test_the_slides_show_the_finished_ladder_steps_as_a_chart_that_fits(ca, demo_run, tmp_path):
+    import weasyprint
+
+    from fer_helpers.report import ReportMeta, ladder_chart, render_html, slide_fill
+
+    out = tmp_path / "ablation_cumulative.csv"
+    rows = ca.main([*map(str, _reports(tmp_path)), "--out", str(out)])
+    assert ladder_chart(rows[:1]) is None and ladder_chart(rows).startswith("data:image/png;base64,")
+    html, _ = render_html(demo_run, ReportMeta(cumulative_csv=str(out)), template="slides.html.j2")
+    assert "Adım adım: birikimli ablasyon" in html and "40 epok, aynı tohumlar" in html
+    fill = slide_fill(weasyprint.HTML(string=html).render())
+    assert all(0.5 <= share <= 1.0 for share in fill), fill
