@@ -121,7 +121,18 @@ def test_the_report_shows_the_table_in_its_main_text(ca, demo_run, tmp_path):
     main_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
     assert "Birikimli ablasyon" in main_text and "+ oy dağılımı hedefleri (on işaretleyicinin oyları)" in main_text
     assert "%81,00 ± 1,00" in main_text and "+2,00 puan" in main_text and "+0,040" in main_text
-    assert "eksik tohumlar: c3_resnet_s43 c3_resnet_s44" in main_text
+    assert "eksik tohumlar: 43, 44" in main_text and "c3_resnet_s43" not in main_text
+    assert "Tablo henüz tamamlanmamıştır" in main_text
+    # A first CPU session: one seed of the first rows only (its seeds column reads as numbers).
+    plan = json.loads(PLAN_W16.read_text())
+    part = [r["name"] for r in plan["runs"]][:3]
+    report = tmp_path / "device_report_first.json"
+    report.write_text(json.dumps({"plan": {**plan, "runs": [r for r in plan["runs"] if r["name"] in part]},
+                                  "done": {n: _summary(42, 0.7, 0.5) for n in part}, "failed": {}}))
+    first = tmp_path / "ablation_cumulative_w16.csv"
+    ca.main([str(report), "--out", str(first)])
+    html = render_html(demo_run, ReportMeta(cumulative_csv=str(first)))[0]
+    assert "ve aynı 3 tohumla eğitilmiştir" in html and "eksik tohumlar: 43, 44" in html
     assert "aynı epok sayısıyla (40 epok" in main_text
     # The discussion reads the finished steps: here one step, the vote targets, +2 pt.
     assert "Adım adım." in main_text and "tüm tohumları bitmiş adımlar" in main_text
