@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -180,3 +181,39 @@ def test_the_slides_show_the_finished_ladder_steps_as_a_chart_that_fits(ca, demo
     assert "Adım adım: birikimli ablasyon" in html and "40 epok, aynı tohumlar" in html
     fill = slide_fill(weasyprint.HTML(string=html).render())
     assert all(0.5 <= share <= 1.0 for share in fill), fill
+
+
+def test_a_cpu_sessions_progress_is_kept_in_results(tmp_path):
+    """research/ladder_session.sh: the session report, a finished run's records, a stopped run's
+    resume state, and the merged table; without a report it says so and writes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    plan = json.loads(PLAN_W16.read_text())
+    out = tmp_path / "runs" / "cum"
+    done, stopped = out / "work" / "c1_study_s42", out / "work" / "c2_soft_s42"
+    (done / "results").mkdir(parents=True)
+    for f in ("training.json", "history.csv", "data.json"):
+        (done / "results" / f).write_text("{}")
+    (done / "results" / "device_summary.json").write_text(json.dumps(_summary(42, 0.7, 0.5)))
+    (stopped / "model" / "backup").mkdir(parents=True)
+    (stopped / "model" / "backup" / "latest.weights.h5").write_bytes(b"w")
+    (stopped / "results").mkdir()
+    (stopped / "results" / "history.csv").write_text("epoch\n0\n")
+    script = ROOT / "research" / "ladder_session.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    run = lambda: subprocess.run(["bash", str(script), str(out), "t1"], cwd=tmp_path, env=env,  # noqa: E731
+                                 capture_output=True, text=True)
+    missing = run()
+    assert missing.returncode != 0 and "device_report.json: not found" in missing.stderr
+    assert not (tmp_path / "results").exists()
+    (out / "device_report.json").write_text(json.dumps(
+        {"plan": {**plan, "runs": plan["runs"][:2]}, "done": {"c1_study_s42": _summary(42, 0.7, 0.5)}, "failed": {}}))
+    assert run().returncode == 0
+    results = tmp_path / "results"
+    assert (results / "ablation_cumulative_w16" / "device_report_t1.json").is_file()
+    assert (results / "ablation_cumulative_w16" / "c1_study_s42" / "device_summary.json").is_file()
+    assert (results / "unfinished" / "c2_soft_s42" / "model" / "backup" / "latest.weights.h5").is_file()
+    table = pd.read_csv(results / "ablation_cumulative_w16.csv")
+    assert table.loc[0, "n_seeds"] == 1 and table.loc[0, "missing_seeds"] == "c1_study_s43 c1_study_s44"
