@@ -631,21 +631,23 @@ def fit_gap(history, margin: float = 0.01, overfit: float = 0.05) -> dict | None
     return {"train_accuracy": train, "val_accuracy": val, "gap": gap, "kind": kind}
 
 
+def _finished_steps(cumulative_rows) -> list[dict]:
+    """The cumulative ablation's steps whose every seed finished (the only ones with numbers)."""
+    return [r for r in cumulative_rows or [] if not r.get("missing_seeds")]
+
+
 def ladder_reading(cumulative_rows) -> dict | None:
     """What the cumulative ablation (``results/ablation_cumulative*.csv``) says, over the steps
     whose every seed finished: each step's change in mean validation accuracy and macro-F1 from
     the step above, the step that adds the most accuracy, the steps that lower it, and the
     change from the first finished step to the last. None until two adjacent steps are complete."""
-    rows = [r for r in cumulative_rows or [] if not r.get("missing_seeds") and r.get("delta_accuracy") not in ("", None)]
-    if not rows:
-        return None
+    complete = _finished_steps(cumulative_rows)
     steps = [{"label": r["lever_tr"].lstrip("+ ").strip(), "d_accuracy": float(r["delta_accuracy"]),
-              "d_macro_f1": float(r["delta_macro_f1"])} for r in rows]
-    complete = [r for r in cumulative_rows if not r.get("missing_seeds")]
-    return {"steps": steps, "largest": max(steps, key=lambda s: s["d_accuracy"]),
-            "lowering": [s for s in steps if s["d_accuracy"] < 0],
+              "d_macro_f1": float(r["delta_macro_f1"])} for r in complete if r.get("delta_accuracy") not in ("", None)]
+    if not steps:
+        return None
+    return {"largest": max(steps, key=lambda s: s["d_accuracy"]), "lowering": [s for s in steps if s["d_accuracy"] < 0],
             "span": float(complete[-1]["val_accuracy_mean"]) - float(complete[0]["val_accuracy_mean"]),
-            "first": complete[0]["lever_tr"], "last": complete[-1]["lever_tr"],
             "all_complete": len(complete) == len(cumulative_rows)}
 
 
@@ -766,7 +768,7 @@ def ladder_chart(cumulative_rows) -> str | None:
     """The cumulative ablation's finished steps as a bar chart (mean validation accuracy over the
     seeds, ± one standard deviation), in ladder order top to bottom, as a PNG data URI (the slides'
     ablation); None with fewer than two finished steps."""
-    rows = [r for r in cumulative_rows or [] if not r.get("missing_seeds") and r.get("val_accuracy_mean") not in ("", None)]
+    rows = _finished_steps(cumulative_rows)
     if len(rows) < 2:
         return None
     import matplotlib
