@@ -534,7 +534,9 @@ def _train_arrays(data: Dataset, config: TrainConfig):
     k = len(data.classes)
     y_train = training_targets(train.labels, k, train.soft_labels, config.targets)
     if config.distill_from:
-        teacher = teacher_probabilities(config.distill_from, train.names, data.classes)
+        # The student's validation names go along: the teacher must not have trained on them.
+        teacher = teacher_probabilities(config.distill_from, train.names, data.classes,
+                                        validation=data.get_split("val").names)
         y_train = distillation_targets(y_train, teacher, config.distill_weight, config.distill_temperature)
     y_val = training_targets(val.labels, k, val.soft_labels, config.targets)
     x_train, x_val = train.images[..., None], val.images[..., None]
@@ -547,10 +549,16 @@ def _train_arrays(data: Dataset, config: TrainConfig):
     return x_train, y_train, x_val, y_val, class_weight
 
 
-def save_teacher_probabilities(path, names: np.ndarray, probs: np.ndarray, classes, source: dict) -> Path:
+def save_teacher_probabilities(path, names: np.ndarray, probs: np.ndarray, classes, source: dict, *,
+                               held_out) -> Path:
     """Write a teacher's class probabilities on training images for distillation: image names,
-    an N×K float16 matrix (no pixels) and what produced them (``source``, e.g. the teacher's
-    run and its training FLOPs)."""
+    an N×K float16 matrix (no pixels), the names of the images the teacher was *not* trained on
+    (``held_out``: its validation split) and what produced them (``source``, e.g. the teacher's
+    run and its training FLOPs).
+
+    ``held_out`` is what lets a student prove its validation is clean: a teacher that trained on
+    the student's validation images would pass what it learnt there on through its probabilities.
+    """
     import io
     import json
 
@@ -559,20 +567,22 @@ def save_teacher_probabilities(path, names: np.ndarray, probs: np.ndarray, class
         raise ValueError(f"probs must be {len(names)}×{len(classes)}, got {probs.shape}")
     buf = io.BytesIO()
     np.savez_compressed(buf, names=np.asarray(names).astype(str), probs=probs.astype(np.float16),
-                        classes=np.asarray(classes), source=np.array(json.dumps(source)))
+                        classes=np.asarray(classes), held_out=np.asarray(held_out).astype(str),
+                        source=np.array(json.dumps(source)))
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def teacher_probabilities(path, names: np.ndarray, classes) -> np.ndarray:
+def teacher_probabilities(path, names: np.ndarray, classes, validation=()) -> np.ndarray:
     """The teacher's probabilities for ``names`` (rows in that order), from
-    ``save_teacher_probabilities``'s file; a clear error for a missing file, other classes or
-    an image the teacher never saw."""
+    ``save_teacher_probabilities``'s file; a clear error for a missing file, other classes, an
+    image the teacher never saw, or a ``validation`` image (the student's) the teacher trained on."""
     path = Path(path)
     if not path.is_file():
         raise TrainingConfigError(f"{path}: teacher probabilities not found (distill_from)")
     try:
         with np.load(path, allow_pickle=False) as z:
             t_names, t_probs, t_classes = z["names"], z["probs"].astype(np.float32), tuple(z["classes"])
+            held_out = set(z["held_out"]) if "held_out" in z.files else None
     except (OSError, ValueError, KeyError) as exc:
         raise TrainingConfigError(f"{path}: not a teacher-probability file ({exc})") from exc
     if t_classes != tuple(classes):
@@ -582,6 +592,18 @@ def teacher_probabilities(path, names: np.ndarray, classes) -> np.ndarray:
     if missing:
         raise TrainingConfigError(f"{path}: no teacher probabilities for {len(missing)} training image(s), "
                                   f"e.g. {missing[0]}")
+    validation = list(validation)
+    if validation:
+        if held_out is None:
+            raise TrainingConfigError(f"{path}: the file does not record which images its teacher was trained "
+                                      "without (held_out), so the student's validation cannot be shown to be "
+                                      "clean; write it again with save_teacher_probabilities")
+        seen = [n for n in validation if n not in held_out]
+        if seen:
+            raise TrainingConfigError(
+                f"{path}: the teacher was trained on {len(seen)} of the student's {len(validation)} validation "
+                f"images (e.g. {seen[0]}); distil from a teacher with the student's validation split "
+                "(same seed and val_fraction), or the student's validation numbers are not held out")
     return t_probs[[row[n] for n in names]]
 
 

@@ -32,10 +32,31 @@ import numpy as np
 
 #: What a plan must give for each run.
 RUN_KEYS = {"name", "params"}
+#: The parameters that draw a run's validation split; a student and its teacher share them.
+SPLIT_KEYS = ("seed", "val_fraction", "label_mode")
+
+
+def check_teachers(plan: dict, path="plan") -> None:
+    """Refuse, before anything trains, a student whose teacher in the plan drew another
+    validation split: that teacher trained on the student's validation images, and the
+    student would inherit them through its targets (``fer_helpers.training`` checks the
+    written file again)."""
+    runs = {r["name"]: r for r in plan["runs"]}
+    for run in plan["runs"]:
+        teacher = runs.get(run.get("teacher"))
+        if teacher is None:
+            continue
+        mine, theirs = base_params(plan, run), base_params(plan, teacher)
+        differ = [k for k in SPLIT_KEYS if mine.get(k) != theirs.get(k)]
+        if differ:
+            pairs = ", ".join(f"{k} {theirs.get(k)} vs {mine.get(k)}" for k in differ)
+            raise SystemExit(f"{path}: run {run['name']!r} distils from {teacher['name']!r}, whose validation "
+                             f"split differs ({pairs}); give each student a teacher of its own seed")
 
 
 def read_plan(path) -> dict:
-    """A plan file, checked: unique run names, known teachers, groups that name runs."""
+    """A plan file, checked: unique run names, known teachers on their students' validation split,
+    groups that name runs."""
     path = Path(path)
     try:
         plan = json.loads(path.read_text(encoding="utf-8"))
@@ -55,6 +76,7 @@ def read_plan(path) -> dict:
     for group, members in plan.get("groups", {}).items():
         if set(members) - set(names):
             raise SystemExit(f"{path}: group {group!r} names unknown runs {sorted(set(members) - set(names))}")
+    check_teachers(plan, path)
     return plan
 
 
@@ -118,7 +140,8 @@ def write_teacher(model, data, path: Path, source: dict) -> Path:
 
     train_all = data.subset(data.split != "test")
     probs = predict_proba(model, train_all.images, flip_tta=True)
-    return save_teacher_probabilities(path, train_all.names, probs, data.classes, source)
+    return save_teacher_probabilities(path, train_all.names, probs, data.classes, source,
+                                      held_out=data.get_split("val").names)
 
 
 def teacher_from_run(run_dir: Path, data_path: str, path: Path) -> Path:

@@ -43,6 +43,11 @@ def _write(tmp_path, plan) -> Path:
     ({"runs": [{"name": "a", "params": {}}, {"name": "a", "params": {}}]}, "repeat"),
     ({"runs": [{"name": "a", "params": {}, "teacher": "b"}]}, "unknown teacher"),
     ({"runs": [{"name": "a", "params": {}}], "groups": {"g": ["a", "z"]}}, "unknown runs"),
+    # A teacher of another seed trained on the student's validation images.
+    ({"runs": [{"name": "t", "params": {"seed": 42}}, {"name": "s", "teacher": "t", "params": {"seed": 43}}]},
+     "validation split differs .seed 42 vs 43"),
+    ({"defaults": {"seed": 1}, "runs": [{"name": "t", "params": {"val_fraction": 0.1}},
+                                         {"name": "s", "teacher": "t", "params": {}}]}, "val_fraction"),
 ])
 def test_bad_plans_are_refused_with_the_reason(tmp_path, plan, message):
     with pytest.raises(SystemExit, match=message):
@@ -119,10 +124,14 @@ def test_a_finished_runs_teacher_file_covers_fer2013train_only_on_its_own_split(
     with np.load(tmp_path / "out" / "work" / "t" / "results" / "teacher_probs.npz") as f:
         names, probs = f["names"], f["probs"].astype(np.float32)
         source = json.loads(str(f["source"]))
+        held_out = f["held_out"]
     train = {line.split(",")[0] for line in (data / "FER2013Train" / "label.csv").read_text().splitlines()}
     assert set(names) <= train and len(names) == 5        # every labelled Train image (one row is "unknown")
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-2)
     assert source["run"] == "teacher_run" and source["params"]["seed"] == 3
+    # What the teacher was trained without is recorded: the validation split its own seed draws.
+    own_val = fh.load_dataset(data, label_mode="distribution", val_fraction=0.2, seed=3).get_split("val")
+    assert len(held_out) > 0 and set(held_out) == set(own_val.names)
 
 
 def test_teacher_from_refuses_a_plan_without_exactly_one_outside_teacher(tmp_path):

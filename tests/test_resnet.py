@@ -2,6 +2,7 @@
 one-code-path promise (a model trained under JAX loads and predicts the same under TensorFlow)."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -203,7 +204,7 @@ def test_distillation_mixes_softened_teacher_probabilities_into_the_targets():
 def test_teacher_probabilities_round_trip_and_name_what_is_missing(tmp_path):
     names = np.array(["a.png", "b.png", "c.png"])
     probs = np.random.default_rng(0).dirichlet(np.ones(8), 3).astype(np.float32)
-    path = save_teacher_probabilities(tmp_path / "t.npz", names, probs, fh.CLASSES, {"run": "x"})
+    path = save_teacher_probabilities(tmp_path / "t.npz", names, probs, fh.CLASSES, {"run": "x"}, held_out=["b.png"])
     got = teacher_probabilities(path, np.array(["c.png", "a.png"]), fh.CLASSES)
     np.testing.assert_allclose(got, probs[[2, 0]], atol=1e-3)     # stored as float16
     with pytest.raises(TrainingConfigError, match="d.png"):
@@ -214,13 +215,35 @@ def test_teacher_probabilities_round_trip_and_name_what_is_missing(tmp_path):
         teacher_probabilities(path, names, fh.CLASSES[:7])
 
 
+def test_a_teacher_that_trained_on_the_students_validation_images_is_refused(tmp_path):
+    names = np.array(["a.png", "b.png", "c.png"])
+    probs = np.full((3, 8), 1 / 8, dtype=np.float32)
+    path = save_teacher_probabilities(tmp_path / "t.npz", names, probs, fh.CLASSES, {}, held_out=["b.png"])
+    # The student validates on b.png, which the teacher never trained on: clean.
+    assert teacher_probabilities(path, names[[0, 2]], fh.CLASSES, validation=["b.png"]).shape == (2, 8)
+    # Validating on c.png, which the teacher trained on, would leak it through the targets.
+    with pytest.raises(TrainingConfigError, match="trained on 1 of the student's 2 validation images.*c.png"):
+        teacher_probabilities(path, names[[0]], fh.CLASSES, validation=["b.png", "c.png"])
+    # A file that does not say what its teacher was trained without cannot vouch for it.
+    legacy = tmp_path / "legacy.npz"
+    np.savez(legacy, names=names, probs=probs, classes=np.asarray(fh.CLASSES))
+    with pytest.raises(TrainingConfigError, match="held_out"):
+        teacher_probabilities(legacy, names, fh.CLASSES, validation=["b.png"])
+
+
 def test_distillation_trains_a_student_from_a_teacher_file(tmp_path):
-    data = fh.load_dataset("demo", label_mode="distribution")
+    data = fh.load_dataset("demo", label_mode="distribution", val_fraction=0.2, seed=42)
     train = data.subset(data.split != "test")
     probs = np.full((len(train), len(data.classes)), 1 / len(data.classes), dtype=np.float32)
-    teacher = save_teacher_probabilities(tmp_path / "t.npz", train.names, probs, data.classes, {})
+    teacher = save_teacher_probabilities(tmp_path / "t.npz", train.names, probs, data.classes, {},
+                                         held_out=data.get_split("val").names)
     config = TrainConfig(model_name="resnet", width=8, targets="soft", optimizer="sgd", learning_rate=0.05,
                          schedule="cosine", batch_size=64, epochs=1, patience=0, max_train_images=128,
-                         distill_from=str(teacher), distill_weight=0.5)
+                         distill_from=str(teacher), distill_weight=0.5, seed=42)
     result = train_model(data, config, tmp_path / "student", verbose=0)
     assert result.metadata["params"]["distill_from"] == str(teacher)
+    # The same teacher with a student of another seed (another validation split) is refused before training.
+    other = dataclasses.replace(config, seed=config.seed + 1)
+    with pytest.raises(TrainingConfigError, match="validation images"):
+        train_model(fh.load_dataset("demo", label_mode="distribution", val_fraction=0.2, seed=other.seed), other,
+                    tmp_path / "student2", verbose=0)
