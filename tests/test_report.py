@@ -920,6 +920,19 @@ def test_the_terminology_check_finds_what_it_bans():
     assert find_banned("P-seed sonucu", main_end=20) and not find_banned("P-seeds", main_end=20)
 
 
+def test_notebook_prose_uses_the_terminology_lists_words():
+    """The notebooks' Turkish prose (markdown cells and code comments) avoids the forms the list
+    bans everywhere; code tokens (its "ana metin" rows) are the notebooks' parameters and stay."""
+    import nbformat
+
+    found = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            prose = cell.source if cell.cell_type == "markdown" else "\n".join(re.findall(r"#.*", cell.source))
+            found += [f"{path.name} cell {i}: {hit}" for hit in find_banned(prose, main_end=0)]
+    assert found == []
+
+
 @pytest.mark.slow
 def test_report_reads_as_a_thesis(demo_run):
     """Chapters a committee expects, the terminology list's banned forms absent, every reference
