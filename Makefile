@@ -32,10 +32,12 @@ report: $(STAMP)
 
 # Regenerate the whole report with the committed reference model (no training). Its own config
 # gives the same label mode and validation split the model was trained with (the split matters:
-# the prior correction is tuned on validation images the model never trained on).
+# the prior correction is tuned on validation images the model never trained on). The previous
+# release (VGG-Orta) is the compare model of the McNemar test on the same test images.
 REFERENCE_CONFIG ?= $(if $(FER_DATA_DIR),configs/ferplus_resnet_w16.yaml,configs/demo.yaml)
 reference-report: $(STAMP)
-	$(PY) -m fer_helpers run --config $(REFERENCE_CONFIG) -p pretrained_model=$(CURDIR)/models/reference.keras $(ARGS)
+	$(PY) -m fer_helpers run --config $(REFERENCE_CONFIG) -p pretrained_model=$(CURDIR)/models/reference.keras \
+	  -p compare_model=$(CURDIR)/models/vgg_mid.keras $(ARGS)
 
 # Two pytest-xdist workers: notebook kernels, PDF rendering and small-model steps leave a core
 # idle, so the suite runs faster on 2 cores. TEST_WORKERS=0 runs it in one process.

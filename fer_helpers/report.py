@@ -95,7 +95,11 @@ MODEL_NAMES = {"baseline": "Temel CNN", "vgg": "VGG-Tam", "vgg_mid": "VGG-Orta",
                "resnet": "ResNet-18"}
 
 def fmt_model(name) -> str:
-    """A model's one name in the text: "vgg_mid" → "VGG-Orta"; an unknown name as it is."""
+    """A model's one name in the text: "vgg_mid" → "VGG-Orta", a saved ResNet's own name
+    "resnet18_w16" → "ResNet-18 (genişlik 16)"; an unknown name as it is."""
+    width = re.fullmatch(r"resnet18_w(\d+)", str(name))
+    if width:
+        return f"{MODEL_NAMES['resnet']} (genişlik {width.group(1)})"
     return MODEL_NAMES.get(str(name), str(name))
 
 
@@ -398,11 +402,14 @@ def findings(ctx: dict, language: str = "tr") -> dict:
                            **_most_confused(plain, ev.get("classes") or [], r["class"], names)} for r in ranked[:3]]
         out["strongest"] = [{"name": names[r["class"]], "recall": fmt_pct(r["recall"], 1)} for r in ranked[::-1][:3]]
         out["zero_recall"] = [names[r["class"]] for r in plain["per_class"] if r["recall"] == 0]
-        if "mcnemar" in primary:
-            mc = primary["mcnemar"]
-            diff = plain["accuracy"] - primary["compare"]["accuracy"]
-            out["mcnemar"] = {"p": mc["p_value"], "diff": diff, "significant": mc["p_value"] < 0.05,
-                              "only_a": mc["only_a_correct"], "only_b": mc["only_b_correct"]}
+        # McNemar against the compare model, on every protocol that has one; the primary's for the slides.
+        out["mcnemar_all"] = [
+            {"protocol": name, "p": p["mcnemar"]["p_value"], "significant": p["mcnemar"]["p_value"] < 0.05,
+             "accuracy": p["plain"]["accuracy"], "compare_accuracy": p["compare"]["accuracy"],
+             "diff": p["plain"]["accuracy"] - p["compare"]["accuracy"],
+             "only_a": p["mcnemar"]["only_a_correct"], "only_b": p["mcnemar"]["only_b_correct"]}
+            for name, p in ev["protocols"].items() if "mcnemar" in p]
+        out["mcnemar"] = next((m for m in out["mcnemar_all"] if m["protocol"] == ev["primary"]), None)
         # Each published result on a protocol this run evaluated, on the same images: against the
         # headline number (the seeds' mean where there is a seed summary) and the released model.
         lead = (ctx.get("headline") or {}).get("protocols", {})

@@ -158,15 +158,16 @@ def check_parameters(params: dict, declared: dict[Path, dict]) -> None:
                            f"(as in {nb.name}: {default!r}), got {type(value).__name__} {value!r}")
 
 
-def check_pretrained_model(path: str) -> str:
-    """A given model as an absolute path (relative ones are read from where the command runs,
-    not from the notebooks' folder). It must be a ``.keras`` file that exists: the notebooks
-    describe, explain (Grad-CAM) and release Keras models. Checked before the run folder is touched."""
+def check_pretrained_model(path: str, name: str = "pretrained_model") -> str:
+    """A given model (parameter ``name``: ``pretrained_model`` or ``compare_model``) as an absolute
+    path (relative ones are read from where the command runs, not from the notebooks' folder). It
+    must be a ``.keras`` file that exists: the notebooks describe, explain (Grad-CAM) and release
+    Keras models. Checked before the run folder is touched."""
     if Path(path).suffix.lower() != ".keras":
-        raise RunError(f"{path}: pretrained_model must be a .keras file; an exported .onnx or .tflite "
+        raise RunError(f"{path}: {name} must be a .keras file; an exported .onnx or .tflite "
                        "model serves the predict/evaluate commands, not the notebooks")
     if not Path(path).is_file():
-        raise RunError(f"{path}: pretrained_model file not found")
+        raise RunError(f"{path}: {name} file not found")
     return str(Path(path).resolve())
 
 
@@ -299,8 +300,9 @@ def run(spec: RunSpec, log=print) -> Path:
     declared = {nb: notebook_parameters(nb) for nb in discover_notebooks(spec.notebooks_dir)}
     params = dict(spec.params)
     check_parameters(params, declared)
-    if params.get("pretrained_model"):
-        params["pretrained_model"] = check_pretrained_model(params["pretrained_model"])
+    for name in ("pretrained_model", "compare_model"):
+        if params.get(name):
+            params[name] = check_pretrained_model(params[name], name)
     try:
         params["data_dir"] = resolve_data_dir(params.get("data_dir"))
     except DataError as exc:

@@ -71,7 +71,7 @@ def test_skip_training_option_evaluates_a_given_model_on_demo_data(tmp_path, mon
     run_dir = run(RunSpec(runs_dir=tmp_path / "runs", figures_dir=tmp_path / "f", reports_dir=tmp_path / "r",
                           run_name="given", notebooks=["03", "04"],
                           params={"data_dir": "demo", "pretrained_model": str(MODELS / "reference.keras"),
-                                  "n_boot": 20}))
+                                  "compare_model": str(MODELS / "vgg_mid.keras"), "n_boot": 20}))
     training = json.loads((run_dir / "results" / "training.json").read_text())
     assert training["pretrained_model"].endswith("reference.keras")
     assert not (run_dir / "results" / "history.csv").exists()      # nothing was trained
@@ -84,3 +84,9 @@ def test_skip_training_option_evaluates_a_given_model_on_demo_data(tmp_path, mon
     assert (run_dir / "figures" / "03_egitim_egrileri.png").is_file()
     ev = json.loads((run_dir / "results" / "evaluation.json").read_text())
     assert ev["is_demo"] and 0 <= ev["protocols"]["test"]["plain"]["accuracy"] <= 1
+    # The given compare model (the previous release) is not trained but scored on the same images.
+    assert not (run_dir / "compare" / "results" / "training.json").exists()
+    assert json.loads((run_dir / "compare" / "results" / "model_table.json").read_text())["model"] == "vgg_mid"
+    test = ev["protocols"]["test"]
+    assert test["mcnemar"]["only_a_correct"] + test["mcnemar"]["only_b_correct"] <= test["n"]
+    assert 0 <= test["compare"]["accuracy"] <= 1

@@ -767,6 +767,27 @@ def test_findings_compare_with_each_published_result_on_the_same_protocol():
     assert rows[2]["diff"] == pytest.approx(0.87 - 0.8499) and rows[2]["released"] == 0.855
 
 
+def test_findings_give_mcnemar_on_every_protocol_with_a_compare_model():
+    from fer_helpers.report import findings, fmt_model
+
+    def protocol(acc, cacc, only_a, only_b, p):
+        return {"plain": {"accuracy": acc, "macro_f1": 0.6, "per_class": [{"class": "Anger", "recall": acc, "support": 9}]},
+                "compare": {"accuracy": cacc},
+                "mcnemar": {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p}}
+
+    ev = {"primary": "P-seed", "protocols": {"P-seed": protocol(0.83, 0.82, 300, 229, 0.002),
+                                             "P-FER+": protocol(0.87, 0.855, 120, 100, 0.2)}}
+    f = findings({"evaluation": ev})
+    assert [m["protocol"] for m in f["mcnemar_all"]] == ["P-seed", "P-FER+"]
+    assert f["mcnemar"]["protocol"] == "P-seed" and f["mcnemar"]["significant"]
+    assert f["mcnemar_all"][1]["diff"] == pytest.approx(0.015) and not f["mcnemar_all"][1]["significant"]
+    # Without a compare model there is no test to report.
+    del ev["protocols"]["P-seed"]["mcnemar"], ev["protocols"]["P-FER+"]["mcnemar"]
+    assert findings({"evaluation": ev})["mcnemar"] is None and findings({"evaluation": ev})["mcnemar_all"] == []
+    # The compare model is named by its one name in the text, a saved ResNet by its width too.
+    assert fmt_model("vgg_mid") == "VGG-Orta" and fmt_model("resnet18_w16") == "ResNet-18 (genişlik 16)"
+
+
 def test_small_p_values_are_written_as_powers_of_ten():
     from fer_helpers.report import fmt_p
 

@@ -90,6 +90,8 @@ def test_a_given_model_must_be_an_existing_keras_file(tmp_path, monkeypatch):
         run(spec(tmp_path, params={"pretrained_model": str(onnx)}, notebooks=["03"]))
     with pytest.raises(RunError, match=r"none.keras: pretrained_model file not found"):
         run(spec(tmp_path, params={"pretrained_model": str(tmp_path / "none.keras")}, notebooks=["03"]))
+    with pytest.raises(RunError, match=r"none.keras: compare_model file not found"):
+        run(spec(tmp_path, params={"compare_model": str(tmp_path / "none.keras")}, notebooks=["03"]))
     assert not (tmp_path / "runs").exists()          # refused before anything is written
     # A relative path is read from where the command runs (the notebooks run in notebooks/).
     monkeypatch.chdir(tmp_path)
