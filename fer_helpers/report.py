@@ -1173,7 +1173,8 @@ def _boxes(box):
 def layout_problems(document) -> list[str]:
     """Layout faults read from a rendered WeasyPrint document, one sentence per offender with its
     page (empty: none): a table or image wider than the text block (and by how much), a table
-    caption left on a page without its table, and a heading as the last line of a page."""
+    caption left on a page without its table, a heading as the last line of a page, and a word
+    wider than its table cell (it runs over the cell's border into the next column)."""
     from weasyprint.formatting_structure import boxes
 
     problems = []
@@ -1192,6 +1193,11 @@ def layout_problems(document) -> list[str]:
         if number < len(document.pages) and last is not None and last.element is not None \
                 and last.element.tag in ("h1", "h2", "h3", "h4"):
             problems.append(f"page {number}: a heading ends the page, apart from its text")
+        for cell in (b for b in _boxes(page_box) if isinstance(b, boxes.TableCellBox)):
+            edge = cell.content_box_x() + cell.width
+            for text in (b for b in _boxes(cell) if isinstance(b, boxes.TextBox)):
+                if text.position_x + text.width - edge > 0.5:
+                    problems.append(f"page {number}: '{text.text.strip()}' runs over the border of its table cell")
         for box in _boxes(page_box):
             if not isinstance(box, (boxes.TableBox, boxes.ReplacedBox)):
                 continue

@@ -1019,6 +1019,28 @@ def test_layout_check_catches_a_table_wider_than_the_page():
     assert layout_problems(weasyprint.HTML(string="<html><body><table><tr><td>1</td></tr></table></body></html>").render()) == []
 
 
+def test_layout_check_catches_a_word_wider_than_its_cell_and_the_reports_headers_break_at_soft_hyphens():
+    """A long header word in a narrow column either breaks at a soft hyphen (the report's
+    headers) or runs over the border into the next column, which the check names."""
+    from importlib.resources import files
+
+    import weasyprint
+
+    from fer_helpers.report import layout_problems
+
+    css = files("fer_helpers").joinpath("templates/report.css").read_text(encoding="utf-8")
+
+    def problems(header):
+        html = (f"<html><style>{css}</style><body><table class='small' style='width: 45mm'><thead><tr>"
+                f"<th>{header}</th><th>x</th><th>y</th></tr></thead><tr><td class='r'>%83,21</td><td>1</td><td>2</td></tr>"
+                "</table></body></html>")
+        return layout_problems(weasyprint.HTML(string=html).render())
+
+    over = problems("Küçümsemeduyarlılığı")
+    assert len(over) == 1 and "'Küçümsemeduyarlılığı' runs over the border of its table cell" in over[0]
+    assert problems("Küçüm&shy;seme duyarlı&shy;lığı") == []
+
+
 def test_layout_check_catches_a_caption_or_heading_left_at_the_foot_of_a_page():
     """A caption that ends a page while its table starts the next (a long caption before a
     long table split between rows): flagged without the report's caption rule, kept with it."""
