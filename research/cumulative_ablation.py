@@ -9,18 +9,21 @@ Reads the reports ``research.device_runs`` writes for ``research/plans/ablation_
 deviation over them of validation accuracy, macro-F1 and the two rarest classes' recall (without
 flip TTA), plus the change in mean accuracy and macro-F1 from the row above. A row is written
 only when every seed of it finished; an unfinished one says which seeds are missing, so the
-table never averages over fewer seeds than it claims.
+table never averages over fewer seeds than it claims. With ``--plan`` the committed plan is the
+authority: a finished run whose recorded settings (its ``training.json`` beside the reports)
+differ from what the plan now asks is stale, left out and named, and counts as missing.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from pathlib import Path
 
 import pandas as pd
 
-from research.device_runs import base_params
+from research.device_runs import base_params, read_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 RARE = ("Contempt", "Disgust")
@@ -43,6 +46,27 @@ def merge_reports(paths) -> tuple[dict, dict]:
     if plan is None:
         raise ValueError("give at least one device_report.json")
     return {**plan, "runs": list(runs.values())}, done
+
+
+def stale_runs(plan: dict, done: dict, records: Path) -> dict[str, list[str]]:
+    """Finished runs whose recorded training settings (``records/<run>/training.json``) differ
+    from the plan's: run name → the settings that differ, "name: recorded → planned". A run
+    without a record cannot be checked and is kept."""
+    from fer_helpers.training import TrainConfig
+
+    stale = {}
+    for run in plan["runs"]:
+        record = Path(records) / run["name"] / "training.json"
+        if run["name"] not in done or not record.is_file():
+            continue
+        recorded = json.loads(record.read_text(encoding="utf-8")).get("params")
+        if not recorded:
+            continue
+        planned = dataclasses.asdict(TrainConfig.from_params(base_params(plan, run)))
+        differ = [f"{k}: {recorded[k]!r} → {planned[k]!r}" for k in planned if k in recorded and recorded[k] != planned[k]]
+        if differ:
+            stale[run["name"]] = differ
+    return stale
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -78,8 +102,18 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("reports", nargs="+", type=Path, help="device_report.json files of the plan's runs")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "ablation_cumulative.csv")
+    ap.add_argument("--plan", type=Path, help="the committed plan: the authority on each run's settings "
+                                              "(default: the plan inside the reports)")
+    ap.add_argument("--records", type=Path, help="where the finished runs' records are, one folder per run "
+                                                 "(default: the first report's folder)")
     args = ap.parse_args(argv)
-    rows = ladder_rows(*merge_reports(args.reports))
+    plan, done = merge_reports(args.reports)
+    if args.plan:
+        plan = read_plan(args.plan)
+        for name, differ in stale_runs(plan, done, args.records or args.reports[0].parent).items():
+            print(f"stale, left out (trained with other settings than the plan's): {name}: {'; '.join(differ)}")
+            del done[name]
+    rows = ladder_rows(plan, done)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=COLUMNS).to_csv(args.out, index=False)
     for r in rows:

@@ -5,7 +5,8 @@
 # OUT: the session's device_runs --out folder (its work/ holds the run folders); TAG: e.g. 2026-12-07a.
 # Writes results/ablation_cumulative_w16/device_report_TAG.json, each finished run's records beside it,
 # a stopped run's BackupAndRestore state in results/unfinished/<run>/ (a finished run's is removed),
-# and the merged table results/ablation_cumulative_w16.csv.
+# and the merged table results/ablation_cumulative_w16.csv (runs trained with settings the plan no longer
+# asks are left out and named).
 set -euo pipefail
 out=${1:?usage: research/ladder_session.sh OUT TAG}
 tag=${2:?usage: research/ladder_session.sh OUT TAG}
@@ -27,4 +28,5 @@ for d in "$work"/*/; do
     cp "$d"/results/{data.json,history.csv,history.json} "results/unfinished/$name/results/" 2>/dev/null || true
   fi
 done
-"${PYTHON:-python}" -m research.cumulative_ablation "$dest"/device_report_*.json --out results/ablation_cumulative_w16.csv
+"${PYTHON:-python}" -m research.cumulative_ablation "$dest"/device_report_*.json --out results/ablation_cumulative_w16.csv \
+  --plan "$(dirname "$0")/plans/ablation_cumulative_w16.json" --records "$dest"

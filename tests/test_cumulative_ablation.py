@@ -2,6 +2,7 @@
 same seeds, summarised on validation; the report shows the table in its main text."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -22,6 +23,17 @@ def ca():
     return load_research("cumulative_ablation")
 
 
+def effective_settings(params: dict) -> dict:
+    """What a run actually trains with: its config, with the settings a model family fills in
+    when left unset (the residual net's random erasing 0.5) read from the built network."""
+    from fer_helpers.layers import RandomErasing
+    from fer_helpers.training import TrainConfig, model_for
+
+    config = TrainConfig.from_params(params)
+    erasing = [layer.probability for layer in model_for(config, 8).layers if isinstance(layer, RandomErasing)]
+    return {**dataclasses.asdict(config), "erasing": erasing[0] if erasing else 0.0}
+
+
 @pytest.mark.parametrize("path, epochs", [(PLAN, 40), (PLAN_W16, 20)])
 def test_the_plan_adds_one_lever_per_row_over_the_same_seeds_and_epochs(path, epochs):
     plan = read_plan(path)
@@ -32,10 +44,15 @@ def test_the_plan_adds_one_lever_per_row_over_the_same_seeds_and_epochs(path, ep
         settings = {k: v for k, v in params[0].items() if k != "seed"}
         assert all({k: v for k, v in p.items() if k != "seed"} == settings for p in params)
         assert settings["epochs"] == epochs and settings["patience"] == 0
+        effective = {k: v for k, v in effective_settings(params[0]).items() if k != "seed"}
         if previous is not None:
-            changed = {k for k in settings if settings[k] != previous.get(k)}
-            assert changed and set(previous) <= set(settings)          # something added, nothing dropped
-        previous = settings
+            # Each row trains differently from the one above, counting what a family's defaults
+            # fill in: a row "adding" random erasing to a net that already had it changes nothing.
+            changed = {k for k in effective if effective[k] != previous[k]}
+            assert changed, f"{step['group']} trains exactly as the row above it"
+            if step["group"].endswith("erasing"):
+                assert changed == {"erasing"} and (previous["erasing"], effective["erasing"]) == (0.0, 0.5)
+        previous = effective
     first, last = (base_params(plan, plan["runs"][i]) for i in (0, -1))
     assert (first["model_name"], first["targets"], first["optimizer"]) == ("baseline", "onehot", "adam")
     assert (last["model_name"], last["optimizer"], last["erasing"]) == ("resnet", "sgd", 0.5)
@@ -217,3 +234,23 @@ def test_a_cpu_sessions_progress_is_kept_in_results(tmp_path):
     assert (results / "unfinished" / "c2_soft_s42" / "model" / "backup" / "latest.weights.h5").is_file()
     table = pd.read_csv(results / "ablation_cumulative_w16.csv")
     assert table.loc[0, "n_seeds"] == 1 and table.loc[0, "missing_seeds"] == "c1_study_s43 c1_study_s44"
+
+
+def test_a_run_trained_with_other_settings_than_the_plan_now_asks_is_left_out_and_named(ca, tmp_path, capsys):
+    """A ladder step whose run was trained before its plan was corrected (the residual steps
+    ran with the net's default random erasing before they were told 0) is stale: its record
+    shows it, the merged table leaves it out and counts its seed as missing."""
+    plan = read_plan(PLAN_W16)
+    report = tmp_path / "device_report_a.json"
+    report.write_text(json.dumps({"plan": plan, "done": {"c3_resnet_s42": _summary(42, 0.80, 0.60),
+                                                         "c2_soft_s42": _summary(42, 0.70, 0.50)}}))
+    for name, erasing in (("c3_resnet_s42", None), ("c2_soft_s42", None)):
+        params = {**base_params(plan, next(r for r in plan["runs"] if r["name"] == name)), "erasing": erasing}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "training.json").write_text(json.dumps({"params": params}))
+    rows = ca.main([str(report), "--out", str(tmp_path / "t.csv"), "--plan", str(PLAN_W16)])
+    out = capsys.readouterr().out
+    assert "stale, left out" in out and "c3_resnet_s42: erasing: None → 0.0" in out and "c2_soft_s42" not in out
+    assert rows[2]["n_seeds"] == 0 and "c3_resnet_s42" in rows[2]["missing_seeds"]
+    assert rows[1]["n_seeds"] == 1                     # the baseline never had erasing: its run stands
+
