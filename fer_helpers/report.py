@@ -410,6 +410,10 @@ def findings(ctx: dict, language: str = "tr") -> dict:
              "only_a": p["mcnemar"]["only_a_correct"], "only_b": p["mcnemar"]["only_b_correct"]}
             for name, p in ev["protocols"].items() if "mcnemar" in p]
         out["mcnemar"] = next((m for m in out["mcnemar_all"] if m["protocol"] == ev["primary"]), None)
+        # One reading of the tests for the report and the slides: significant on "all", "none" or "some" protocols.
+        n_significant = sum(m["significant"] for m in out["mcnemar_all"])
+        out["mcnemar_significant"] = ("all" if n_significant == len(out["mcnemar_all"])
+                                      else "none" if n_significant == 0 else "some")
         # Each published result on a protocol this run evaluated, on the same images: against the
         # headline number (the seeds' mean where there is a seed summary) and the released model.
         lead = (ctx.get("headline") or {}).get("protocols", {})
