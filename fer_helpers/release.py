@@ -211,6 +211,24 @@ def record_pretrained_model(model_path, data_summary: dict, results_dir) -> dict
     return record
 
 
+def use_compare_model(model_path, compare_dir, n_classes: int) -> dict:
+    """Put a finished model where notebook 04 scores the compare model (``compare/model/best.keras``)
+    and describe it by its own name in ``compare/results/model_table.json``, so the report can say
+    which model the McNemar test compares with. A compare model trained earlier in the same run
+    folder is removed, records included: they would describe another model."""
+    import shutil
+
+    from .models import describe_model
+
+    compare_dir = Path(compare_dir)
+    shutil.rmtree(compare_dir, ignore_errors=True)
+    (compare_dir / "model").mkdir(parents=True)
+    shutil.copyfile(model_path, compare_dir / "model" / "best.keras")
+    description = describe_model(load_model(model_path, n_classes=n_classes))
+    write_json(compare_dir / "results" / "model_table.json", description)
+    return description
+
+
 def _precision_note(precision: str) -> str:
     if precision == "float32":
         return "float32"
