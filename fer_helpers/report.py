@@ -293,12 +293,13 @@ def fmt_points(x, digits: int = 2, unit: bool = True) -> str:
     return "–" if x is None else fmt_num(100 * x, digits) + (" puan" if unit else "")
 
 
-def fmt_signed(x, kind: str = "points", digits: int = 2) -> str:
-    """A difference with its sign: 0.0049 → "+0,49 puan", −0.0101 → "−1,01 puan" (a real minus sign);
-    ``kind="num"`` for a plain number: −0.0009 with ``digits=4`` → "−0,0009"."""
+def fmt_signed(x, kind: str = "points", digits: int = 2, unit: bool = True) -> str:
+    """A difference with its sign: 0.0049 → "+0,49 puan", −0.0101 → "−1,01 puan" (a real minus sign;
+    ``unit=False`` → "−1,01" for a table that names the unit once); ``kind="num"`` for a plain
+    number: −0.0009 with ``digits=4`` → "−0,0009"."""
     if x is None:
         return "–"
-    magnitude = fmt_points(abs(x), digits) if kind == "points" else fmt_num(abs(x), digits)
+    magnitude = fmt_points(abs(x), digits, unit) if kind == "points" else fmt_num(abs(x), digits)
     return ("+" if x >= 0 else "−") + magnitude
 
 
@@ -647,17 +648,27 @@ def _finished_steps(cumulative_rows) -> list[dict]:
     return [r for r in cumulative_rows or [] if not r.get("missing_seeds")]
 
 
+def _ci(row: dict, column: str) -> float | None:
+    value = row.get(column)
+    return None if value in ("", None) else float(value)
+
+
 def ladder_reading(cumulative_rows) -> dict | None:
     """What the cumulative ablation (``results/ablation_cumulative*.csv``) says, over the steps
     whose every seed finished: each step's change in mean validation accuracy and macro-F1 from
-    the step above, the step that adds the most accuracy, the steps that lower it, and the
-    change from the first finished step to the last. None until two adjacent steps are complete."""
+    the step above (with its paired 95% interval where the table has one), the step that adds the
+    most accuracy, the steps that lower it beyond that interval, the steps whose change stays
+    inside it (``within``: no measurable change over these seeds), and the change from the first
+    finished step to the last. None until two adjacent steps are complete."""
     complete = _finished_steps(cumulative_rows)
     steps = [{"label": r["lever_tr"].lstrip("+ ").strip(), "d_accuracy": float(r["delta_accuracy"]),
-              "d_macro_f1": float(r["delta_macro_f1"])} for r in complete if r.get("delta_accuracy") not in ("", None)]
+              "d_macro_f1": float(r["delta_macro_f1"]), "ci": _ci(r, "delta_accuracy_ci95")}
+             for r in complete if r.get("delta_accuracy") not in ("", None)]
     if not steps:
         return None
-    return {"largest": max(steps, key=lambda s: s["d_accuracy"]), "lowering": [s for s in steps if s["d_accuracy"] < 0],
+    within = [s for s in steps if s["ci"] is not None and abs(s["d_accuracy"]) <= s["ci"]]
+    return {"largest": max(steps, key=lambda s: s["d_accuracy"]), "within": within,
+            "lowering": [s for s in steps if s["d_accuracy"] < 0 and s not in within],
             "span": float(complete[-1]["val_accuracy_mean"]) - float(complete[0]["val_accuracy_mean"]),
             "all_complete": len(complete) == len(cumulative_rows)}
 

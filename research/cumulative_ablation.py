@@ -7,7 +7,10 @@ Reads the reports ``research.device_runs`` writes for ``research/plans/ablation_
 (the plan travels inside each report; several leases' reports are merged). A row is the plan's
 ``ladder`` step: its lever in English and Turkish, its epochs, its seeds, and the mean ± sample standard
 deviation over them of validation accuracy, macro-F1 and the two rarest classes' recall (without
-flip TTA), plus the change in mean accuracy and macro-F1 from the row above. A row is written
+flip TTA), plus the change in mean accuracy and macro-F1 from the row above with the half-width of
+its 95% interval. The seed sets both the validation split and the initialisation, so the change is
+read seed by seed: the interval is the paired t interval of the per-seed differences (n − 1 degrees
+of freedom), which a change within the seeds' own spread straddles zero. A row is written
 only when every seed of it finished; an unfinished one says which seeds are missing, so the
 table never averages over fewer seeds than it claims. With ``--plan`` the committed plan is the
 authority: a finished run whose recorded settings (its ``training.json`` beside the reports)
@@ -29,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RARE = ("Contempt", "Disgust")
 COLUMNS = ["step", "group", "lever", "lever_tr", "epochs", "seeds", "n_seeds", "missing_seeds",
            "val_accuracy_mean", "val_accuracy_std", "val_macro_f1_mean", "val_macro_f1_std",
-           *(f"val_recall_{c}_mean" for c in RARE), "delta_accuracy", "delta_macro_f1"]
+           *(f"val_recall_{c}_mean" for c in RARE), "delta_accuracy", "delta_accuracy_ci95",
+           "delta_macro_f1", "delta_macro_f1_ci95"]
 
 
 def merge_reports(paths) -> tuple[dict, dict]:
@@ -73,9 +77,22 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def paired_change(before: dict[int, float], after: dict[int, float]) -> tuple[float, float | None]:
+    """The mean per-seed change from ``before`` to ``after`` (seed → value, the same seeds) and the
+    half-width of its paired 95% t interval (None for a single seed)."""
+    from scipy import stats
+
+    if set(before) != set(after):
+        raise ValueError(f"paired change needs the same seeds on both steps: {sorted(before)} vs {sorted(after)}")
+    diffs = [after[s] - before[s] for s in sorted(after)]
+    if len(diffs) < 2:
+        return diffs[0], None
+    return statistics.mean(diffs), float(stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5)
+
+
 def ladder_rows(plan: dict, done: dict) -> list[dict]:
     """One row per ladder step, in order (see the module docstring)."""
-    rows, previous = [], None
+    rows, previous, previous_seeds = [], None, {}
     for step, entry in enumerate(plan["ladder"], start=1):
         members = plan["groups"][entry["group"]]
         finished = [done[m] for m in members if m in done]
@@ -90,9 +107,12 @@ def ladder_rows(plan: dict, done: dict) -> list[dict]:
             row["val_macro_f1_mean"], row["val_macro_f1_std"] = _mean_std([p["macro_f1"] for p in plain])
             for c in RARE:
                 row[f"val_recall_{c}_mean"] = statistics.mean(p["recall"][c] for p in plain)
+            by_seed = {s["seed"]: s["plain"] for s in finished}
             if previous is not None and "val_accuracy_mean" in previous:
-                row["delta_accuracy"] = row["val_accuracy_mean"] - previous["val_accuracy_mean"]
-                row["delta_macro_f1"] = row["val_macro_f1_mean"] - previous["val_macro_f1_mean"]
+                for metric, column in (("accuracy", "delta_accuracy"), ("macro_f1", "delta_macro_f1")):
+                    row[column], row[f"{column}_ci95"] = paired_change(
+                        {s: p[metric] for s, p in previous_seeds.items()}, {s: p[metric] for s, p in by_seed.items()})
+            previous_seeds = by_seed
         rows.append(row)
         previous = row
     return rows

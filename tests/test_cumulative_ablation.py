@@ -97,10 +97,24 @@ def test_rows_average_every_seed_and_an_unfinished_row_names_its_missing_seeds(c
     assert rows[0]["val_accuracy_mean"] == pytest.approx(0.81) and rows[0]["val_accuracy_std"] == pytest.approx(0.01)
     assert "delta_accuracy" not in rows[0]
     assert rows[1]["delta_accuracy"] == pytest.approx(0.02) and rows[1]["delta_macro_f1"] == pytest.approx(0.04)
+    # Seed by seed the changes are +3, +1, +2 points: sd 1 point, t(0.975, 2 df) = 4.303 → ± 2.48 points.
+    assert rows[1]["delta_accuracy_ci95"] == pytest.approx(4.3027 * 0.01 / 3 ** 0.5, rel=1e-4)
     assert rows[2]["missing_seeds"] == "c3_resnet_s43 c3_resnet_s44" and "val_accuracy_mean" not in rows[2]
     table = pd.read_csv(out)
     assert list(table["step"]) == [1, 2, 3, 4, 5, 6] and table.loc[1, "val_recall_Disgust_mean"] == pytest.approx(0.4)
     assert set(table["epochs"]) == {40}
+
+
+def test_a_step_is_compared_seed_by_seed(ca):
+    """The change from the step above is the mean of the same seeds' differences; its interval
+    shrinks when every seed moves alike, however far apart the seeds themselves lie."""
+    change, half = ca.paired_change({42: 0.70, 43: 0.80, 44: 0.75}, {42: 0.72, 43: 0.82, 44: 0.77})
+    assert change == pytest.approx(0.02) and half == pytest.approx(0.0, abs=1e-12)
+    change, half = ca.paired_change({42: 0.70, 43: 0.70}, {42: 0.73, 43: 0.69})
+    assert change == pytest.approx(0.01) and half == pytest.approx(12.706 * 0.02828427 / 2 ** 0.5, rel=1e-3)
+    assert ca.paired_change({42: 0.7}, {42: 0.8}) == (pytest.approx(0.1), None)
+    with pytest.raises(ValueError, match="same seeds"):
+        ca.paired_change({42: 0.7, 43: 0.7}, {42: 0.7, 44: 0.7})
 
 
 def test_sessions_that_each_ran_part_of_the_ladder_merge_into_one_table(ca, tmp_path):
@@ -155,6 +169,8 @@ def test_the_report_shows_the_table_in_its_main_text(ca, demo_run, tmp_path):
     # The discussion reads the finished steps: here one step, the vote targets, +2 pt.
     assert "Adım adım." in main_text and "tüm tohumları bitmiş adımlar" in main_text
     assert "doğruluğu en çok artıran adım \"oy dağılımı hedefleri (on işaretleyicinin oyları)\" (+2,00 puan" in main_text
+    # The table gives each change with its paired interval, and says what the interval is.
+    assert "+2,00 ± 2,48" in main_text and "eşleştirilmiş farkın ortalamasıdır" in main_text
     from test_report import find_banned  # the terminology list holds for the plan's wording too
 
     assert find_banned(main_text, main_end=len(main_text)) == []
@@ -182,7 +198,13 @@ def test_the_ladder_is_read_over_its_finished_steps_only():
     rows = [{**row(1, 0.70, ""), "lever_tr": "başlangıç"}, row(2, 0.75, 0.05), row(3, 0.74, -0.01), row(4, "", "", "c4_s44")]
     reading = ladder_reading(rows)
     assert reading["largest"]["label"] == "adım 2" and [s["label"] for s in reading["lowering"]] == ["adım 3"]
-    assert reading["span"] == pytest.approx(0.04) and reading["all_complete"] is False
+    assert reading["span"] == pytest.approx(0.04) and reading["all_complete"] is False and reading["within"] == []
+    # With its paired interval, a change inside it is no change over these seeds, not a loss.
+    rows[1]["delta_accuracy_ci95"], rows[2]["delta_accuracy_ci95"] = 0.02, 0.015
+    reading = ladder_reading(rows)
+    assert [s["label"] for s in reading["within"]] == ["adım 3"] and reading["lowering"] == []
+    rows[2]["delta_accuracy_ci95"] = 0.005
+    assert [s["label"] for s in ladder_reading(rows)["lowering"]] == ["adım 3"]
     assert ladder_reading(rows[:1]) is None and ladder_reading(None) is None
 
 
