@@ -196,6 +196,16 @@ def _epochs_done(run_dir: Path) -> int:
     return max(0, len(history.read_text().splitlines()) - 1) if history.is_file() else 0
 
 
+def select_runs(plan: dict, names: list[str]) -> list[dict]:
+    """The plan's runs named in ``names``, in that order (a CPU session orders its runs to finish
+    whole rows first); a name the plan lacks stops before anything trains."""
+    by_name = {r["name"]: r for r in plan["runs"]}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise SystemExit(f"--only: the plan has no run named {', '.join(unknown)}")
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
 def run_plan(plan: dict, args) -> dict:
     """Start runs in plan order, at most ``--parallel`` at a time, a student once its teacher is
     done; stop whatever still runs at the deadline (its records up to then come back)."""
@@ -292,7 +302,8 @@ def main(argv=None) -> int:
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds after which running runs are stopped (default: none; a GPU lease passes its limit)")
     ap.add_argument("--parallel", type=int, default=8, help="runs trained at the same time")
-    ap.add_argument("--only", help="comma-separated run names to keep from the plan (a smoke test)")
+    ap.add_argument("--only", help="comma-separated run names to keep from the plan, started in this order "
+                                   "(a student still waits for its teacher); an unknown name is refused")
     ap.add_argument("--override", default="{}", help="JSON parameters laid over every run (a smoke test)")
     ap.add_argument("--teacher-from", metavar="RUN_DIR",
                     help="write a finished run's teacher probabilities to WORK/<its plan name>/results first")
@@ -305,8 +316,7 @@ def main(argv=None) -> int:
     plan = read_plan(args.plan)
     override = json.loads(args.override)
     if args.only:
-        keep = set(args.only.split(","))
-        plan["runs"] = [r for r in plan["runs"] if r["name"] in keep]
+        plan["runs"] = select_runs(plan, args.only.split(","))
     if args.one:
         run = next(r for r in plan["runs"] if r["name"] == args.one)
         train_one(run["name"], {**base_params(plan, run), **override}, args.data, Path(args.work),

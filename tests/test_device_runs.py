@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from fer_helpers.training import TrainConfig
-from research.device_runs import base_params, decide, pack, read_plan
+from research.device_runs import base_params, decide, pack, read_plan, select_runs
 
 PLANS = sorted((ROOT / "research" / "plans").glob("*.json"))
 
@@ -52,6 +52,13 @@ def _write(tmp_path, plan) -> Path:
 def test_bad_plans_are_refused_with_the_reason(tmp_path, plan, message):
     with pytest.raises(SystemExit, match=message):
         read_plan(_write(tmp_path, plan))
+
+
+def test_only_keeps_the_given_order_and_refuses_an_unknown_name():
+    plan = {"runs": [{"name": n, "params": {}} for n in ("a", "b", "c")]}
+    assert [r["name"] for r in select_runs(plan, ["c", "a", "c"])] == ["c", "a"]
+    with pytest.raises(SystemExit, match="no run named x"):
+        select_runs(plan, ["a", "x"])
 
 
 def _summary(acc, f1):
