@@ -231,6 +231,8 @@ def run_plan(plan: dict, args) -> dict:
                 else:
                     failed[name] = proc.returncode
                     print(f"[{time.time() - t0:6.0f} s] FAILED {name} (exit {proc.returncode})", flush=True)
+                write_report(out, plan, done, failed, time.time() - t0,
+                             in_progress=[*running, *(r["name"] for r in pending)])
         if args.deadline is not None and time.time() - t0 > args.deadline:
             for name, (proc, log, _) in running.items():
                 proc.terminate()
@@ -263,12 +265,39 @@ def run_plan(plan: dict, args) -> dict:
             print(f"[{time.time() - t0:6.0f} s] epochs done: " +
                   ", ".join(f"{n} {_epochs_done(work / n)}" for n in running), flush=True)
         time.sleep(2)
-    verdict = decide(plan, done)
-    report = {"plan": plan, "done": done, "failed": failed, "decision": verdict,
-              "wall_s": time.time() - t0}
-    (out / "device_report.json").write_text(json.dumps(report, indent=1, default=str))
+    report = write_report(out, plan, done, failed, time.time() - t0)
     pack(plan, report, work, out)
     return report
+
+
+def write_report(out: Path, plan: dict, done: dict, failed: dict, wall_s: float,
+                 in_progress: list[str] | None = None) -> dict:
+    """Write ``OUT/device_report.json``: the finished runs' summaries, what failed and the plan's
+    decision. ``in_progress`` names runs not finished yet: such a report is written after every
+    finished run, so what a session has measured survives the session (a CPU session ends, or its
+    machine is reset, long before a whole plan is done)."""
+    report = {"plan": plan, "done": done, "failed": failed, "decision": decide(plan, done),
+              "wall_s": wall_s}
+    if in_progress:
+        report["in_progress"] = list(in_progress)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "device_report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1, default=str))
+    tmp.replace(out / "device_report.json")  # never a half-written report
+    return report
+
+
+def snapshot_report(plan: dict, out: Path, work: Path) -> dict:
+    """A report of what a (possibly still running) session has finished so far, read from the run
+    folders' ``device_summary.json``; for a runner started before reports were written as it goes."""
+    done, waiting = {}, []
+    for run in (r for r in plan["runs"] if (work / r["name"]).is_dir()):  # the runs this session started
+        summary = work / run["name"] / "results" / "device_summary.json"
+        if summary.is_file():
+            done[run["name"]] = json.loads(summary.read_text())
+        else:
+            waiting.append(run["name"])
+    return write_report(out, plan, done, {}, 0.0, in_progress=waiting)
 
 
 def pack(plan: dict, report: dict, work: Path, out: Path) -> None:
@@ -297,7 +326,7 @@ def pack(plan: dict, report: dict, work: Path, out: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plan", required=True)
-    ap.add_argument("--data", required=True, help="a data set path or bundle (fer_helpers.data.pack_dataset)")
+    ap.add_argument("--data", help="a data set path or bundle (fer_helpers.data.pack_dataset); needed unless --snapshot")
     ap.add_argument("--out", required=True)
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds after which running runs are stopped (default: none; a GPU lease passes its limit)")
@@ -309,6 +338,8 @@ def main(argv=None) -> int:
                     help="write a finished run's teacher probabilities to WORK/<its plan name>/results first")
     ap.add_argument("--work", help="where the run folders are trained (default: OUT/work); a GPU lease keeps them "
                                    "outside OUT, of which only a few files come back")
+    ap.add_argument("--snapshot", action="store_true",
+                    help="train nothing: write OUT/device_report.json from the runs finished so far in WORK")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--teacher-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -317,6 +348,13 @@ def main(argv=None) -> int:
     override = json.loads(args.override)
     if args.only:
         plan["runs"] = select_runs(plan, args.only.split(","))
+    if args.snapshot:
+        report = snapshot_report(plan, Path(args.out), Path(args.work))
+        print(f"{args.out}/device_report.json: {len(report['done'])} finished, "
+              f"{len(report.get('in_progress', []))} not (yet)")
+        return 0
+    if not args.data:
+        ap.error("--data is required (unless --snapshot)")
     if args.one:
         run = next(r for r in plan["runs"] if r["name"] == args.one)
         train_one(run["name"], {**base_params(plan, run), **override}, args.data, Path(args.work),

@@ -3,6 +3,8 @@
 # in results/, so the next session can go on and the report can read it:
 #   PYTHON=.venv/bin/python research/ladder_session.sh OUT TAG
 # OUT: the session's device_runs --out folder (its work/ holds the run folders); TAG: e.g. 2026-12-07a.
+# It may run while the session still trains (again with the same TAG as runs finish): a running run's
+# latest resume state is kept like a stopped one's, so a reset machine loses at most an epoch.
 # Writes results/ablation_cumulative_w16/device_report_TAG.json, each finished run's records beside it,
 # a stopped run's BackupAndRestore state in results/unfinished/<run>/ (a finished run's is removed),
 # and the merged table results/ablation_cumulative_w16.csv (runs trained with settings the plan no longer
@@ -12,7 +14,12 @@ out=${1:?usage: research/ladder_session.sh OUT TAG}
 tag=${2:?usage: research/ladder_session.sh OUT TAG}
 work=${WORK:-$out/work}
 dest=results/ablation_cumulative_w16
-[ -f "$out/device_report.json" ] || { echo "$out/device_report.json: not found (has the session's device_runs ended?)" >&2; exit 1; }
+[ -d "$work" ] || { echo "$work: not found (is OUT a device_runs --out folder?)" >&2; exit 1; }
+if [ ! -f "$out/device_report.json" ]; then
+  # A runner that writes no report as it goes: take stock of the runs finished so far.
+  "${PYTHON:-python}" -m research.device_runs --snapshot --plan "$(dirname "$0")/plans/ablation_cumulative_w16.json" \
+    --out "$out" --work "$work"
+fi
 mkdir -p "$dest"
 cp "$out/device_report.json" "$dest/device_report_$tag.json"
 for d in "$work"/*/; do

@@ -223,8 +223,9 @@ def test_the_slides_show_the_finished_ladder_steps_as_a_chart_that_fits(ca, demo
 
 
 def test_a_cpu_sessions_progress_is_kept_in_results(tmp_path):
-    """research/ladder_session.sh: the session report, a finished run's records, a stopped run's
-    resume state, and the merged table; without a report it says so and writes nothing."""
+    """research/ladder_session.sh: the session report, a finished run's records, a stopped (or still
+    running) run's resume state, and the merged table; while the runner has written no report yet it
+    takes stock of the finished runs itself; without run folders it says so and writes nothing."""
     import os
     import subprocess
     import sys
@@ -244,9 +245,13 @@ def test_a_cpu_sessions_progress_is_kept_in_results(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
     run = lambda: subprocess.run(["bash", str(script), str(out), "t1"], cwd=tmp_path, env=env,  # noqa: E731
                                  capture_output=True, text=True)
-    missing = run()
-    assert missing.returncode != 0 and "device_report.json: not found" in missing.stderr
+    nothing = subprocess.run(["bash", str(script), str(tmp_path / "elsewhere"), "t1"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+    assert nothing.returncode != 0 and "not found" in nothing.stderr
     assert not (tmp_path / "results").exists()
+    assert run().returncode == 0                  # no report yet: a snapshot of the run folders
+    snapshot = json.loads((out / "device_report.json").read_text())
+    assert set(snapshot["done"]) == {"c1_study_s42"} and snapshot["in_progress"] == ["c2_soft_s42"]
     (out / "device_report.json").write_text(json.dumps(
         {"plan": {**plan, "runs": plan["runs"][:2]}, "done": {"c1_study_s42": _summary(42, 0.7, 0.5)}, "failed": {}}))
     assert run().returncode == 0

@@ -95,6 +95,44 @@ def test_pack_returns_the_winners_models_and_every_runs_records(tmp_path):
         assert {"h1/results/history.csv", "s1/results/history.csv", "logs/h1.log"} <= set(tar.getnames())
 
 
+def test_the_report_is_written_after_every_finished_run_so_a_stopped_session_keeps_it(tmp_path, monkeypatch):
+    """A CPU session ends (or its machine is reset) long before a plan is done: after each finished
+    run the report already holds it, and names what has not finished."""
+    import types
+
+    import research.device_runs as dr
+
+    work, seen = tmp_path / "work", []
+
+    def fake_spawn(run, plan, args, work, teacher_file):
+        results = work / run["name"] / "results"
+        results.mkdir(parents=True)
+        (results / "device_summary.json").write_text(json.dumps(_summary(0.8, 0.6)))
+        return types.SimpleNamespace(poll=lambda: 0, returncode=0), open(work / f"{run['name']}.log", "w")
+
+    def spy(out, plan, done, failed, wall_s, in_progress=None):
+        seen.append((sorted(done), list(in_progress or [])))
+        return real(out, plan, done, failed, wall_s, in_progress)
+
+    real = dr.write_report
+    monkeypatch.setattr(dr, "_spawn", fake_spawn)
+    monkeypatch.setattr(dr, "write_report", spy)
+    monkeypatch.setattr(dr.time, "sleep", lambda s: None)
+    monkeypatch.setattr(dr, "pack", lambda *a: None)
+    plan = {"runs": [{"name": n, "params": {}} for n in ("a", "b")]}
+    args = types.SimpleNamespace(out=str(tmp_path), work=str(work), deadline=None, parallel=1)
+    dr.run_plan(plan, args)
+    assert seen[0] == (["a"], ["b"]) and seen[-1] == (["a", "b"], [])
+    final = json.loads((tmp_path / "device_report.json").read_text())
+    assert set(final["done"]) == {"a", "b"} and "in_progress" not in final
+    # A runner that wrote no report: a snapshot of its run folders (one of them still training).
+    (tmp_path / "device_report.json").unlink()
+    (work / "c").mkdir()
+    snap = dr.snapshot_report({"runs": [*plan["runs"], {"name": "c", "params": {}}, {"name": "d", "params": {}}]},
+                              tmp_path, work)
+    assert set(snap["done"]) == {"a", "b"} and snap["in_progress"] == ["c"]   # d never started here
+
+
 def test_the_cpu_models_planned_compute_fits_the_reference_recipes_budget():
     from research.compute_budget import planned_flops, recorded_flops
 
