@@ -191,6 +191,12 @@ def _spawn(run: dict, plan: dict, args, work: Path, teacher_file: str | None):
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log
 
 
+def _finished_summary(run_dir: Path) -> dict | None:
+    """A run's ``device_summary.json`` (written last, so its presence means the run finished), else None."""
+    summary = run_dir / "results" / "device_summary.json"
+    return json.loads(summary.read_text()) if summary.is_file() else None
+
+
 def _epochs_done(run_dir: Path) -> int:
     history = run_dir / "results" / "history.csv"
     return max(0, len(history.read_text().splitlines()) - 1) if history.is_file() else 0
@@ -218,21 +224,24 @@ def run_plan(plan: dict, args) -> dict:
     preset = set(plan.get("preset_teachers", []))  # teachers whose probabilities are already written
     last_note = t0
     while pending or running:
+        finished = False
         for name, (proc, log, started) in list(running.items()):
             if proc.poll() is not None:
                 log.close()
                 del running[name]
-                summary = work / name / "results" / "device_summary.json"
-                if proc.returncode == 0 and summary.is_file():
-                    done[name] = json.loads(summary.read_text())
+                finished = True
+                summary = _finished_summary(work / name)
+                if proc.returncode == 0 and summary is not None:
+                    done[name] = summary
                     print(f"[{time.time() - t0:6.0f} s] done {name}: val acc "
                           f"{done[name]['plain']['accuracy']:.4f} (flip {done[name]['tta']['accuracy']:.4f}), "
                           f"{time.time() - started:.0f} s", flush=True)
                 else:
                     failed[name] = proc.returncode
                     print(f"[{time.time() - t0:6.0f} s] FAILED {name} (exit {proc.returncode})", flush=True)
-                write_report(out, plan, done, failed, time.time() - t0,
-                             in_progress=[*running, *(r["name"] for r in pending)])
+        if finished:
+            write_report(out, plan, done, failed, time.time() - t0,
+                         in_progress=[*running, *(r["name"] for r in pending)])
         if args.deadline is not None and time.time() - t0 > args.deadline:
             for name, (proc, log, _) in running.items():
                 proc.terminate()
@@ -290,14 +299,10 @@ def write_report(out: Path, plan: dict, done: dict, failed: dict, wall_s: float,
 def snapshot_report(plan: dict, out: Path, work: Path) -> dict:
     """A report of what a (possibly still running) session has finished so far, read from the run
     folders' ``device_summary.json``; for a runner started before reports were written as it goes."""
-    done, waiting = {}, []
-    for run in (r for r in plan["runs"] if (work / r["name"]).is_dir()):  # the runs this session started
-        summary = work / run["name"] / "results" / "device_summary.json"
-        if summary.is_file():
-            done[run["name"]] = json.loads(summary.read_text())
-        else:
-            waiting.append(run["name"])
-    return write_report(out, plan, done, {}, 0.0, in_progress=waiting)
+    started = [r["name"] for r in plan["runs"] if (work / r["name"]).is_dir()]   # the runs this session started
+    summaries = {name: _finished_summary(work / name) for name in started}
+    done = {name: s for name, s in summaries.items() if s is not None}
+    return write_report(out, plan, done, {}, 0.0, in_progress=[n for n in started if n not in done])
 
 
 def pack(plan: dict, report: dict, work: Path, out: Path) -> None:
