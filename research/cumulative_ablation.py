@@ -2,6 +2,7 @@
 
     python -m research.cumulative_ablation OUT/device_report.json [more reports ...] \
         --out results/ablation_cumulative.csv
+    python -m research.cumulative_ablation REPORTS ... --plan PLAN --pending results/unfinished
 
 Reads the reports ``research.device_runs`` writes for ``research/plans/ablation_cumulative.json``
 (the plan travels inside each report; several leases' reports are merged). A row is the plan's
@@ -15,6 +16,8 @@ only when every seed of it finished; an unfinished one says which seeds are miss
 table never averages over fewer seeds than it claims. With ``--plan`` the committed plan is the
 authority: a finished run whose recorded settings (its ``training.json`` beside the reports)
 differ from what the plan now asks is stale, left out and named, and counts as missing.
+``--pending`` writes no table: it prints the runs still to train (missing or stale), comma-separated
+for ``research.device_runs --only``, those with a resume state first (``research/ladder_start.sh``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -118,6 +122,16 @@ def ladder_rows(plan: dict, done: dict) -> list[dict]:
     return rows
 
 
+def pending_runs(plan: dict, done: dict, resumable=()) -> list[str]:
+    """The plan's runs not in ``done``, in the order that completes ladder rows soonest: runs with a
+    resume state (``resumable``) first, since part of their epochs is paid for, then by ladder step and
+    seed (a row is only written once all its seeds finished)."""
+    step = {m: i for i, entry in enumerate(plan["ladder"]) for m in plan["groups"][entry["group"]]}
+    seed = {r["name"]: base_params(plan, r).get("seed", 0) for r in plan["runs"]}
+    todo, resumable = [r["name"] for r in plan["runs"] if r["name"] not in done], set(resumable)
+    return sorted(todo, key=lambda n: (n not in resumable, step.get(n, len(step)), seed[n]))
+
+
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("reports", nargs="+", type=Path, help="device_report.json files of the plan's runs")
@@ -126,13 +140,21 @@ def main(argv=None) -> list[dict]:
                                               "(default: the plan inside the reports)")
     ap.add_argument("--records", type=Path, help="where the finished runs' records are, one folder per run "
                                                  "(default: the first report's folder)")
+    ap.add_argument("--pending", type=Path, metavar="UNFINISHED",
+                    help="print the runs still to train instead of writing the table; UNFINISHED holds the "
+                         "resume states of stopped runs (one folder per run), which come first")
     args = ap.parse_args(argv)
     plan, done = merge_reports(args.reports)
     if args.plan:
         plan = read_plan(args.plan)
         for name, differ in stale_runs(plan, done, args.records or args.reports[0].parent).items():
-            print(f"stale, left out (trained with other settings than the plan's): {name}: {'; '.join(differ)}")
+            print(f"stale, left out (trained with other settings than the plan's): {name}: {'; '.join(differ)}",
+                  file=sys.stderr)
             del done[name]
+    if args.pending:
+        resumable = [backup.parents[1].name for backup in args.pending.glob("*/model/backup")]
+        print(",".join(pending_runs(plan, done, resumable)))
+        return []
     rows = ladder_rows(plan, done)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=COLUMNS).to_csv(args.out, index=False)

@@ -263,6 +263,60 @@ def test_a_cpu_sessions_progress_is_kept_in_results(tmp_path):
     assert table.loc[0, "n_seeds"] == 1 and table.loc[0, "missing_seeds"] == "c1_study_s43 c1_study_s44"
 
 
+def test_a_session_goes_on_with_its_stopped_runs_then_completes_rows_in_order(ca):
+    """The runs still to train: a run with a resume state first, then whole ladder rows, step by step."""
+    plan = read_plan(PLAN_W16)
+    done = {n: {} for n in ("c1_study_s42", "c1_study_s43", "c1_study_s44", "c2_soft_s42")}
+    todo = ca.pending_runs(plan, done, resumable=["c3_resnet_s43"])
+    assert todo[:4] == ["c3_resnet_s43", "c2_soft_s43", "c2_soft_s44", "c3_resnet_s42"]
+    assert todo[-1] == "c7_oversample_s44" and sorted(todo) == sorted(r["name"] for r in plan["runs"] if r["name"] not in done)
+    assert ca.pending_runs(plan, {r["name"]: {} for r in plan["runs"]}) == []
+
+
+def test_the_session_start_script_resumes_stopped_runs_and_refuses_a_used_folder(tmp_path):
+    """research/ladder_start.sh hands the runner the runs the committed records lack (a stopped run
+    first, its resume state copied into the new work folder) and the seconds left until STOP_AT; it
+    refuses an OUT that exists and a STOP_AT that is not a clock time, before anything starts."""
+    import datetime
+    import os
+    import subprocess
+    import sys
+    import time
+
+    plan = json.loads(PLAN_W16.read_text())
+    dest = tmp_path / "results" / "ablation_cumulative_w16"
+    dest.mkdir(parents=True)
+    (dest / "device_report_a.json").write_text(json.dumps(
+        {"plan": plan, "done": {"c1_study_s42": _summary(42, 0.7, 0.5)}, "failed": {}}))
+    backup = tmp_path / "results" / "unfinished" / "c2_soft_s42" / "model" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "latest.weights.h5").write_bytes(b"w")
+    # A stand-in interpreter: the table module runs for real, the trainer only records its arguments.
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/bash\nif [ "$2" = research.device_runs ]; then echo "$@" > "{tmp_path}/runner_args"; '
+                    f'exit 0; fi\nexec "{sys.executable}" "$@"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "PYTHONPATH": str(ROOT), "FER_DATA_DIR": "/data/ferplus"}
+    stop = (datetime.datetime.now() + datetime.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    start = lambda out, at: subprocess.run(["bash", str(ROOT / "research" / "ladder_start.sh"), out, at],  # noqa: E731
+                                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert start("runs/cum", stop).returncode == 0
+    for _ in range(100):                        # the runner starts in the background
+        if (tmp_path / "runner_args").is_file():
+            break
+        time.sleep(0.1)
+    args = (tmp_path / "runner_args").read_text().split()
+    only = args[args.index("--only") + 1].split(",")
+    assert only[:3] == ["c2_soft_s42", "c1_study_s43", "c1_study_s44"] and "c1_study_s42" not in only
+    assert 3000 < float(args[args.index("--deadline") + 1]) <= 3600
+    assert args[args.index("--data") + 1] == "/data/ferplus" and args[args.index("--out") + 1] == "runs/cum"
+    assert (tmp_path / "runs" / "cum" / "work" / "c2_soft_s42" / "model" / "backup" / "latest.weights.h5").is_file()
+    again = start("runs/cum", stop)
+    assert again.returncode != 0 and "exists" in again.stderr
+    bad = start("runs/other", "soon")
+    assert bad.returncode != 0 and "not a clock time" in bad.stderr and not (tmp_path / "runs" / "other").exists()
+
+
 def test_a_run_trained_with_other_settings_than_the_plan_now_asks_is_left_out_and_named(ca, tmp_path, capsys):
     """A ladder step whose run was trained before its plan was corrected (the residual steps
     ran with the net's default random erasing before they were told 0) is stale: its record
@@ -276,7 +330,7 @@ def test_a_run_trained_with_other_settings_than_the_plan_now_asks_is_left_out_an
         (tmp_path / name).mkdir()
         (tmp_path / name / "training.json").write_text(json.dumps({"params": params}))
     rows = ca.main([str(report), "--out", str(tmp_path / "t.csv"), "--plan", str(PLAN_W16)])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "stale, left out" in out and "c3_resnet_s42: erasing: None → 0.0" in out and "c2_soft_s42" not in out
     assert rows[2]["n_seeds"] == 0 and "c3_resnet_s42" in rows[2]["missing_seeds"]
     assert rows[1]["n_seeds"] == 1                     # the baseline never had erasing: its run stands
