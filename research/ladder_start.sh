@@ -1,8 +1,8 @@
 #!/bin/bash
 # Start one CPU session's share of the cumulative ablation (research/plans/ablation_cumulative_w16.json):
 #   FER_DATA_DIR=/path/to/ferplus PYTHON=.venv/bin/python research/ladder_start.sh OUT STOP_AT
-# OUT: a new device_runs --out folder (e.g. runs/cum_w16_8); STOP_AT: the clock time today (e.g. 18:10) at
-# which a still-running run stops and keeps its resume state; leave ~25 min before the session ends for
+# OUT: a new device_runs --out folder (e.g. runs/cum_w16_8); STOP_AT: the clock time (e.g. 18:10; its next
+# occurrence, so 00:20 late in the evening means after midnight) at which a still-running run stops and keeps its resume state; leave ~25 min before the session ends for
 # research/ladder_session.sh and a commit. Runs stopped by an earlier session (results/unfinished/) go on
 # first, then the runs the committed records lack, in the order that completes ladder rows soonest.
 # Trains in the background (log: OUT.log); run research/ladder_session.sh OUT TAG as runs finish.
@@ -16,7 +16,8 @@ dest=results/ablation_cumulative_w16
 [ ! -e "$out" ] || { echo "$out: exists; give a new folder (a runner's report would mix two sessions)" >&2; exit 1; }
 stop_s=$(date -d "$stop" +%s 2>/dev/null) || { echo "STOP_AT '$stop': not a clock time (HH:MM)" >&2; exit 1; }
 deadline=$(( stop_s - $(date +%s) ))
-[ "$deadline" -gt 0 ] || { echo "STOP_AT $stop has passed" >&2; exit 1; }
+[ "$deadline" -gt 0 ] || deadline=$(( deadline + 86400 ))
+[ "$deadline" -le 43200 ] || { echo "STOP_AT $stop is more than 12 h away; a session is shorter" >&2; exit 1; }
 only=$("$py" -m research.cumulative_ablation "$dest"/device_report_*.json --plan "$plan" --records "$dest" \
   --pending results/unfinished)
 [ -n "$only" ] || { echo "every run of the plan has finished: nothing to train"; exit 0; }

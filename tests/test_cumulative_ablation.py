@@ -275,8 +275,9 @@ def test_a_session_goes_on_with_its_stopped_runs_then_completes_rows_in_order(ca
 
 def test_the_session_start_script_resumes_stopped_runs_and_refuses_a_used_folder(tmp_path):
     """research/ladder_start.sh hands the runner the runs the committed records lack (a stopped run
-    first, its resume state copied into the new work folder) and the seconds left until STOP_AT; it
-    refuses an OUT that exists and a STOP_AT that is not a clock time, before anything starts."""
+    first, its resume state copied into the new work folder) and the seconds left until STOP_AT's next
+    occurrence; it refuses an OUT that exists, a STOP_AT that is not a clock time or is more than 12 h
+    away, before anything starts."""
     import datetime
     import os
     import subprocess
@@ -315,6 +316,19 @@ def test_the_session_start_script_resumes_stopped_runs_and_refuses_a_used_folder
     assert again.returncode != 0 and "exists" in again.stderr
     bad = start("runs/other", "soon")
     assert bad.returncode != 0 and "not a clock time" in bad.stderr and not (tmp_path / "runs" / "other").exists()
+    # A bare clock time means its next occurrence (a session that crosses midnight), at most 12 h ahead.
+    (tmp_path / "runner_args").unlink()
+    later = (datetime.datetime.now() - datetime.timedelta(hours=13)).strftime("%H:%M")
+    assert start("runs/late", later).returncode == 0
+    for _ in range(100):
+        if (tmp_path / "runner_args").is_file():
+            break
+        time.sleep(0.1)
+    args = (tmp_path / "runner_args").read_text().split()
+    assert 11 * 3600 - 120 < float(args[args.index("--deadline") + 1]) <= 11 * 3600
+    past = (datetime.datetime.now() - datetime.timedelta(minutes=2)).strftime("%H:%M")
+    gone = start("runs/gone", past)
+    assert gone.returncode != 0 and "12 h" in gone.stderr and not (tmp_path / "runs" / "gone").exists()
 
 
 def test_a_run_trained_with_other_settings_than_the_plan_now_asks_is_left_out_and_named(ca, tmp_path, capsys):
