@@ -167,10 +167,16 @@ def test_the_report_shows_the_table_in_its_main_text(ca, demo_run, tmp_path):
     assert "ve aynı 3 tohumla eğitilmiştir" in html and "eksik tohumlar: 43, 44" in html
     assert "aynı epok sayısıyla (40 epok" in main_text
     # The discussion reads the finished steps: here one step, the vote targets, +2 pt.
-    assert "Adım adım." in main_text and "tüm tohumları bitmiş adımlar" in main_text
+    assert "Kazanç nereden geliyor? Birikimli ablasyonda" in main_text and "tüm tohumları bitmiş adımlar" in main_text
     assert "doğruluğu en çok artıran adım \"oy dağılımı hedefleri (on işaretleyicinin oyları)\" (+2,00 puan" in main_text
     # The table gives each change with its paired interval, and says what the interval is.
     assert "+2,00 ± 2,48" in main_text and "eşleştirilmiş farkın ortalamasıdır" in main_text
+    # Beside the ladder, the short single-seed screen is one sentence (its largest steps), not a recital.
+    html = render_html(demo_run, ReportMeta(cumulative_csv=str(out), ablation_csv=str(ROOT / "results" / "ablation.csv")))[0]
+    both = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html[html.index('id="tartisma"'):html.index('id="sinirliliklar"')]))
+    assert "kısa tarama (6 epok, tek tohum; Ek A.2) en büyük doğruluk kazancını" in both
+    assert "adımı çalışma protokolünde doğruluğu" not in both
+    assert both.index("Birikimli ablasyonda") < both.index("kısa tarama (6 epok")
     from test_report import find_banned  # the terminology list holds for the plan's wording too
 
     assert find_banned(main_text, main_end=len(main_text)) == []

@@ -378,7 +378,7 @@ def test_a_residual_released_model_is_worded_by_its_own_recipe(demo_run, tmp_pat
     resnet = json.loads((results / "seeds_summary_resnet_w16.json").read_text())
     gain = resnet["protocols"]["P-seed"]["accuracy"]["mean"] - json.loads(
         (results / "seeds_summary.json").read_text())["protocols"]["P-seed"]["accuracy"]["mean"]
-    assert "Son adım mimari ve eğitim yöntemidir: VGG-Orta yerine" in main
+    assert "Önceki modelden (VGG-Orta) bu modele geçişte mimari ve eğitim yöntemi birlikte değişmiştir" in main
     assert f"çalışma protokolünde doğruluğu {100 * gain:+.2f} puan".replace(".", ",") in main
 
 
