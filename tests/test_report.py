@@ -48,6 +48,15 @@ def test_pdf_numbers_sections_turkish_and_banner(demo_run):
         assert ch in text, ch
     pages = PdfReader(pdf).pages
     assert all("DEMO — sentetik veri; gerçek sonuç değildir" in p.extract_text() for p in pages)
+    # The conclusion answers each contribution the introduction names: the rare classes, the explanation's
+    # check and the calibration, not the accuracy alone.
+    start = flat.index("Sonuç Bu çalışma")
+    conclusion = flat[start:flat.index("Gelecek Çalışmalar", start)]
+    gradcam = json.loads((demo_run / "results" / "gradcam.json").read_text())
+    assert "Küçümseme ve İğrenme sınıflarının duyarlılığı" in conclusion
+    assert ("sınamasını geçmiştir" if gradcam["sanity_check"]["passed"] else "sınamasını geçememiştir") in conclusion
+    scaled = ev["protocols"][ev["primary"]]["temperature_scaled"]
+    assert f"ECE {fmt_num(plain['calibration']['ece'])} → {fmt_num(scaled['ece'])}" in conclusion
 
 
 @pytest.mark.slow
