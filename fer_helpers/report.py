@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from .artifacts import REPORT_MISSING, ArtifactError, atomic_write_bytes, native_bfloat16, read_json
 from .demo import DEMO_BANNER
@@ -435,13 +436,19 @@ def findings(ctx: dict, language: str = "tr") -> dict:
 
 # --------------------------------------------------------------------------- rendering
 
+def fmt_run_name(name) -> Markup:
+    """A run or model name (``mid_e50_bf16_s42``) that a narrow cell breaks after its underscores only,
+    never inside a part ("vgg_wid e")."""
+    return Markup("_<wbr>").join(escape(part) for part in str(name).split("_"))
+
+
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("fer_helpers", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), lstrip_blocks=True)
     # No trim_blocks: the newline after "{% endif %}" is the space between two sentences.
     env.filters.update(pct=fmt_pct, points=fmt_points, signed=fmt_signed, num=fmt_num, int=fmt_int, pval=fmt_p,
                        label_rule=fmt_label_rule, validation=fmt_validation, model=fmt_model, proto=fmt_protocol, pct_en=fmt_pct_en,
-                       native_bf16=native_bfloat16, settings_words=describe_changes,
+                       native_bf16=native_bfloat16, settings_words=describe_changes, run_name=fmt_run_name,
                        # Jinja's capitalize lowercases the rest ("VGG-Orta" → "Vgg-orta"): only the first letter.
                        capitalize_first=lambda t: str(t)[:1].upper() + str(t)[1:],
                        tr=lambda c, lang="tr": DISPLAY_NAMES[lang].get(c, c))

@@ -1019,6 +1019,13 @@ def test_no_table_or_image_is_wider_than_its_page_and_slides_are_neither_overful
             assert share >= 0.45 or img.border_height() / page._page_box.height >= 0.6, share
 
 
+def test_run_names_break_after_their_underscores_only():
+    from fer_helpers.report import fmt_run_name
+
+    assert str(fmt_run_name("wide_e50_strong")) == "wide_<wbr>e50_<wbr>strong"
+    assert str(fmt_run_name("a<b")) == "a&lt;b" and str(fmt_run_name(42)) == "42"
+
+
 def test_layout_check_catches_a_table_wider_than_the_page():
     import weasyprint
 
