@@ -1,9 +1,9 @@
 #!/bin/bash
 # Start one CPU session's share of the cumulative ablation (research/plans/ablation_cumulative_w16.json):
 #   FER_DATA_DIR=/path/to/ferplus PYTHON=.venv/bin/python research/ladder_start.sh OUT STOP_AT
-# OUT: a new device_runs --out folder (e.g. runs/cum_w16_8); STOP_AT: the clock time (e.g. 18:10; its next
-# occurrence, so 00:20 late in the evening means after midnight) at which a still-running run stops and keeps its resume state; leave ~25 min before the session ends for
-# research/ladder_session.sh and a commit. Runs stopped by an earlier session (results/unfinished/) go on
+# OUT: a new device_runs --out folder (e.g. runs/cum_w16_8); STOP_AT: the clock time (e.g. 18:10) at which a
+# still-running run stops and keeps its resume state, its next occurrence (00:20 late in the evening means after
+# midnight); leave ~25 min before the session ends for research/ladder_session.sh and a commit. Runs stopped by an earlier session (results/unfinished/) go on
 # first, then the runs the committed records lack, in the order that completes ladder rows soonest.
 # Trains in the background (log: OUT.log); run research/ladder_session.sh OUT TAG as runs finish.
 set -euo pipefail

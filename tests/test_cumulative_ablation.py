@@ -307,12 +307,16 @@ def test_the_session_start_script_resumes_stopped_runs_and_refuses_a_used_folder
     stop = (datetime.datetime.now() + datetime.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
     start = lambda out, at: subprocess.run(["bash", str(ROOT / "research" / "ladder_start.sh"), out, at],  # noqa: E731
                                            cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    def runner_args():
+        for _ in range(100):                    # the runner starts in the background
+            if (tmp_path / "runner_args").is_file():
+                break
+            time.sleep(0.1)
+        return (tmp_path / "runner_args").read_text().split()
+
     assert start("runs/cum", stop).returncode == 0
-    for _ in range(100):                        # the runner starts in the background
-        if (tmp_path / "runner_args").is_file():
-            break
-        time.sleep(0.1)
-    args = (tmp_path / "runner_args").read_text().split()
+    args = runner_args()
     only = args[args.index("--only") + 1].split(",")
     assert only[:3] == ["c2_soft_s42", "c1_study_s43", "c1_study_s44"] and "c1_study_s42" not in only
     assert 3000 < float(args[args.index("--deadline") + 1]) <= 3600
@@ -326,11 +330,7 @@ def test_the_session_start_script_resumes_stopped_runs_and_refuses_a_used_folder
     (tmp_path / "runner_args").unlink()
     later = (datetime.datetime.now() - datetime.timedelta(hours=13)).strftime("%H:%M")
     assert start("runs/late", later).returncode == 0
-    for _ in range(100):
-        if (tmp_path / "runner_args").is_file():
-            break
-        time.sleep(0.1)
-    args = (tmp_path / "runner_args").read_text().split()
+    args = runner_args()
     assert 11 * 3600 - 120 < float(args[args.index("--deadline") + 1]) <= 11 * 3600
     past = (datetime.datetime.now() - datetime.timedelta(minutes=2)).strftime("%H:%M")
     gone = start("runs/gone", past)
